@@ -1,0 +1,9 @@
+"""Search algorithms, one file each, registered by name in `base.REGISTRY`."""
+
+
+def load_all() -> None:
+    """Import every algorithm module so each registers itself."""
+    from . import bayesian, random  # noqa: F401
+
+
+from .base import REGISTRY, get_algorithm  # noqa: E402,F401

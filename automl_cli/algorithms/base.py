@@ -1,0 +1,159 @@
+"""The algorithm contract and the registry every algorithm plugs into.
+
+An algorithm decides, never executes: it is asked for jobs when workers are free, hears
+each epoch's metric and each job's end, and says when it is done. It knows nothing of
+processes, files or SLURM. It draws randomness only from its own seeded generator and
+keeps no state it could not rebuild by hearing the same calls again, so a run replayed
+from its journal makes the same decisions.
+
+Metrics reach an algorithm as *losses*: the engine negates a metric that is maximised,
+so every algorithm minimises and none can get the direction wrong.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import UsageError
+from ..space import SearchSpace
+
+CONTINUE, STOP = "continue", "stop"
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """Run trial `trial_id` with `params` from `start_epoch` to `stop_epoch`
+    (a later job of the same trial resumes from that trial's checkpoint)."""
+
+    trial_id: int
+    params: dict[str, Any]
+    stop_epoch: int
+    start_epoch: int = 0
+    note: str = ""  # why this job exists, for the trace (e.g. "initial design")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended. `loss` is the best loss over its epochs (None when it failed)."""
+
+    trial_id: int
+    job_id: int
+    status: str  # "completed" | "failed" | "stopped"
+    loss: float | None
+    epochs: int
+    cause: str = ""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A documented algorithm parameter, as users write it in config_automl.json."""
+
+    default: Any
+    help: str
+    kind: type = int
+    minimum: float | None = None
+
+
+class Algorithm(ABC):
+    """Base of every search algorithm. Subclasses set `name`, `summary` and `parameters`."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    parameters: ClassVar[dict[str, ParamSpec]] = {}
+
+    def __init__(self, space: SearchSpace, *, max_epochs: int, seed: int = 0,
+                 params: dict[str, Any] | None = None):
+        self.space = space
+        self.max_epochs = int(max_epochs)
+        self.seed = seed
+        self.params = resolve_params(type(self), params or {})
+        self.rng = np.random.default_rng(seed)
+
+    @abstractmethod
+    def suggest(self, free_slots: int) -> list[JobRequest]:
+        """Up to `free_slots` jobs to start now (fewer, or none, is fine)."""
+
+    def on_metrics(self, trial_id: int, job_id: int, epoch: int, loss: float) -> str:
+        """A running job finished `epoch` with `loss`; answer CONTINUE or STOP."""
+        return CONTINUE
+
+    @abstractmethod
+    def on_finished(self, outcome: Outcome) -> None:
+        """A job ended (completed, failed or stopped)."""
+
+    @abstractmethod
+    def is_done(self) -> bool:
+        """True when the algorithm will ask for nothing more."""
+
+    def planned_jobs(self) -> int | None:
+        """How many jobs the whole search runs, when known in advance (for progress)."""
+        return None
+
+
+REGISTRY: dict[str, type[Algorithm]] = {}
+
+
+def register(cls: type[Algorithm]) -> type[Algorithm]:
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_algorithm(name: str) -> type[Algorithm]:
+    from . import load_all
+
+    load_all()
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY))
+        raise UsageError(f"unknown algorithm '{name}' (known: {known})") from None
+
+
+def resolve_params(cls: type[Algorithm], given: dict[str, Any]) -> dict[str, Any]:
+    """Defaults overlaid with what the user gave, each checked against its ParamSpec."""
+    out = {k: spec.default for k, spec in cls.parameters.items()}
+    for key, value in given.items():
+        spec = cls.parameters.get(key)
+        if spec is None:
+            known = ", ".join(sorted(cls.parameters)) or "none"
+            raise UsageError(f"algorithm '{cls.name}' has no parameter '{key}' (its parameters: {known})")
+        try:
+            if spec.kind is int and (isinstance(value, bool) or float(value) != int(float(value))):
+                raise ValueError
+            value = spec.kind(value if spec.kind is not int else int(float(value)))
+        except (TypeError, ValueError):
+            raise UsageError(f"{cls.name} parameter {key}: expected {spec.kind.__name__}, got {value!r}") from None
+        if spec.minimum is not None and value < spec.minimum:
+            raise UsageError(f"{cls.name} parameter {key}: must be at least {spec.minimum}, got {value}")
+        out[key] = value
+    return out
+
+
+@dataclass
+class TrialBook:
+    """Bookkeeping shared by one-job-per-trial algorithms: which trials were asked for,
+    which are running and what each finished with."""
+
+    budget: int
+    proposed: list[dict[str, Any]] = field(default_factory=list)
+    running: set[int] = field(default_factory=set)
+    losses: dict[int, float | None] = field(default_factory=dict)
+
+    def remaining(self) -> int:
+        return self.budget - len(self.proposed)
+
+    def add(self, params: dict[str, Any]) -> int:
+        self.proposed.append(params)
+        trial_id = len(self.proposed)
+        self.running.add(trial_id)
+        return trial_id
+
+    def finish(self, outcome: Outcome) -> None:
+        self.running.discard(outcome.trial_id)
+        self.losses[outcome.trial_id] = outcome.loss if outcome.status == "completed" else None
+
+    def done(self) -> bool:
+        return self.remaining() <= 0 and not self.running

@@ -1,0 +1,121 @@
+"""Local backend: one process per job on this machine, each in its own process group.
+
+A job's process group is what gets signalled, so a trainer's data-loader children stop
+with it and nothing is left holding a GPU. Metrics are read by tailing the job's metrics
+file, which the trainer appends to one JSON line per epoch.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+from .base import Backend, JobExit, JobSpec, MetricsReport
+
+
+@dataclass
+class _Running:
+    spec: JobSpec
+    process: subprocess.Popen
+    log: object
+    offset: int = 0
+    partial: str = ""
+    kill_at: float | None = None  # when SIGTERM was sent + grace
+
+
+class LocalBackend(Backend):
+    def __init__(self, grace_seconds: float = 30.0):
+        self.grace_seconds = grace_seconds
+        self.jobs: dict[int, _Running] = {}
+
+    def start(self, spec: JobSpec) -> None:
+        log = open(spec.log_file, "ab")
+        process = subprocess.Popen(spec.command, cwd=spec.directory, env=spec.env, stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.jobs[spec.job_id] = _Running(spec, process, log)
+
+    def running(self) -> list[int]:
+        return list(self.jobs)
+
+    def poll(self) -> list[MetricsReport | JobExit]:
+        events: list[MetricsReport | JobExit] = []
+        now = time.monotonic()
+        for job_id, job in list(self.jobs.items()):
+            returncode = job.process.poll()
+            events += self._read_metrics(job)
+            if returncode is None:
+                if job.kill_at is not None and now >= job.kill_at:
+                    _signal_group(job.process, signal.SIGKILL)
+                continue
+            _signal_group(job.process, signal.SIGKILL)  # reap anything the trainer left behind
+            job.log.close()
+            del self.jobs[job_id]
+            events.append(JobExit(job_id, returncode, job.kill_at is not None, _tail(job.spec.log_file)))
+        return events
+
+    def stop(self, job_id: int) -> None:
+        job = self.jobs.get(job_id)
+        if job is None or job.kill_at is not None:
+            return
+        job.kill_at = time.monotonic() + self.grace_seconds
+        _signal_group(job.process, signal.SIGTERM)
+
+    def stop_all(self) -> None:
+        for job_id in list(self.jobs):
+            self.stop(job_id)
+        deadline = time.monotonic() + self.grace_seconds
+        while self.jobs and time.monotonic() < deadline:
+            self.poll()
+            time.sleep(0.1)
+        for job in list(self.jobs.values()):
+            _signal_group(job.process, signal.SIGKILL)
+            job.process.wait()
+            job.log.close()
+        self.jobs.clear()
+
+    @staticmethod
+    def _read_metrics(job: _Running) -> list[MetricsReport]:
+        path = job.spec.metrics_file
+        try:
+            with open(path, "r") as handle:
+                handle.seek(job.offset)
+                chunk = handle.read()
+                job.offset = handle.tell()
+        except FileNotFoundError:
+            return []
+        text = job.partial + chunk
+        lines = text.split("\n")
+        job.partial = lines.pop()  # an unfinished last line waits for the next poll
+        reports = []
+        for line in lines:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                values = json.loads(line)
+            except json.JSONDecodeError:
+                values = {"unreadable": line[:200]}
+            reports.append(MetricsReport(job.spec.job_id, values if isinstance(values, dict) else {"unreadable": line}))
+        return reports
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _tail(path, lines: int = 20) -> list[str]:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 8192))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return text.splitlines()[-lines:]

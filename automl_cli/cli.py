@@ -1,0 +1,198 @@
+"""The `automl` command line: run, status, validate, train, algorithms."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .errors import AutomlError, UsageError
+from .trace import TRACEOUT
+
+MMAR_OPTION = click.option("-m", "--mmar", "mmar", required=True, type=click.Path(file_okay=False),
+                           help="The MMAR folder (config/, commands/, models/, ...).")
+
+
+def _warn(message: str) -> None:
+    click.echo(f"automl: warning: {message}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(package_name="automl-cli")
+def cli() -> None:
+    """Hyperparameter search for deep-learning MMARs, on GPU workers or CPU."""
+
+
+@cli.command(context_settings={"ignore_unknown_options": False})
+@MMAR_OPTION
+@click.option("--run-id", help="Names the run; its folder is <mmar>/automl/<run-id>.")
+@click.option("--workers", help="GPU lists per worker, e.g. 0:1 (two workers) or 0,1:2.  [default: 0]")
+@click.option("--algorithm", help="Overrides config_automl.json's controller name (see `automl algorithms`).")
+@click.option("--automlconf", help="AutoML config file in config/.  [default: config_automl.json]")
+@click.option("--trainconf", help="Training config file in config/.  [default: config_train.json]")
+@click.option("--traceout", type=click.Choice(TRACEOUT), help="Where trace lines go.  [default: file]")
+@click.option("--set", "use_set", is_flag=True,
+              help="Read the following KEY=VALUE words as settings, as Clara's script passes them: "
+                   "run_id, workers, traceout, trainconf, automlconf, algorithm, seed, or any algorithm parameter.")
+@click.argument("pairs", nargs=-1, metavar="[KEY=VALUE]...")
+def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, use_set, pairs) -> None:
+    """Run a search: train the configurations the algorithm picks, keep the best."""
+    from .backends.local import LocalBackend
+    from .engine import Engine
+    from .runconfig import load_mmar, parse_set_pairs, settings_for_run
+    from .algorithms.base import get_algorithm
+
+    values = parse_set_pairs(pairs)
+    loaded = load_mmar(mmar, trainconf or values.get("trainconf"), automlconf or values.get("automlconf"))
+    traceout = traceout or values.get("traceout")
+    if traceout is not None and traceout not in TRACEOUT:
+        raise UsageError(f"bad traceout '{traceout}': expected one of {', '.join(TRACEOUT)}")
+    settings, _ = settings_for_run(
+        loaded, run_id=run_id or values.get("run_id"), workers=workers or values.get("workers"),
+        algorithm=algorithm or values.get("algorithm"), traceout=traceout, set_values=values, warn=_warn)
+    click.echo(f"automl: MMAR {loaded.mmar.root}; configs {loaded.train_path.name}, {loaded.automl_path.name}")
+    click.echo(f"automl: run folder {settings.run_dir}")
+    algo = get_algorithm(settings.algorithm)(settings.space, max_epochs=settings.max_epochs, seed=settings.seed,
+                                            params=settings.algorithm_params)
+    view = Engine(settings, algo, LocalBackend(settings.grace_seconds)).run()
+    _print_leaderboard(view)
+    best = view.best()
+    click.echo(f"best {view.metric_name} {best.metric:.4f} from {best.name}; config and weights in "
+               f"{settings.run_dir / 'best'}")
+
+
+def _print_leaderboard(view, limit: int = 10) -> None:
+    console = Console(highlight=False, soft_wrap=True)
+    table = Table(title=f"leaderboard of run {view.run_id} ({view.metric_name}, {view.settings.get('direction')})",
+                  title_justify="left")
+    for column in ("rank", "job", view.metric_name, "epoch", "status", "params"):
+        table.add_column(column)
+    for rank, job in enumerate(view.leaderboard()[:limit], start=1):
+        table.add_row(str(rank), job.name, f"{job.metric:.4f}", str(job.best_epoch), job.status,
+                      json.dumps(job.params), )
+    failed = [j for j in view.jobs.values() if j.status == "failed"]
+    console.print(table)
+    if failed:
+        console.print(f"{len(failed)} job(s) failed: " + ", ".join(f"{j.name} ({j.cause})" for j in failed[:5]))
+
+
+@cli.command()
+@MMAR_OPTION
+@click.option("--run-id", required=True, help="The run to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the TAO-style status JSON.")
+def status(mmar, run_id, as_json) -> None:
+    """Show a run's jobs and best result, from its journal (safe while it runs)."""
+    from .mmar import MMAR
+    from .status import RunView, _clock
+    from .store import JOURNAL
+
+    run_dir = MMAR.open(mmar).runs_dir / run_id
+    if not (run_dir / JOURNAL).is_file():
+        raise UsageError(f"no run '{run_id}' in {run_dir.parent}")
+    view = RunView.load(run_dir)
+    if as_json:
+        click.echo(json.dumps(view.status_json(), indent=2))
+        return
+    best = view.best()
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(view.counts().items())) or "no jobs yet"
+    click.echo(f"run {view.run_id}: {view.status}; algorithm {view.settings.get('algorithm')}; jobs: {counts}"
+               f" of {view.settings.get('planned_jobs') or '?'} planned; eta {_clock(view.eta()) or '?'}")
+    if best:
+        click.echo(f"best {view.metric_name} {best.metric:.4f} from {best.name} (epoch {best.best_epoch}) "
+                   f"{json.dumps(best.params)}")
+    console = Console(highlight=False, soft_wrap=True)
+    table = Table(title_justify="left")
+    for column in ("job", "worker", "status", "epoch", view.metric_name, "eta", "params"):
+        table.add_column(column)
+    for job in sorted(view.jobs.values(), key=lambda j: j.job_id):
+        table.add_row(job.name, job.worker, job.status, f"{job.epoch}/{job.stop_epoch}",
+                      "-" if job.metric is None else f"{job.metric:.4f}", _clock(job.eta()) or "?",
+                      json.dumps(job.params))
+    console.print(table)
+
+
+@cli.command()
+@MMAR_OPTION
+@click.option("--automlconf", help="AutoML config file in config/.  [default: config_automl.json]")
+@click.option("--trainconf", help="Training config file in config/.  [default: config_train.json]")
+def validate(mmar, automlconf, trainconf) -> None:
+    """Check the MMAR's config files and print the search space."""
+    from .algorithms.base import get_algorithm, resolve_params
+    from .runconfig import controller, load_mmar
+
+    loaded = load_mmar(mmar, trainconf, automlconf)
+    name, params = controller(loaded, None)
+    resolved = resolve_params(get_algorithm(name), params)
+    console = Console(highlight=False, soft_wrap=True)
+    table = Table(title=f"search space of {loaded.train_path}", title_justify="left")
+    for column in ("name", "domain", "type", "range / choices", "args", "from"):
+        table.add_column(column)
+    for p in loaded.space.params:
+        table.add_row(p.name, p.domain, p.kind, p.describe(), ", ".join(p.args), p.source)
+    console.print(table)
+    console.print(f"algorithm {name} {json.dumps(resolved)}; metric {loaded.metric} ({loaded.direction}); "
+                  f"{loaded.max_epochs} epochs per full training")
+    console.print("configs are valid")
+
+
+@cli.command()
+@MMAR_OPTION
+@click.option("--epochs", type=click.IntRange(min=1), help="Train up to this epoch.  [default: config's epochs]")
+@click.option("--trainconf", default="config_train.json", help="Training config file in config/.")
+@click.option("--validate-only", is_flag=True, help="Evaluate models/model.pt on the validation data; no training.")
+def train(mmar, epochs, trainconf, validate_only) -> None:
+    """Train one MMAR with the reference trainer (resumes from models/checkpoint.pt)."""
+    from .mmar import MMAR
+
+    root = MMAR.open(mmar)
+    config, _ = root.load_train_config(trainconf)
+    from .train import loop
+
+    if validate_only:
+        result = loop.evaluate(config, root.root, root.root / "models" / "model.pt")
+        click.echo(json.dumps(result))
+        return
+    try:
+        loop.train(config, root.root, epochs=epochs)
+    except loop.TrainingInterrupted:
+        click.echo("automl train: stopped by SIGTERM after saving the checkpoint", err=True)
+        sys.exit(143)
+    except FloatingPointError as exc:
+        click.echo(f"automl train: {exc}", err=True)
+        sys.exit(3)
+
+
+@cli.command("algorithms")
+def algorithms_command() -> None:
+    """List every algorithm, its parameters and their defaults."""
+    from .algorithms import REGISTRY, load_all
+
+    load_all()
+    for name in sorted(REGISTRY):
+        cls = REGISTRY[name]
+        click.echo(f"{name}: {cls.summary}")
+        for key, spec in cls.parameters.items():
+            click.echo(f"    {key} = {spec.default!r}  {spec.help}")
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and their exit code."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("automl: interrupted", err=True)
+        sys.exit(130)
+    except AutomlError as exc:
+        click.echo(f"automl: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("automl: interrupted", err=True)
+        sys.exit(130)

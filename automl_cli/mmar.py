@@ -1,0 +1,210 @@
+"""The MMAR folder: find and load its config files, substitute variables, clone job MMARs.
+
+An MMAR (Clara's Medical Model ARchive) holds `config/`, `commands/`, `models/`, `docs/`
+and `resources/`. Config files may be JSON or YAML; every file is checked against its
+schema in `automl_cli/config/` before anything runs, so a broken file costs the user one
+line of error and no started jobs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .errors import ConfigError, UsageError
+
+TRAIN_CONFIG = "config_train.json"
+AUTOML_CONFIG = "config_automl.json"
+ENVIRONMENT = "environment.json"
+
+# Top-level folders never copied into a job: the runs themselves live under automl/.
+_NOT_CLONED = {"automl"}
+# Folders a job writes into, so they are made fresh rather than linked to the parent's.
+_JOB_OWNED = {"config", "models", "commands"}
+
+_VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class MMAR:
+    """An MMAR folder on disk."""
+
+    root: Path
+
+    @classmethod
+    def open(cls, path: str | Path) -> "MMAR":
+        root = Path(path).expanduser().resolve()
+        if not root.is_dir():
+            raise UsageError(f"MMAR folder not found: {path}")
+        if not (root / "config").is_dir():
+            raise UsageError(f"{path} is not an MMAR: it has no config/ folder")
+        return cls(root)
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "config"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "automl"
+
+    def config_file(self, name: str) -> Path:
+        """The config file `name` in config/, accepting a YAML twin of a .json name."""
+        path = Path(name)
+        if path.is_absolute():
+            candidates = [path]
+        else:
+            candidates = [self.config_dir / name]
+            if path.suffix == ".json":
+                candidates += [self.config_dir / (path.stem + ext) for ext in (".yaml", ".yml")]
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate
+        raise UsageError(f"config file not found: {candidates[0]}")
+
+    def environment(self) -> dict[str, Any]:
+        """environment.json's variables (empty when the MMAR has none), plus MMAR_ROOT."""
+        variables: dict[str, Any] = {"MMAR_ROOT": str(self.root)}
+        try:
+            path = self.config_file(ENVIRONMENT)
+        except UsageError:
+            return variables
+        doc = load_document(path)
+        validate(doc, "environment", path)
+        # environment values may refer to MMAR_ROOT or to each other's earlier names
+        for key, value in doc.items():
+            variables[key] = substitute(value, variables, path, [key])
+        return variables
+
+    def load_train_config(self, name: str = TRAIN_CONFIG, *, resolve: bool = True) -> tuple[dict, Path]:
+        """config_train.json, validated; with `resolve`, {NAME} variables substituted."""
+        path = self.config_file(name)
+        doc = load_document(path)
+        validate(doc, "config_train", path)
+        if resolve:
+            doc = resolve_variables(doc, self.environment(), path)
+        return doc, path
+
+    def load_automl_config(self, name: str = AUTOML_CONFIG, extra: dict | None = None) -> tuple[dict, Path]:
+        """config_automl.json, validated, with {NAME} from environment.json and `extra`."""
+        path = self.config_file(name)
+        doc = load_document(path)
+        validate(doc, "config_automl", path)
+        variables = {**self.environment(), **(extra or {})}
+        return substitute(doc, variables, path, []), path
+
+
+def load_document(path: Path) -> dict:
+    """Parse a JSON or YAML config file; a syntax error names the file, line and column."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            doc = yaml.safe_load(text)
+        else:
+            doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(path, [], f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, [], f"invalid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(path, [], f"expected a JSON object at the top, got {type(doc).__name__}")
+    return doc
+
+
+@lru_cache(maxsize=None)
+def schema(name: str) -> dict:
+    """One of the JSON Schemas shipped in automl_cli/config/."""
+    text = resources.files("automl_cli").joinpath("config", f"{name}.schema.json").read_text()
+    return json.loads(text)
+
+
+def validate(doc: Any, schema_name: str, file: Path, prefix: list | None = None) -> None:
+    """Check `doc` against a shipped schema; the first error becomes a ConfigError."""
+    validator = jsonschema.Draft202012Validator(schema(schema_name))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
+    if error is not None:
+        raise ConfigError(file, list(prefix or []) + list(error.absolute_path), _expected(error))
+
+
+def _expected(error: jsonschema.ValidationError) -> str:
+    """Say what was expected in words a user reads once and understands."""
+    kind = error.validator
+    if kind == "required":
+        return f"missing required key: {error.message.split(' is a required')[0]}"
+    if kind == "additionalProperties":
+        return f"unknown key ({error.message.split('(')[-1].rstrip(')')})"
+    if kind == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return f"expected {expected}, got {json.dumps(error.instance)}"
+    if kind == "enum":
+        return f"expected one of {', '.join(json.dumps(v) for v in error.validator_value)}, got {json.dumps(error.instance)}"
+    if kind == "oneOf" and isinstance(error.instance, dict):
+        return "expected exactly one of \"name\" or \"path\""
+    return error.message
+
+
+def resolve_variables(doc: dict, environment: dict, file: Path) -> dict:
+    """Substitute {NAME} from environment.json and the config's own top-level scalars."""
+    own = {k: v for k, v in doc.items() if isinstance(v, (str, int, float, bool))}
+    own_resolved = {k: substitute(v, environment, file, [k]) for k, v in own.items()}
+    return substitute(doc, {**own_resolved, **environment}, file, [])
+
+
+def substitute(value: Any, variables: dict, file: Path, where: list) -> Any:
+    """Replace {NAME} in strings. A string that is exactly "{NAME}" takes the variable's
+    own type (so "lr": "{learning_rate}" stays a number)."""
+    if isinstance(value, dict):
+        return {k: substitute(v, variables, file, where + [k]) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, variables, file, where + [i]) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "{" not in value:
+        return value
+    whole = _VARIABLE.fullmatch(value)
+    if whole:
+        return _lookup(whole.group(1), variables, file, where)
+    return _VARIABLE.sub(lambda m: str(_lookup(m.group(1), variables, file, where)), value)
+
+
+def _lookup(name: str, variables: dict, file: Path, where: list) -> Any:
+    if name not in variables:
+        known = ", ".join(sorted(variables)) or "none"
+        raise ConfigError(file, where, f"unknown variable {{{name}}} (known: {known})")
+    return variables[name]
+
+
+def clone_job(source: MMAR, job_dir: Path, train_config: dict, automl_config_path: Path | None = None) -> MMAR:
+    """Make a job's MMAR: its own config/ (with `train_config` as config_train.json),
+    commands/ and an empty models/; everything else (data, resources, docs, custom code)
+    is linked, not copied, so a job costs kilobytes."""
+    job_dir.mkdir(parents=True, exist_ok=False)
+    (job_dir / "models").mkdir()
+    shutil.copytree(source.config_dir, job_dir / "config",
+                    ignore=shutil.ignore_patterns(TRAIN_CONFIG, "config_train.yaml", "config_train.yml"))
+    if (source.root / "commands").is_dir():
+        shutil.copytree(source.root / "commands", job_dir / "commands")
+    for entry in source.root.iterdir():
+        if entry.name in _NOT_CLONED or entry.name in _JOB_OWNED or entry.name.startswith("."):
+            continue
+        os.symlink(entry, job_dir / entry.name)
+    write_json_atomic(job_dir / "config" / TRAIN_CONFIG, train_config)
+    return MMAR(job_dir)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so a reader never sees half a file (temp file + rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,141 @@
+"""Resolve a run's settings from the MMAR's config files and the command line.
+
+Precedence, lowest first: defaults, config_automl.json, `--set KEY=VALUE` (later pairs
+win, as in Clara's script where extra arguments follow the defaults), explicit options.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .algorithms.base import get_algorithm, resolve_params
+from .engine import DEFAULT_TRAIN_COMMAND, RunSettings, parse_train_command
+from .errors import ConfigError, UsageError
+from .mmar import AUTOML_CONFIG, MMAR, TRAIN_CONFIG
+from .space import SearchSpace, parse_search_space
+from .workers import Worker, check_against_devices, count_gpus, parse_workers
+
+# --set keys that are settings of the run rather than algorithm parameters
+RUN_KEYS = {"run_id", "workers", "traceout", "trainconf", "automlconf", "algorithm", "seed"}
+# TAO's newer names for the Hyperband parameters
+ALIASES = {"automl_max_epochs": "automl_R", "automl_reduction_factor": "automl_nu"}
+_NOT_YET = ("additional_automl_parameters", "remove_default_automl_parameters", "custom_automl_ranges")
+
+
+def parse_set_pairs(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """`run_id=test1 workers=0:1` -> {"run_id": "test1", "workers": "0:1"}; numbers and
+    booleans are read as JSON, the rest kept as text."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"bad --set item '{pair}': expected KEY=VALUE, e.g. run_id=test1 workers=0:1")
+        if key in ("run_id", "workers", "trainconf", "automlconf", "traceout", "algorithm"):
+            out[key] = value
+            continue
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+@dataclass
+class Loaded:
+    """The checked configs of an MMAR, before any run-specific choice."""
+
+    mmar: MMAR
+    train_doc: dict
+    train_path: Path
+    resolved_train: dict
+    automl_doc: dict
+    automl_path: Path
+    space: SearchSpace
+    max_epochs: int
+    metric: str
+    direction: str
+
+
+def load_mmar(mmar_path: str, trainconf: str | None = None, automlconf: str | None = None) -> Loaded:
+    """Load and check every config of the MMAR; raises ConfigError/UsageError on anything wrong."""
+    mmar = MMAR.open(mmar_path)
+    trainconf = trainconf or TRAIN_CONFIG
+    train_doc, train_path = mmar.load_train_config(trainconf, resolve=False)
+    resolved = mmar.load_train_config(trainconf, resolve=True)[0]
+    automl_doc, automl_path = mmar.load_automl_config(automlconf or AUTOML_CONFIG, {"trainconf": trainconf})
+    space = parse_search_space(train_doc, train_path)
+    if not len(space):
+        raise ConfigError(train_path, [], 'nothing to search: no component has a "search" section')
+    epochs = resolved.get("epochs")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError(train_path, ["epochs"], f"expected the epochs of a full training (an integer >= 1), got {json.dumps(epochs)}")
+    for key in _NOT_YET:
+        if automl_doc.get(key):
+            raise ConfigError(automl_path, [key], "is not supported by this version yet; leave it empty")
+    metric = automl_doc.get("metric", "val_mean_dice")
+    direction = automl_doc.get("direction") or ("minimize" if "loss" in metric.lower() else "maximize")
+    return Loaded(mmar, train_doc, train_path, resolved, automl_doc, automl_path, space, epochs, metric, direction)
+
+
+def controller(loaded: Loaded, override: str | None) -> tuple[str, dict[str, Any]]:
+    """The algorithm's name and parameters from config_automl.json's controller."""
+    ctrl = loaded.automl_doc.get("controller", {})
+    if "path" in ctrl and not override:
+        raise ConfigError(loaded.automl_path, ["controller", "path"],
+                          "custom controllers are not supported by this version yet; use a \"name\"")
+    name = override or ctrl.get("name", "bayesian")
+    args = {ALIASES.get(k, k): v for k, v in (ctrl.get("args") or {}).items()} if not override or override == ctrl.get("name") else {}
+    return name, args
+
+
+def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None, algorithm: str | None,
+                     traceout: str | None, set_values: dict[str, Any], warn) -> tuple[RunSettings, list[Worker]]:
+    """The RunSettings of `automl run`, with every input checked before anything starts."""
+    if not run_id:
+        raise UsageError("no run id: give --run-id ID or --set run_id=ID")
+    if "/" in run_id or run_id in (".", "..") or not run_id.strip():
+        raise UsageError(f"bad run id '{run_id}': it names a folder under automl/, so no '/'")
+    worker_list = parse_workers(workers or "0")
+    n_gpus = count_gpus()
+    if n_gpus == 0:
+        warn(f"no GPU visible: running {len(worker_list)} CPU worker(s) for the spec '{workers or '0'}'")
+    else:
+        check_against_devices(worker_list, n_gpus)
+
+    name, params = controller(loaded, algorithm)
+    algo_cls = get_algorithm(name)
+    for key, value in set_values.items():
+        if key not in RUN_KEYS:
+            params[ALIASES.get(key, key)] = value
+    seed = set_values.get("seed", loaded.automl_doc.get("seed", 0))
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise UsageError(f"seed must be an integer, got {seed!r}")
+    resolve_params(algo_cls, params)  # fail now, not after the run folder exists
+
+    executor = (loaded.automl_doc.get("executor") or {})
+    if executor.get("name", "MMARExecutor") != "MMARExecutor":
+        raise ConfigError(loaded.automl_path, ["executor", "name"],
+                          f"unknown executor '{executor.get('name')}' (known: MMARExecutor)")
+    exec_args = executor.get("args") or {}
+    if "train_command" in exec_args:
+        try:
+            command = parse_train_command(exec_args["train_command"])
+        except (UsageError, ValueError) as exc:
+            raise ConfigError(loaded.automl_path, ["executor", "args", "train_command"], str(exc)) from None
+    else:
+        command = list(DEFAULT_TRAIN_COMMAND)
+    if loaded.automl_doc.get("handlers"):
+        names = ", ".join(h.get("name") or h.get("path", "?") for h in loaded.automl_doc["handlers"])
+        warn(f"handlers are not run by this version yet; ignoring: {names}")
+
+    settings = RunSettings(
+        mmar=loaded.mmar, run_id=run_id, workers=worker_list, have_gpus=n_gpus > 0, space=loaded.space,
+        train_config=loaded.train_doc, metric=loaded.metric, direction=loaded.direction,
+        max_epochs=loaded.max_epochs, algorithm=name, algorithm_params=params, seed=seed,
+        traceout=traceout or "file", train_command=command,
+        remove_search_augs=bool(exec_args.get("remove_search_augs", True)),
+        grace_seconds=float(exec_args.get("grace_seconds", 30.0)),
+        config_files={"train": str(loaded.train_path), "automl": str(loaded.automl_path)})
+    return settings, worker_list

@@ -1,0 +1,189 @@
+"""What a run looks like, rebuilt from its journal: jobs, their metrics, the best so far.
+
+`RunView.apply` folds one journal event into the picture; the engine calls it live and
+`automl status` replays the journal through it, so both show the same thing. The
+TAO-style status.json and the leaderboard are rendered from a RunView.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .store import JOURNAL, Event, Journal
+
+_TAO_STATUS = {"running": "RUNNING", "completed": "SUCCESS", "failed": "FAILURE", "stopped": "STOPPED"}
+
+
+@dataclass
+class JobView:
+    job_id: int
+    name: str
+    trial_id: int
+    worker: str
+    gpus: list[int]
+    params: dict[str, Any]
+    start_epoch: int
+    stop_epoch: int
+    started: float
+    directory: str = ""
+    status: str = "running"
+    ended: float | None = None
+    metric: float | None = None  # best value of the run's metric, in its direction
+    best_epoch: int | None = None
+    cause: str = ""
+    epochs: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def epoch(self) -> int:
+        return max(self.epochs, default=self.start_epoch)
+
+    def time_per_epoch(self) -> float | None:
+        seconds = [e["seconds"] for e in self.epochs.values() if isinstance(e.get("seconds"), (int, float))]
+        return sum(seconds) / len(seconds) if seconds else None
+
+    def eta(self) -> float | None:
+        if self.status != "running":
+            return 0.0
+        per = self.time_per_epoch()
+        return None if per is None else per * max(0, self.stop_epoch - self.epoch)
+
+
+@dataclass
+class RunView:
+    run_id: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    started: float = 0.0
+    ended: float | None = None
+    status: str = "running"
+    message: str = ""
+    jobs: dict[int, JobView] = field(default_factory=dict)
+    last_seq: int = 0
+
+    @property
+    def metric_name(self) -> str:
+        return self.settings.get("metric", "metric")
+
+    @property
+    def maximize(self) -> bool:
+        return self.settings.get("direction", "maximize") == "maximize"
+
+    def better(self, a: float | None, b: float | None) -> bool:
+        """Is metric `a` better than `b` (None is worst)?"""
+        if a is None or not math.isfinite(a):
+            return False
+        if b is None:
+            return True
+        return a > b if self.maximize else a < b
+
+    def apply(self, event: Event) -> None:
+        d = event.data
+        self.last_seq = event.seq
+        if event.kind == "run_started":
+            self.run_id, self.settings, self.started = d["run_id"], d, event.time
+        elif event.kind == "job_started":
+            self.jobs[d["job_id"]] = JobView(
+                d["job_id"], d["name"], d["trial_id"], d["worker"], d["gpus"], d["params"],
+                d["start_epoch"], d["stop_epoch"], event.time, d.get("dir", ""))
+        elif event.kind == "metrics":
+            job = self.jobs[d["job_id"]]
+            job.epochs[d["epoch"]] = d["values"]
+            value = d["values"].get(self.metric_name)
+            if isinstance(value, (int, float)) and self.better(value, job.metric):
+                job.metric, job.best_epoch = float(value), d["epoch"]
+        elif event.kind == "job_finished":
+            job = self.jobs[d["job_id"]]
+            job.status, job.ended, job.cause = d["status"], event.time, d.get("cause", "")
+        elif event.kind == "run_finished":
+            self.status, self.ended, self.message = d["status"], event.time, d.get("message", "")
+
+    @classmethod
+    def load(cls, run_dir: Path) -> "RunView":
+        view = cls()
+        journal = Journal(run_dir / JOURNAL, readonly=True)
+        try:
+            for event in journal.events():
+                view.apply(event)
+        finally:
+            journal.close()
+        return view
+
+    def running(self) -> list[JobView]:
+        return [j for j in self.jobs.values() if j.status == "running"]
+
+    def leaderboard(self) -> list[JobView]:
+        """Jobs with a metric, best first."""
+        scored = [j for j in self.jobs.values() if j.metric is not None and j.status != "failed"]
+        return sorted(scored, key=lambda j: (-j.metric if self.maximize else j.metric, j.job_id))
+
+    def best(self) -> JobView | None:
+        board = self.leaderboard()
+        return board[0] if board else None
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for job in self.jobs.values():
+            out[job.status] = out.get(job.status, 0) + 1
+        return out
+
+    def eta(self) -> float | None:
+        """A rough time to the end: jobs still to run times the mean job time, spread over workers."""
+        planned = self.settings.get("planned_jobs")
+        finished = [j for j in self.jobs.values() if j.ended is not None]
+        if not planned or not finished or self.status != "running":
+            return None if self.status == "running" else 0.0
+        mean = sum(j.ended - j.started for j in finished) / len(finished)
+        workers = max(1, len(self.settings.get("workers", [])))
+        left_running = sum((j.eta() or 0.0) for j in self.running())
+        not_started = max(0, planned - len(self.jobs))
+        return (left_running + not_started * mean) / workers
+
+    def status_json(self) -> dict[str, Any]:
+        """TAO-style status: the brain (run) entry, then one entry per experiment (job)."""
+        best = self.best()
+        brain_message = self.message or (
+            f"AutoML {self.status}: {len(self.jobs)} job(s) started"
+            + (f", best {self.metric_name} {best.metric:.4f} in {best.name}" if best else ""))
+        out: dict[str, Any] = {self.run_id: {
+            "detailed_status": {"message": brain_message, "status": _TAO_STATUS.get(self.status, self.status.upper())},
+            "algorithm": self.settings.get("algorithm"),
+            "metric": self.metric_name,
+            "direction": self.settings.get("direction"),
+            "jobs": self.counts(),
+            "planned_jobs": self.settings.get("planned_jobs"),
+            "eta": _clock(self.eta()),
+            "best": None if best is None else {"job": best.name, "value": best.metric, "epoch": best.best_epoch,
+                                                "params": best.params},
+        }}
+        for job in sorted(self.jobs.values(), key=lambda j: j.job_id):
+            stamp = dt.datetime.fromtimestamp(job.ended or time.time())
+            message = {"running": f"training on {job.worker}", "completed": "train action completed successfully",
+                       "failed": f"failed: {job.cause}", "stopped": f"stopped: {job.cause}"}[job.status]
+            kpi: dict[str, dict[str, Any]] = {}
+            for epoch in sorted(job.epochs):
+                for key, value in job.epochs[epoch].items():
+                    if key not in ("epoch", "seconds"):
+                        kpi.setdefault(key, {})[str(epoch)] = value
+            out[job.name] = {
+                "detailed_status": {"date": f"{stamp.month}/{stamp.day}/{stamp.year}", "time": stamp.strftime("%H:%M:%S"),
+                                    "message": message, "status": _TAO_STATUS[job.status]},
+                "epoch": job.epoch,
+                "max_epoch": job.stop_epoch,
+                "eta": _clock(job.eta()),
+                "time_per_epoch": _clock(job.time_per_epoch(), micro=True),
+                "kpi": [{"metric": k, "values": v} for k, v in kpi.items()],
+                "worker": job.worker,
+                "gpus": job.gpus,
+                "params": job.params,
+            }
+        return out
+
+
+def _clock(seconds: float | None, micro: bool = False) -> str | None:
+    if seconds is None:
+        return None
+    text = str(dt.timedelta(seconds=float(seconds)))
+    return text if micro else text.split(".")[0]

@@ -1,0 +1,88 @@
+"""trace.log and the console: a timestamped line per event, and a live table in a terminal.
+
+`traceout` is Clara's: `file` writes trace.log (the console then shows only the key
+events: jobs ending, new best, errors), `console` prints every trace line instead of
+writing the file, `both` does both. In a terminal a live table of running jobs sits under
+the lines; elsewhere (CI, SLURM logs) the console gets plain lines only, never control codes.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from .errors import UsageError
+from .status import RunView, _clock
+
+TRACEOUT = ("file", "console", "both")
+
+
+def stamp() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+class Trace:
+    """Writes trace lines to trace.log and/or the console, and keeps the live view."""
+
+    def __init__(self, run_dir: Path, traceout: str = "file", stream: TextIO | None = None,
+                 live: bool | None = None):
+        if traceout not in TRACEOUT:
+            raise UsageError(f"bad traceout '{traceout}': expected one of {', '.join(TRACEOUT)}")
+        self.stream = stream or sys.stdout
+        self.to_console = traceout in ("console", "both")
+        self.file = open(run_dir / "trace.log", "a", buffering=1) if traceout in ("file", "both") else None
+        is_tty = self.stream.isatty() if live is None else live
+        self.console = Console(file=self.stream, force_terminal=is_tty, no_color=not is_tty,
+                               highlight=False, soft_wrap=True)
+        self.live = Live(console=self.console, auto_refresh=False, transient=True) if is_tty else None
+        if self.live:
+            self.live.start()
+
+    def __call__(self, message: str, *, level: str = "INFO", key: bool = False) -> None:
+        line = f"{stamp()} {level:<5} {message}"
+        if self.file:
+            self.file.write(line + "\n")
+        if self.to_console or key or level != "INFO":
+            if self.live:
+                self.live.console.print(line, markup=False)
+            else:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+
+    def show(self, view: RunView) -> None:
+        """Redraw the live table (terminals only)."""
+        if self.live:
+            self.live.update(_table(view), refresh=True)
+
+    def close(self) -> None:
+        if self.live:
+            self.live.stop()
+            self.live = None
+        if self.file:
+            self.file.close()
+            self.file = None
+
+
+def _table(view: RunView) -> Table:
+    best = view.best()
+    planned = view.settings.get("planned_jobs") or "?"
+    done = sum(1 for j in view.jobs.values() if j.ended is not None)
+    title = (f"run {view.run_id} · {view.settings.get('algorithm')} · jobs {done}/{planned} done"
+             f" · best {view.metric_name} " + (f"{best.metric:.4f} ({best.name})" if best else "-")
+             + f" · eta {_clock(view.eta()) or '?'}")
+    table = Table(title=title, title_justify="left", expand=False)
+    for column in ("job", "worker", "gpus", "epoch", "progress", view.metric_name, "eta"):
+        table.add_column(column)
+    for job in view.running():
+        span = max(1, job.stop_epoch)
+        filled = int(20 * job.epoch / span)
+        last = job.epochs.get(job.epoch, {}).get(view.metric_name)
+        table.add_row(job.name, job.worker, ",".join(map(str, job.gpus)) or "cpu",
+                      f"{job.epoch}/{job.stop_epoch}", "█" * filled + "·" * (20 - filled),
+                      "-" if last is None else f"{last:.4f}", _clock(job.eta()) or "?")
+    return table
