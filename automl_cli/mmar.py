@@ -159,7 +159,9 @@ def _expected(error: jsonschema.ValidationError) -> str:
 def resolve_variables(doc: dict, environment: dict, file: Path) -> dict:
     """Substitute {NAME} from environment.json and the config's own top-level scalars."""
     own = {k: v for k, v in doc.items() if isinstance(v, (str, int, float, bool))}
-    own_resolved = {k: substitute(v, environment, file, [k]) for k, v in own.items()}
+    # one level of indirection among the config's own keys ("rate": "{learning_rate}")
+    plain = {k: v for k, v in own.items() if not (isinstance(v, str) and "{" in v)}
+    own_resolved = {k: substitute(v, {**plain, **environment}, file, [k]) for k, v in own.items()}
     return substitute(doc, {**own_resolved, **environment}, file, [])
 
 

@@ -64,7 +64,9 @@ def load_mmar(mmar_path: str, trainconf: str | None = None, automlconf: str | No
     trainconf = trainconf or TRAIN_CONFIG
     train_doc, train_path = mmar.load_train_config(trainconf, resolve=False)
     resolved = mmar.load_train_config(trainconf, resolve=True)[0]
-    automl_doc, automl_path = mmar.load_automl_config(automlconf or AUTOML_CONFIG, {"trainconf": trainconf})
+    # {mmar} and {epochs} in executor.args.train_command are filled per job, later
+    per_job = {"mmar": "{mmar}", "epochs": "{epochs}"}
+    automl_doc, automl_path = mmar.load_automl_config(automlconf or AUTOML_CONFIG, {"trainconf": trainconf, **per_job})
     space = parse_search_space(train_doc, train_path)
     if not len(space):
         raise ConfigError(train_path, [], 'nothing to search: no component has a "search" section')
@@ -99,9 +101,7 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
         raise UsageError(f"bad run id '{run_id}': it names a folder under automl/, so no '/'")
     worker_list = parse_workers(workers or "0")
     n_gpus = count_gpus()
-    if n_gpus == 0:
-        warn(f"no GPU visible: running {len(worker_list)} CPU worker(s) for the spec '{workers or '0'}'")
-    else:
+    if n_gpus:
         check_against_devices(worker_list, n_gpus)
 
     name, params = controller(loaded, algorithm)
@@ -126,6 +126,9 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
             raise ConfigError(loaded.automl_path, ["executor", "args", "train_command"], str(exc)) from None
     else:
         command = list(DEFAULT_TRAIN_COMMAND)
+    # warnings only once every check has passed, so an error stays one line
+    if n_gpus == 0:
+        warn(f"no GPU visible: running {len(worker_list)} CPU worker(s) for the spec '{workers or '0'}'")
     if loaded.automl_doc.get("handlers"):
         names = ", ".join(h.get("name") or h.get("path", "?") for h in loaded.automl_doc["handlers"])
         warn(f"handlers are not run by this version yet; ignoring: {names}")

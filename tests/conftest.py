@@ -1,0 +1,49 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKE_TRAINER = Path(__file__).resolve().parent / "fake_trainer.py"
+
+
+def write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))
+
+
+@pytest.fixture
+def fake_mmar(tmp_path: Path) -> Path:
+    """An MMAR whose jobs run tests/fake_trainer.py: the engine without torch."""
+    root = tmp_path / "fake_mmar"
+    write_json(root / "config" / "config_train.json", {
+        "epochs": 3,
+        "sleep": 0.05,
+        "fake": {"name": "Fake", "args": {"lr": 0.01, "choice": "good", "behaviour": "ok"},
+                 "search": [
+                     {"domain": "lr", "type": "float", "args": ["lr"], "targets": [0.0001, 0.1], "log": True},
+                     {"domain": "net", "type": "enum", "args": ["choice"], "targets": [["good"], ["bad"]]}]},
+    })
+    write_json(root / "config" / "config_automl.json", {
+        "controller": {"name": "random", "args": {"automl_max_recommendations": 4}},
+        "executor": {"name": "MMARExecutor",
+                     "args": {"train_command": f"{sys.executable} {FAKE_TRAINER} {{mmar}} {{epochs}}",
+                              "grace_seconds": 5}},
+        "metric": "val_mean_dice",
+    })
+    write_json(root / "config" / "environment.json", {"DATA_ROOT": "{MMAR_ROOT}/resources"})
+    (root / "resources").mkdir()
+    (root / "resources" / "data.bin").write_bytes(b"x" * 1000)
+    (root / "models").mkdir()
+    return root
+
+
+def run_cli(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real `automl` command line in a subprocess (as a user would)."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("CUDA_VISIBLE_DEVICES", None)
+    return subprocess.run([sys.executable, "-m", "automl_cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=ROOT)

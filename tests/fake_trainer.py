@@ -1,0 +1,43 @@
+"""A stand-in trainer for engine tests: follows the trainer contract (reads the job's
+config_train.json, appends one JSON line per epoch to $AUTOML_METRICS_FILE, resumes from a
+checkpoint file, writes models/model.pt) without torch, so engine tests take seconds.
+
+The score peaks at lr = 0.003 with the "good" choice. `behaviour` in the config's
+"fake" section makes the job crash or report NaN, to test failure handling.
+"""
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def main(mmar: str, epochs: int) -> int:
+    root = Path(mmar)
+    config = json.loads((root / "config" / "config_train.json").read_text())
+    args = config["fake"]["args"]
+    lr, choice = args["lr"], args["choice"]
+    metrics = Path(os.environ.get("AUTOML_METRICS_FILE", root / "models" / "metrics.jsonl"))
+    ckpt = root / "models" / "checkpoint.json"
+    start = json.loads(ckpt.read_text())["epoch"] if ckpt.exists() else 0
+    quality = math.exp(-(math.log10(lr) - math.log10(0.003)) ** 2) * (1.0 if choice == "good" else 0.6)
+    for epoch in range(start + 1, epochs + 1):
+        time.sleep(config.get("sleep", 0.05))
+        if args.get("behaviour") == "crash" and epoch == 2:
+            print("Traceback: RuntimeError: CUDA out of memory (simulated)", flush=True)
+            return 1
+        value = quality * (1 - 0.5 ** epoch)
+        if args.get("behaviour") == "nan" and epoch == 2:
+            value = None
+        with open(metrics, "a") as out:
+            out.write(json.dumps({"epoch": epoch, "train_loss": 1 - value if value else None,
+                                  "val_mean_dice": value, "seconds": 0.05}) + "\n")
+        ckpt.write_text(json.dumps({"epoch": epoch}))
+        (root / "models" / "model.pt").write_text(json.dumps({"epoch": epoch, "value": value}))
+        print(f"epoch {epoch} val_mean_dice {value}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], int(sys.argv[2])))

@@ -1,0 +1,162 @@
+"""The engine, the journal and the outputs, driven through the real CLI with a stand-in
+trainer (tests/fake_trainer.py) so each run takes seconds."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from automl_cli.status import RunView
+from conftest import run_cli, write_json
+
+
+def set_behaviour(mmar: Path, behaviour_choices):
+    """Search `behaviour` too, so some jobs crash or report NaN."""
+    path = mmar / "config" / "config_train.json"
+    config = json.loads(path.read_text())
+    config["fake"]["search"].append({"domain": "test", "type": "enum", "args": ["behaviour"],
+                                     "targets": [[b] for b in behaviour_choices]})
+    write_json(path, config)
+
+
+def test_run_with_two_workers_writes_jobs_journal_status_trace_and_best(fake_mmar):
+    result = run_cli("run", "-m", str(fake_mmar), "--set", "run_id=r1", "workers=0:1")
+    assert result.returncode == 0, result.stderr
+    assert "no GPU visible: running 2 CPU worker(s)" in result.stderr
+    run_dir = fake_mmar / "automl" / "r1"
+    jobs = sorted(p.name for p in run_dir.iterdir() if p.name.startswith("W"))
+    assert len(jobs) == 4
+    assert {j.split("_J")[1] for j in jobs} == {"1", "2", "3", "4"}  # global job numbers
+    assert all(j.split("_")[0] in ("W1", "W2") and j.split("_")[1] == "1" for j in jobs)
+
+    view = RunView.load(run_dir)
+    assert view.status == "completed"
+    assert [j.status for j in view.jobs.values()] == ["completed"] * 4
+    for job in view.jobs.values():
+        # each job's config holds exactly its recommendation, search sections resolved
+        config = json.loads((Path(job.directory) / "config" / "config_train.json").read_text())
+        assert config["fake"]["args"]["lr"] == job.params["Fake.lr"]
+        assert [config["fake"]["args"]["choice"]] == job.params["Fake.choice"]
+        assert "search" not in config["fake"]
+        assert sorted(job.epochs) == [1, 2, 3]
+        # data is linked, not copied
+        assert (Path(job.directory) / "resources").is_symlink()
+        assert not (Path(job.directory) / "automl").exists()
+
+    best = view.best()
+    summary = json.loads((run_dir / "best" / "summary.json").read_text())
+    assert summary["job"] == best.name and summary["value"] == pytest.approx(best.metric)
+    assert max(j.metric for j in view.jobs.values()) == pytest.approx(best.metric)
+    assert json.loads((run_dir / "best" / "models" / "model.pt").read_text())["value"] == pytest.approx(best.metric)
+    assert "search" not in json.loads((run_dir / "best" / "config" / "config_train.json").read_text())["fake"]
+
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["r1"]["detailed_status"]["status"] == "SUCCESS"
+    entry = status[best.name]
+    assert entry["epoch"] == 3 and entry["max_epoch"] == 3 and entry["detailed_status"]["status"] == "SUCCESS"
+    assert {k["metric"] for k in entry["kpi"]} == {"train_loss", "val_mean_dice"}
+    assert entry["time_per_epoch"] is not None and entry["eta"] == "0:00:00"
+
+    trace = (run_dir / "trace.log").read_text()
+    assert "run r1 started: algorithm random" in trace and "search Fake.lr (lr, float)" in trace
+    assert trace.count("started on W") == 4 and "AutoML run is successful" in trace
+    assert "leaderboard of run r1" in result.stdout
+
+    shown = run_cli("status", "-m", str(fake_mmar), "--run-id", "r1")
+    assert shown.returncode == 0 and f"best val_mean_dice {best.metric:.4f} from {best.name}" in shown.stdout
+    as_json = json.loads(run_cli("status", "-m", str(fake_mmar), "--run-id", "r1", "--json").stdout)
+    assert as_json == status
+
+
+def test_existing_run_id_is_refused_and_nothing_is_touched(fake_mmar):
+    assert run_cli("run", "-m", str(fake_mmar), "--run-id", "same", "--set", "automl_max_recommendations=1").returncode == 0
+    before = sorted(p.name for p in (fake_mmar / "automl" / "same").iterdir())
+    again = run_cli("run", "-m", str(fake_mmar), "--run-id", "same")
+    assert again.returncode == 2
+    assert "run 'same' already exists" in again.stderr
+    assert sorted(p.name for p in (fake_mmar / "automl" / "same").iterdir()) == before
+
+
+def test_crashing_and_nan_jobs_are_recorded_with_their_cause_and_the_search_goes_on(fake_mmar):
+    set_behaviour(fake_mmar, ["ok", "crash", "nan"])
+    result = run_cli("run", "-m", str(fake_mmar), "--run-id", "f", "--workers", "0:1",
+                     "--set", "automl_max_recommendations=9", "seed=1")
+    assert result.returncode == 0, result.stderr
+    view = RunView.load(fake_mmar / "automl" / "f")
+    causes = {j.params["Fake.behaviour"][0]: (j.status, j.cause) for j in view.jobs.values()}
+    assert causes["crash"][0] == "failed" and "exit code 1" in causes["crash"][1]
+    assert "CUDA out of memory" in causes["crash"][1]
+    assert causes["nan"] == ("failed", "val_mean_dice is None at epoch 2")
+    assert view.best().params["Fake.behaviour"] == ["ok"]
+    assert len(view.jobs) == 9
+
+
+def test_every_job_failing_exits_1_and_points_at_the_first_log(fake_mmar):
+    set_behaviour(fake_mmar, ["crash"])
+    result = run_cli("run", "-m", str(fake_mmar), "--run-id", "allfail", "--set", "automl_max_recommendations=2")
+    assert result.returncode == 1
+    assert "every job failed; the first: W1_1_J1: exit code 1" in result.stderr
+    assert "W1_1_J1/train.log" in result.stderr
+    assert RunView.load(fake_mmar / "automl" / "allfail").status == "failed"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workers", "0,,1"], "bad worker spec '0,,1'"),
+    (["--algorithm", "nope"], "unknown algorithm 'nope'"),
+    (["--set", "automl_R=3"], "algorithm 'random' has no parameter 'automl_R'"),
+    (["--set", "run_id"], "bad --set item 'run_id'"),
+    (["--set", "traceout=loud"], "bad traceout 'loud'"),
+])
+def test_bad_command_lines_are_one_line_usage_errors(fake_mmar, args, message):
+    base = [] if any(a.startswith("run_id") for a in args) else ["--run-id", "x"]
+    result = run_cli("run", "-m", str(fake_mmar), *base, *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (fake_mmar / "automl" / "x").exists()
+
+
+@pytest.mark.parametrize("file, content, message", [
+    ("config_train.json", '{"epochs": 3,', "config_train.json: $: invalid JSON at line 1 column 14"),
+    ("config_automl.json", '{"direction": "up"}',
+     'config_automl.json: $.direction: expected one of "maximize", "minimize", got "up"'),
+    ("config_automl.json", '{"controller": {"args": {}}}',
+     'config_automl.json: $.controller: expected exactly one of "name" or "path"'),
+    ("environment.json", '{"DATA_ROOT": ["a"]}', "environment.json: $.DATA_ROOT: expected string or number or boolean"),
+    ("config_train.json", '{"epochs": "{EPOCHS}", "fake": {"name": "F", "args": {"lr": 1}, "search": '
+                          '[{"type": "float", "args": "lr", "targets": [0, 1]}]}}',
+     "config_train.json: $.epochs: unknown variable {EPOCHS}"),
+    ("config_train.json", '{"epochs": 0, "fake": {"name": "F", "args": {"lr": 1}, "search": '
+                          '[{"type": "float", "args": "lr", "targets": [0, 1]}]}}',
+     "config_train.json: $.epochs:"),
+    ("config_train.json", '{"epochs": 3, "fake": {"name": "F", "args": {"lr": 1}}}',
+     'config_train.json: $: nothing to search'),
+])
+def test_broken_config_files_name_file_and_json_path_and_start_nothing(fake_mmar, file, content, message):
+    (fake_mmar / "config" / file).write_text(content)
+    for command in (["run", "-m", str(fake_mmar), "--run-id", "x"], ["validate", "-m", str(fake_mmar)]):
+        result = run_cli(*command)
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert not (fake_mmar / "automl").exists()
+
+
+def test_validate_prints_the_search_space(fake_mmar):
+    result = run_cli("validate", "-m", str(fake_mmar))
+    assert result.returncode == 0, result.stderr
+    assert "Fake.lr" in result.stdout and "[0.0001, 0.1] log" in result.stdout
+    assert "Fake.choice" in result.stdout and '"good" | "bad"' in result.stdout
+    assert "algorithm random" in result.stdout and "configs are valid" in result.stdout
+
+
+def test_environment_and_own_keys_are_substituted(fake_mmar, tmp_path):
+    from automl_cli.mmar import MMAR
+
+    path = fake_mmar / "config" / "config_train.json"
+    config = json.loads(path.read_text())
+    config.update({"learning_rate": 0.02, "data": "{DATA_ROOT}/x.nii", "rate": "{learning_rate}"})
+    write_json(path, config)
+    resolved, _ = MMAR.open(fake_mmar).load_train_config()
+    assert resolved["data"] == f"{fake_mmar}/resources/x.nii"
+    assert resolved["rate"] == 0.02
