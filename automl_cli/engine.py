@@ -122,17 +122,27 @@ class Engine:
             return self._finish()
         except KeyboardInterrupt:
             self.trace("interrupted: stopping running jobs (they checkpoint first)", level="WARN")
-            self.backend.stop_all()
+            self._stop_everything("run interrupted")
             self._record("run_finished", status="interrupted", message="interrupted by the user")
             self._write_status()
             raise Interrupted(f"run '{self.s.run_id}' interrupted; its jobs and journal are in {self.run_dir}") from None
-        except BaseException:
-            self.backend.stop_all()
+        except BaseException as exc:
+            self._stop_everything(f"run stopped by an error: {exc}")
             raise
         finally:
             signal.signal(signal.SIGTERM, previous)
             self.trace.close()
             self.journal.close()
+
+    def _stop_everything(self, cause: str) -> None:
+        """Stop all jobs and journal how each ended; the algorithm is not consulted."""
+        for job_id in list(self.job_worker):
+            self.stop_reason.setdefault(job_id, cause)
+        for event in self.backend.stop_all():
+            if isinstance(event, MetricsReport):
+                self._record_metrics(event)
+            elif event.job_id in self.view.jobs:
+                self._record_exit(event)
 
     def _start(self) -> None:
         s = self.s
@@ -197,33 +207,59 @@ class Engine:
         else:
             self._on_exit(event)
 
-    def _on_metrics(self, event: MetricsReport) -> None:
+    def _record_metrics(self, event: MetricsReport) -> float | None:
+        """Journal one metrics line; returns its loss when it carries a usable metric."""
         values, job_id = event.values, event.job_id
         job = self.view.jobs[job_id]
         epoch = values.get("epoch")
-        if not isinstance(epoch, int):
+        if not isinstance(epoch, int) or isinstance(epoch, bool):
             self.trace(f"job {job.name}: ignored a metrics line without an integer epoch: {json.dumps(values)[:200]}",
                        level="WARN")
-            return
+            return None
         self._record("metrics", job_id=job_id, epoch=epoch, values=values)
         metric = values.get(self.s.metric)
         if metric is None and self.s.metric not in values:
-            return  # an epoch without validation
+            return None  # an epoch without validation
         if not isinstance(metric, (int, float)) or isinstance(metric, bool) or not math.isfinite(metric):
-            self.job_nan[job_id] = f"{self.s.metric} is {metric!r} at epoch {epoch}"
-            self.trace(f"job {job.name}: {self.job_nan[job_id]}; stopping it", level="ERROR")
-            self.backend.stop(job_id)
-            return
+            if job_id not in self.job_nan:
+                self.job_nan[job_id] = f"{self.s.metric} is {metric!r} at epoch {epoch}"
+                self.trace(f"job {job.name}: {self.job_nan[job_id]}; stopping it", level="ERROR")
+                self.backend.stop(job_id)
+            return None
         loss = -float(metric) if self.s.direction == "maximize" else float(metric)
         self.job_loss[job_id] = min(loss, self.job_loss.get(job_id, math.inf))
         self.trace(f"job {job.name} epoch {epoch}/{job.stop_epoch}: {self.s.metric} {metric:.4f}"
                    + (f", train_loss {values['train_loss']:.4f}" if isinstance(values.get("train_loss"), float) else ""))
+        return loss
+
+    def _on_metrics(self, event: MetricsReport) -> None:
+        loss = self._record_metrics(event)
+        job_id, epoch = event.job_id, event.values.get("epoch")
+        if loss is None or job_id in self.stop_reason:
+            return
+        job = self.view.jobs[job_id]
         if self.algorithm.on_metrics(self.job_trial[job_id], job_id, epoch, loss) == STOP:
             self.stop_reason[job_id] = f"stopped by {self.s.algorithm} at epoch {epoch}"
             self.trace(f"job {job.name}: {self.stop_reason[job_id]}", key=True)
             self.backend.stop(job_id)
 
     def _on_exit(self, event: JobExit) -> None:
+        outcome = self._record_exit(event)
+        self.algorithm.on_finished(outcome)
+        job = self.view.jobs[event.job_id]
+        if outcome.status == "failed":
+            self.trace(f"job {job.name} failed: {outcome.cause}; log: {job.directory}/train.log", level="ERROR")
+        else:
+            score = "no metric yet" if job.metric is None else \
+                f"best {self.s.metric} {job.metric:.4f} at epoch {job.best_epoch}"
+            self.trace(f"job {job.name} {outcome.status}: {score}" + (f" ({outcome.cause})" if outcome.cause else ""),
+                       key=True)
+            best = self.view.best()
+            if best is not None and best.job_id == job.job_id:
+                self.trace(f"new best: {job.name} {self.s.metric} {job.metric:.4f} {json.dumps(job.params)}", key=True)
+
+    def _record_exit(self, event: JobExit) -> Outcome:
+        """Journal how a job ended and free its worker."""
         job_id = event.job_id
         job = self.view.jobs[job_id]
         loss = self.job_loss.get(job_id)
@@ -241,17 +277,9 @@ class Engine:
         metric = None if best_loss is None else (-best_loss if self.s.direction == "maximize" else best_loss)
         self._record("job_finished", job_id=job_id, status=status, metric=metric, cause=cause,
                      returncode=event.returncode, log_tail=event.log_tail if status == "failed" else [])
-        self.algorithm.on_finished(Outcome(self.job_trial[job_id], job_id, status, best_loss, job.epoch, cause))
         self.free.append(self.job_worker.pop(job_id))
         self.free.sort(key=lambda w: w.index)
-        if status == "failed":
-            self.trace(f"job {job.name} failed: {cause}; log: {job.directory}/train.log", level="ERROR")
-        else:
-            self.trace(f"job {job.name} {status}: best {self.s.metric} {metric:.4f} at epoch {job.best_epoch}"
-                       + (f" ({cause})" if cause else ""), key=True)
-            best = self.view.best()
-            if best is not None and best.job_id == job_id:
-                self.trace(f"new best: {job.name} {self.s.metric} {metric:.4f} {json.dumps(job.params)}", key=True)
+        return Outcome(self.job_trial[job_id], job_id, status, best_loss, job.epoch, cause)
 
     # -- output -------------------------------------------------------------------------
     def _refresh(self) -> None:

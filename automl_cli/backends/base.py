@@ -52,8 +52,9 @@ class Backend(ABC):
         """Ask a job to checkpoint and stop; it is killed if it has not stopped after the grace period."""
 
     @abstractmethod
-    def stop_all(self) -> None:
-        """Stop every job and wait until none is left (used when the run ends or is interrupted)."""
+    def stop_all(self) -> list[MetricsReport | JobExit]:
+        """Stop every job and wait until none is left (used when the run ends or is
+        interrupted); returns what happened meanwhile, as poll() would."""
 
     @abstractmethod
     def running(self) -> list[int]:

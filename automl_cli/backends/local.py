@@ -63,18 +63,22 @@ class LocalBackend(Backend):
         job.kill_at = time.monotonic() + self.grace_seconds
         _signal_group(job.process, signal.SIGTERM)
 
-    def stop_all(self) -> None:
+    def stop_all(self) -> list[MetricsReport | JobExit]:
         for job_id in list(self.jobs):
             self.stop(job_id)
+        events: list[MetricsReport | JobExit] = []
         deadline = time.monotonic() + self.grace_seconds
         while self.jobs and time.monotonic() < deadline:
-            self.poll()
+            events += self.poll()
             time.sleep(0.1)
-        for job in list(self.jobs.values()):
+        for job_id, job in list(self.jobs.items()):
             _signal_group(job.process, signal.SIGKILL)
             job.process.wait()
+            events += self._read_metrics(job)
             job.log.close()
+            events.append(JobExit(job_id, job.process.returncode, True, _tail(job.spec.log_file)))
         self.jobs.clear()
+        return events
 
     @staticmethod
     def _read_metrics(job: _Running) -> list[MetricsReport]:

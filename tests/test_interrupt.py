@@ -1,0 +1,73 @@
+"""Stopping the tool stops its jobs: exit 130, run marked interrupted, no job process left."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from automl_cli.status import RunView
+from conftest import ROOT, write_json
+
+
+def job_processes(marker: str) -> list[int]:
+    """PIDs whose command line mentions `marker` (the run folder), from /proc."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                if marker.encode() in handle.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_to_the_tool_stops_every_job_and_exits_130(fake_mmar, sig):
+    path = fake_mmar / "config" / "config_train.json"
+    config = json.loads(path.read_text())
+    config["sleep"] = 2.0
+    write_json(path, config)
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    tool = subprocess.Popen([sys.executable, "-m", "automl_cli", "run", "-m", str(fake_mmar), "--run-id", "int",
+                             "--workers", "0:1"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    run_dir = fake_mmar / "automl" / "int"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(job_processes(str(run_dir))) < 2:
+        time.sleep(0.1)
+    assert len(job_processes(str(run_dir))) >= 2, "both workers should be training"
+    tool.send_signal(sig)
+    out, err = tool.communicate(timeout=60)
+    assert tool.returncode == 130, err
+    assert "interrupted" in err
+    time.sleep(0.2)
+    assert job_processes(str(run_dir)) == []
+    view = RunView.load(run_dir)
+    assert view.status == "interrupted"
+    assert json.loads((run_dir / "status.json").read_text())["int"]["detailed_status"]["status"] == "INTERRUPTED"
+
+
+def test_jobs_stopped_by_the_interrupt_are_journaled_as_stopped(fake_mmar):
+    """Run the previous scenario's journal check on its own: every started job has an end."""
+    path = fake_mmar / "config" / "config_train.json"
+    config = json.loads(path.read_text())
+    config["sleep"] = 2.0
+    write_json(path, config)
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    tool = subprocess.Popen([sys.executable, "-m", "automl_cli", "run", "-m", str(fake_mmar), "--run-id", "j"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    run_dir = fake_mmar / "automl" / "j"
+    deadline = time.time() + 60
+    while time.time() < deadline and not job_processes(str(run_dir)):
+        time.sleep(0.1)
+    tool.send_signal(signal.SIGINT)
+    tool.communicate(timeout=60)
+    view = RunView.load(run_dir)
+    assert [(j.status, j.cause) for j in view.jobs.values()] == [("stopped", "run interrupted")]
