@@ -65,6 +65,8 @@ def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, use_s
 
 
 def _print_leaderboard(view, limit: int = 10) -> None:
+    from .status import format_params
+
     console = Console(highlight=False, soft_wrap=True)
     table = Table(title=f"leaderboard of run {view.run_id} ({view.metric_name}, {view.settings.get('direction')})",
                   title_justify="left")
@@ -72,7 +74,7 @@ def _print_leaderboard(view, limit: int = 10) -> None:
         table.add_column(column)
     for rank, job in enumerate(view.leaderboard()[:limit], start=1):
         table.add_row(str(rank), job.name, f"{job.metric:.4f}", str(job.best_epoch), job.status,
-                      json.dumps(job.params), )
+                      format_params(job.params))
     failed = [j for j in view.jobs.values() if j.status == "failed"]
     console.print(table)
     if failed:
@@ -86,7 +88,7 @@ def _print_leaderboard(view, limit: int = 10) -> None:
 def status(mmar, run_id, as_json) -> None:
     """Show a run's jobs and best result, from its journal (safe while it runs)."""
     from .mmar import MMAR
-    from .status import RunView, _clock
+    from .status import RunView, _clock, format_params
     from .store import JOURNAL
 
     run_dir = MMAR.open(mmar).runs_dir / run_id
@@ -102,7 +104,7 @@ def status(mmar, run_id, as_json) -> None:
                f" of {view.settings.get('planned_jobs') or '?'} planned; eta {_clock(view.eta()) or '?'}")
     if best:
         click.echo(f"best {view.metric_name} {best.metric:.4f} from {best.name} (epoch {best.best_epoch}) "
-                   f"{json.dumps(best.params)}")
+                   f"{format_params(best.params)}")
     console = Console(highlight=False, soft_wrap=True)
     table = Table(title_justify="left")
     for column in ("job", "worker", "status", "epoch", view.metric_name, "eta", "params"):
@@ -110,7 +112,7 @@ def status(mmar, run_id, as_json) -> None:
     for job in sorted(view.jobs.values(), key=lambda j: j.job_id):
         table.add_row(job.name, job.worker, job.status, f"{job.epoch}/{job.stop_epoch}",
                       "-" if job.metric is None else f"{job.metric:.4f}", _clock(job.eta()) or "?",
-                      json.dumps(job.params))
+                      format_params(job.params))
     console.print(table)
 
 

@@ -23,7 +23,7 @@ from .backends.base import Backend, JobExit, JobSpec, MetricsReport
 from .errors import Interrupted, SearchFailed, UsageError
 from .mmar import MMAR, clone_job, write_json_atomic
 from .space import SearchSpace
-from .status import JobView, RunView
+from .status import JobView, RunView, format_params
 from .store import JOURNAL, Journal
 from .trace import Trace
 from .workers import Worker, device_env, threads_per_worker
@@ -197,7 +197,7 @@ class Engine:
         self.backend.start(spec)
         where = f"GPUs {env['CUDA_VISIBLE_DEVICES']}" if s.have_gpus else "CPU"
         self.trace(f"job {name} started on {worker.name} ({where}): trial {request.trial_id}, epochs "
-                   f"{request.start_epoch}->{request.stop_epoch}, {json.dumps(request.params)}"
+                   f"{request.start_epoch}->{request.stop_epoch}, {format_params(request.params)}"
                    + (f" [{request.note}]" if request.note else ""), key=True)
 
     # -- events from the backend --------------------------------------------------------
@@ -256,7 +256,7 @@ class Engine:
                        key=True)
             best = self.view.best()
             if best is not None and best.job_id == job.job_id:
-                self.trace(f"new best: {job.name} {self.s.metric} {job.metric:.4f} {json.dumps(job.params)}", key=True)
+                self.trace(f"new best: {job.name} {self.s.metric} {job.metric:.4f} {format_params(job.params)}", key=True)
 
     def _record_exit(self, event: JobExit) -> Outcome:
         """Journal how a job ended and free its worker."""

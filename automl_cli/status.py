@@ -7,6 +7,7 @@ TAO-style status.json and the leaderboard are rendered from a RunView.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -180,6 +181,17 @@ class RunView:
                 "params": job.params,
             }
         return out
+
+
+def format_params(params: dict[str, Any]) -> str:
+    """`Adam.lr=0.00123 SegAhnet.if_use_psp+final_activation=[true,"softmax"]`, for tables and lines."""
+    def one(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        if isinstance(value, list) and len(value) == 1:
+            return one(value[0])
+        return json.dumps(value, separators=(",", ":"))
+    return " ".join(f"{name}={one(value)}" for name, value in params.items())
 
 
 def _clock(seconds: float | None, micro: bool = False) -> str | None:
