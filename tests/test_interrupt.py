@@ -9,7 +9,7 @@ import time
 import pytest
 
 from automl_cli.status import RunView
-from conftest import ROOT, write_json
+from conftest import ROOT, run_cli, write_json
 
 
 def job_processes(marker: str) -> list[int]:
@@ -42,6 +42,10 @@ def test_signal_to_the_tool_stops_every_job_and_exits_130(fake_mmar, sig):
     while time.time() < deadline and len(job_processes(str(run_dir))) < 2:
         time.sleep(0.1)
     assert len(job_processes(str(run_dir))) >= 2, "both workers should be training"
+    # another shell can read the run while it goes on
+    live = run_cli("status", "-m", str(fake_mmar), "--run-id", "int", "--json")
+    assert live.returncode == 0, live.stderr
+    assert json.loads(live.stdout)["int"]["detailed_status"]["status"] == "RUNNING"
     tool.send_signal(sig)
     out, err = tool.communicate(timeout=60)
     assert tool.returncode == 130, err
