@@ -16,6 +16,11 @@ MMAR_OPTION = click.option("-m", "--mmar", "mmar", required=True, type=click.Pat
                            help="The MMAR folder (config/, commands/, models/, ...).")
 
 
+def _console() -> Console:
+    """Tables for people: terminal width in a terminal, wide enough not to wrap in a log file."""
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
+
+
 def _warn(message: str) -> None:
     click.echo(f"automl: warning: {message}", err=True)
 
@@ -67,7 +72,7 @@ def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, use_s
 def _print_leaderboard(view, limit: int = 10) -> None:
     from .status import format_params
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = _console()
     table = Table(title=f"leaderboard of run {view.run_id} ({view.metric_name}, {view.settings.get('direction')})",
                   title_justify="left")
     for column in ("rank", "job", view.metric_name, "epoch", "status", "params"):
@@ -105,7 +110,7 @@ def status(mmar, run_id, as_json) -> None:
     if best:
         click.echo(f"best {view.metric_name} {best.metric:.4f} from {best.name} (epoch {best.best_epoch}) "
                    f"{format_params(best.params)}")
-    console = Console(highlight=False, soft_wrap=True)
+    console = _console()
     table = Table(title_justify="left")
     for column in ("job", "worker", "status", "epoch", view.metric_name, "eta", "params"):
         table.add_column(column)
@@ -128,7 +133,7 @@ def validate(mmar, automlconf, trainconf) -> None:
     loaded = load_mmar(mmar, trainconf, automlconf)
     name, params = controller(loaded, None)
     resolved = resolve_params(get_algorithm(name), params)
-    console = Console(highlight=False, soft_wrap=True)
+    console = _console()
     table = Table(title=f"search space of {loaded.train_path}", title_justify="left")
     for column in ("name", "domain", "type", "range / choices", "args", "from"):
         table.add_column(column)

@@ -1,0 +1,2 @@
+"""Imports every module that registers components, so `registry.build` finds them."""
+from . import data, losses, metrics, models, optimizers, transforms  # noqa: F401
