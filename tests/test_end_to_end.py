@@ -1,0 +1,58 @@
+"""The real thing: commands/automl.sh on a copy of mmar_template, 2 CPU workers, the
+reference trainer in every job, and best/ weights that give the reported Dice."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from automl_cli.status import RunView
+from conftest import ROOT, run_cli
+
+
+@pytest.fixture
+def template_copy(tmp_path):
+    root = tmp_path / "mmar"
+    shutil.copytree(ROOT / "mmar_template", root, ignore=shutil.ignore_patterns("automl"))
+    path = root / "config" / "config_train.json"
+    config = json.loads(path.read_text())
+    config["epochs"] = 3
+    path.write_text(json.dumps(config, indent=2))
+    return root
+
+
+def test_automl_sh_runs_a_two_worker_cpu_search_and_best_weights_give_the_reported_dice(template_copy):
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env["AUTOML"] = f"{sys.executable} -m automl_cli"
+    result = subprocess.run(["bash", str(template_copy / "commands" / "automl.sh"), "run_id=e2e",
+                             "automl_max_recommendations=4", "traceout=both"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"MMAR_ROOT set to {template_copy}" in result.stdout
+    run_dir = template_copy / "automl" / "e2e"
+    view = RunView.load(run_dir)
+    assert view.settings["algorithm"] == "bayesian"
+    assert [w["name"] for w in view.settings["workers"]] == ["W1", "W2"]
+    assert len(view.jobs) == 4 and all(j.status == "completed" for j in view.jobs.values())
+    assert {j.worker for j in view.jobs.values()} == {"W1", "W2"}
+    # the jobs really trained with different settings, and the settings mattered
+    assert len({round(j.metric, 6) for j in view.jobs.values()}) == 4
+    for job in view.jobs.values():
+        config = json.loads((run_dir / job.name / "config" / "config_train.json").read_text())
+        psp, activation = job.params["SegAhnet.if_use_psp+final_activation"]
+        assert config["train"]["model"]["args"]["if_use_psp"] == psp
+        assert config["train"]["model"]["args"]["final_activation"] == activation
+        assert config["train"]["optimizer"]["args"]["lr"] == job.params["Adam.lr"]
+        assert config["train"]["transforms"][1]["args"]["probability"] == job.params["RandomAxisFlip.probability"]
+        assert "training on cpu" in (run_dir / job.name / "train.log").read_text()
+
+    summary = json.loads((run_dir / "best" / "summary.json").read_text())
+    assert summary["value"] == pytest.approx(view.best().metric)
+    evaluated = run_cli("train", "-m", str(run_dir / "best"), "--validate-only")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout.strip().splitlines()[-1])["val_mean_dice"] == pytest.approx(summary["value"],
+                                                                                                   abs=1e-6)
+    assert "AutoML run is successful" in result.stdout  # traceout=both puts trace lines on the console too
+    assert (run_dir / "trace.log").exists()
