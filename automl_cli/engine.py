@@ -222,7 +222,7 @@ class Engine:
             return None  # an epoch without validation
         if not isinstance(metric, (int, float)) or isinstance(metric, bool) or not math.isfinite(metric):
             if job_id not in self.job_nan:
-                self.job_nan[job_id] = f"{self.s.metric} is {metric!r} at epoch {epoch}"
+                self.job_nan[job_id] = f"{self.s.metric} is not a finite number ({json.dumps(metric)}) at epoch {epoch}"
                 self.trace(f"job {job.name}: {self.job_nan[job_id]}; stopping it", level="ERROR")
                 self.backend.stop(job_id)
             return None

@@ -86,7 +86,7 @@ def test_crashing_and_nan_jobs_are_recorded_with_their_cause_and_the_search_goes
     causes = {j.params["Fake.behaviour"][0]: (j.status, j.cause) for j in view.jobs.values()}
     assert causes["crash"][0] == "failed" and "exit code 1" in causes["crash"][1]
     assert "CUDA out of memory" in causes["crash"][1]
-    assert causes["nan"] == ("failed", "val_mean_dice is None at epoch 2")
+    assert causes["nan"] == ("failed", "val_mean_dice is not a finite number (null) at epoch 2")
     assert view.best().params["Fake.behaviour"] == ["ok"]
     assert len(view.jobs) == 9
 
