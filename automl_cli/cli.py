@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import AutomlError, UsageError
-from .trace import TRACEOUT
+from .trace import TRACEOUT, add_plain_row
 
 MMAR_OPTION = click.option("-m", "--mmar", "mmar", required=True, type=click.Path(file_okay=False),
                            help="The MMAR folder (config/, commands/, models/, ...).")
@@ -78,7 +78,7 @@ def _print_leaderboard(view, limit: int = 10) -> None:
     for column in ("rank", "job", view.metric_name, "epoch", "status", "params"):
         table.add_column(column)
     for rank, job in enumerate(view.leaderboard()[:limit], start=1):
-        table.add_row(str(rank), job.name, f"{job.metric:.4f}", str(job.best_epoch), job.status,
+        add_plain_row(table, str(rank), job.name, f"{job.metric:.4f}", str(job.best_epoch), job.status,
                       format_params(job.params))
     failed = [j for j in view.jobs.values() if j.status == "failed"]
     console.print(table)
@@ -115,7 +115,7 @@ def status(mmar, run_id, as_json) -> None:
     for column in ("job", "worker", "status", "epoch", view.metric_name, "eta", "params"):
         table.add_column(column)
     for job in sorted(view.jobs.values(), key=lambda j: j.job_id):
-        table.add_row(job.name, job.worker, job.status, f"{job.epoch}/{job.stop_epoch}",
+        add_plain_row(table, job.name, job.worker, job.status, f"{job.epoch}/{job.stop_epoch}",
                       "-" if job.metric is None else f"{job.metric:.4f}", _clock(job.eta()) or "?",
                       format_params(job.params))
     console.print(table)
@@ -138,7 +138,7 @@ def validate(mmar, automlconf, trainconf) -> None:
     for column in ("name", "domain", "type", "range / choices", "args", "from"):
         table.add_column(column)
     for p in loaded.space.params:
-        table.add_row(p.name, p.domain, p.kind, p.describe(), ", ".join(p.args), p.source)
+        add_plain_row(table, p.name, p.domain, p.kind, p.describe(), ", ".join(p.args), p.source)
     console.print(table)
     console.print(f"algorithm {name} {json.dumps(resolved)}; metric {loaded.metric} ({loaded.direction}); "
                   f"{loaded.max_epochs} epochs per full training")

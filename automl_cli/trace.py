@@ -15,6 +15,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from .errors import UsageError
 from .status import RunView, _clock
@@ -68,11 +69,16 @@ class Trace:
             self.file = None
 
 
+def add_plain_row(table: Table, *cells: str) -> None:
+    """A table row shown as written: values like [true,"softmax"] are not rich markup."""
+    table.add_row(*(Text(str(cell)) for cell in cells))
+
+
 def _table(view: RunView) -> Table:
     best = view.best()
     planned = view.settings.get("planned_jobs") or "?"
     done = sum(1 for j in view.jobs.values() if j.ended is not None)
-    title = (f"run {view.run_id} · {view.settings.get('algorithm')} · jobs {done}/{planned} done"
+    title = Text(f"run {view.run_id} · {view.settings.get('algorithm')} · jobs {done}/{planned} done"
              f" · best {view.metric_name} " + (f"{best.metric:.4f} ({best.name})" if best else "-")
              + f" · eta {_clock(view.eta()) or '?'}")
     table = Table(title=title, title_justify="left", expand=False)
@@ -82,7 +88,7 @@ def _table(view: RunView) -> Table:
         span = max(1, job.stop_epoch)
         filled = int(20 * job.epoch / span)
         last = job.epochs.get(job.epoch, {}).get(view.metric_name)
-        table.add_row(job.name, job.worker, ",".join(map(str, job.gpus)) or "cpu",
+        add_plain_row(table, job.name, job.worker, ",".join(map(str, job.gpus)) or "cpu",
                       f"{job.epoch}/{job.stop_epoch}", "█" * filled + "·" * (20 - filled),
                       "-" if last is None else f"{last:.4f}", _clock(job.eta()) or "?")
     return table

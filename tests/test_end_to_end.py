@@ -54,5 +54,7 @@ def test_automl_sh_runs_a_two_worker_cpu_search_and_best_weights_give_the_report
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout.strip().splitlines()[-1])["val_mean_dice"] == pytest.approx(summary["value"],
                                                                                                    abs=1e-6)
+    best = view.best().params["SegAhnet.if_use_psp+final_activation"]
+    assert f'SegAhnet.if_use_psp+final_activation={json.dumps(best, separators=(",", ":"))}' in result.stdout
     assert "AutoML run is successful" in result.stdout  # traceout=both puts trace lines on the console too
     assert (run_dir / "trace.log").exists()
