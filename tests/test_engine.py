@@ -160,3 +160,21 @@ def test_environment_and_own_keys_are_substituted(fake_mmar, tmp_path):
     resolved, _ = MMAR.open(fake_mmar).load_train_config()
     assert resolved["data"] == f"{fake_mmar}/resources/x.nii"
     assert resolved["rate"] == 0.02
+
+
+def test_trainconf_automlconf_and_yaml_configs_are_honoured(fake_mmar):
+    import yaml
+
+    config = json.loads((fake_mmar / "config" / "config_train.json").read_text())
+    config["fake"]["search"] = config["fake"]["search"][:1]  # only the learning rate
+    write_json(fake_mmar / "config" / "config_train_for_automl.json", config)
+    automl = json.loads((fake_mmar / "config" / "config_automl.json").read_text())
+    automl["controller"]["args"]["automl_max_recommendations"] = 2
+    (fake_mmar / "config" / "my_automl.yaml").write_text(yaml.safe_dump(automl))
+    result = run_cli("run", "-m", str(fake_mmar), "--automlconf", "my_automl.yaml",
+                     "--set", "run_id=custom", "trainconf=config_train_for_automl.json")
+    assert result.returncode == 0, result.stderr
+    assert "config_train_for_automl.json, my_automl.yaml" in result.stdout
+    view = RunView.load(fake_mmar / "automl" / "custom")
+    assert len(view.jobs) == 2
+    assert all(set(j.params) == {"Fake.lr"} for j in view.jobs.values())
