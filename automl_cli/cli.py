@@ -45,8 +45,7 @@ def cli() -> None:
 @click.argument("pairs", nargs=-1, metavar="[KEY=VALUE]...")
 def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, use_set, pairs) -> None:
     """Run a search: train the configurations the algorithm picks, keep the best."""
-    from .backends.local import LocalBackend
-    from .engine import Engine
+    from .run import run_search
     from .runconfig import load_mmar, parse_set_pairs, settings_for_run
     from .algorithms.base import get_algorithm
 
@@ -62,7 +61,7 @@ def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, use_s
     click.echo(f"automl: run folder {settings.run_dir}")
     algo = get_algorithm(settings.algorithm)(settings.space, max_epochs=settings.max_epochs, seed=settings.seed,
                                             params=settings.algorithm_params)
-    view = Engine(settings, algo, LocalBackend(settings.grace_seconds)).run()
+    view = run_search(settings, algo)
     _print_leaderboard(view)
     best = view.best()
     click.echo(f"best {view.metric_name} {best.metric:.4f} from {best.name}; config and weights in "

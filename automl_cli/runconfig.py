@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .algorithms.base import get_algorithm, resolve_params
-from .engine import DEFAULT_TRAIN_COMMAND, RunSettings, parse_train_command
+from .run import DEFAULT_TRAIN_COMMAND, RunSettings, parse_train_command
 from .errors import ConfigError, UsageError
 from .mmar import AUTOML_CONFIG, MMAR, TRAIN_CONFIG
 from .space import SearchSpace, parse_search_space

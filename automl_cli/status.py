@@ -63,6 +63,7 @@ class RunView:
     message: str = ""
     jobs: dict[int, JobView] = field(default_factory=dict)
     last_seq: int = 0
+    best_job_id: int | None = None  # kept up to date by apply(), so best() costs nothing
 
     @property
     def metric_name(self) -> str:
@@ -95,9 +96,15 @@ class RunView:
             value = d["values"].get(self.metric_name)
             if isinstance(value, (int, float)) and self.better(value, job.metric):
                 job.metric, job.best_epoch = float(value), d["epoch"]
+                best = self.best()
+                if best is None or self.better(job.metric, best.metric):
+                    self.best_job_id = job.job_id
         elif event.kind == "job_finished":
             job = self.jobs[d["job_id"]]
             job.status, job.ended, job.cause = d["status"], event.time, d.get("cause", "")
+            if job.status == "failed" and self.best_job_id == job.job_id:
+                board = self.leaderboard()
+                self.best_job_id = board[0].job_id if board else None
         elif event.kind == "run_finished":
             self.status, self.ended, self.message = d["status"], event.time, d.get("message", "")
 
@@ -121,8 +128,8 @@ class RunView:
         return sorted(scored, key=lambda j: (-j.metric if self.maximize else j.metric, j.job_id))
 
     def best(self) -> JobView | None:
-        board = self.leaderboard()
-        return board[0] if board else None
+        """The job with the best metric so far (failed jobs excluded; ties: the earlier job)."""
+        return None if self.best_job_id is None else self.jobs[self.best_job_id]
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

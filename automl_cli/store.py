@@ -46,8 +46,9 @@ class Journal:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
 
-    def append(self, kind: str, **data: Any) -> Event:
-        now = time.time()
+    def append(self, kind: str, when: float | None = None, **data: Any) -> Event:
+        """Add an event stamped `when` (default: now); returns it."""
+        now = time.time() if when is None else when
         cur = self.db.execute("INSERT INTO events (time, kind, data) VALUES (?, ?, ?)",
                               (now, kind, json.dumps(data)))
         self.db.commit()

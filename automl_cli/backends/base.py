@@ -1,15 +1,33 @@
-"""The backend contract: a backend executes jobs, it never decides anything."""
+"""The backend contract: a backend executes jobs and keeps the time; it never decides."""
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..workers import Worker
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of one trial's config for a span of epochs, on one worker.
+
+    A job with `start_epoch` > 0 continues its trial from the trial's checkpoint."""
+
+    job_id: int
+    name: str
+    trial_id: int
+    worker: Worker
+    params: dict[str, Any]
+    start_epoch: int
+    stop_epoch: int
+
 
 @dataclass(frozen=True)
 class JobSpec:
-    """Everything needed to run one job: its folder, its command and its environment."""
+    """What a process-based backend runs for a job: its folder, command and environment."""
 
     job_id: int
     name: str
@@ -40,8 +58,8 @@ class JobExit:
 
 class Backend(ABC):
     @abstractmethod
-    def start(self, spec: JobSpec) -> None:
-        """Launch the job; returns at once."""
+    def start(self, job: Job) -> dict[str, Any]:
+        """Launch the job and return at once; the result (e.g. the job's folder) is journaled."""
 
     @abstractmethod
     def poll(self) -> list[MetricsReport | JobExit]:
@@ -59,3 +77,11 @@ class Backend(ABC):
     @abstractmethod
     def running(self) -> list[int]:
         """Job ids still running."""
+
+    def now(self) -> float:
+        """The backend's clock (wall time here; virtual time in a simulation)."""
+        return time.time()
+
+    def idle(self, seconds: float) -> None:
+        """Nothing happened: wait a little before polling again."""
+        time.sleep(seconds)

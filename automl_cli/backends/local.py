@@ -12,8 +12,9 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from typing import Any, Callable
 
-from .base import Backend, JobExit, JobSpec, MetricsReport
+from .base import Backend, Job, JobExit, JobSpec, MetricsReport
 
 
 @dataclass
@@ -27,15 +28,21 @@ class _Running:
 
 
 class LocalBackend(Backend):
-    def __init__(self, grace_seconds: float = 30.0):
+    """`prepare` turns a job into what to run (for an MMAR: a cloned job folder, the
+    trainer's command line and the job's environment)."""
+
+    def __init__(self, prepare: Callable[[Job], JobSpec], grace_seconds: float = 30.0):
+        self.prepare = prepare
         self.grace_seconds = grace_seconds
         self.jobs: dict[int, _Running] = {}
 
-    def start(self, spec: JobSpec) -> None:
+    def start(self, job: Job) -> dict[str, Any]:
+        spec = self.prepare(job)
         log = open(spec.log_file, "ab")
         process = subprocess.Popen(spec.command, cwd=spec.directory, env=spec.env, stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.jobs[spec.job_id] = _Running(spec, process, log)
+        return {"dir": str(spec.directory), "devices": spec.env.get("CUDA_VISIBLE_DEVICES", "")}
 
     def running(self) -> list[int]:
         return list(self.jobs)

@@ -1,0 +1,183 @@
+"""A search on an MMAR: the run folder, its lock, job folders and processes, trace.log,
+status.json and, at the end, best/.
+
+The loop itself is `engine.Engine`; this module gives it a local backend whose jobs are
+clones of the MMAR, and writes what the user reads.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import shlex
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .algorithms.base import Algorithm
+from .backends.base import Job, JobSpec
+from .backends.local import LocalBackend
+from .engine import Engine, EngineSettings
+from .errors import Interrupted, UsageError
+from .mmar import MMAR, clone_job, write_json_atomic
+from .space import SearchSpace
+from .status import JobView, RunView
+from .store import JOURNAL, Journal
+from .trace import Trace
+from .workers import Worker, device_env, threads_per_worker
+
+METRICS_FILE = "models/metrics.jsonl"
+DEFAULT_TRAIN_COMMAND = [sys.executable, "-m", "automl_cli", "train", "-m", "{mmar}", "--epochs", "{epochs}"]
+_STATUS_EVERY = 1.0
+
+
+@dataclass
+class RunSettings:
+    """Everything a run needs, resolved from the command line and the config files."""
+
+    mmar: MMAR
+    run_id: str
+    workers: list[Worker]
+    have_gpus: bool
+    space: SearchSpace
+    train_config: dict  # config_train.json as written (variables not substituted)
+    metric: str
+    direction: str
+    max_epochs: int
+    algorithm: str
+    algorithm_params: dict[str, Any]
+    seed: int = 0
+    traceout: str = "file"
+    train_command: list[str] = field(default_factory=lambda: list(DEFAULT_TRAIN_COMMAND))
+    remove_search_augs: bool = True
+    grace_seconds: float = 30.0
+    config_files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.mmar.runs_dir / self.run_id
+
+
+def parse_train_command(text: str) -> list[str]:
+    """executor.args.train_command: a shell-like line with {mmar} and {epochs} placeholders."""
+    if "{epochs}" not in text:
+        raise UsageError("executor.args.train_command must contain {epochs} (the epoch the job trains up to)")
+    return shlex.split(text)
+
+
+class MMARJobs:
+    """Turns a job into a cloned job MMAR, the trainer's command line and its environment."""
+
+    def __init__(self, settings: RunSettings):
+        self.s = settings
+
+    def prepare(self, job: Job) -> JobSpec:
+        s = self.s
+        job_dir = s.run_dir / job.name
+        config = s.space.apply(s.train_config, job.params, remove_search=s.remove_search_augs)
+        clone_job(s.mmar, job_dir, config)
+        env = dict(os.environ)
+        env.update({"CUDA_VISIBLE_DEVICES": device_env(job.worker, s.have_gpus), "MMAR_ROOT": str(job_dir),
+                    "AUTOML_METRICS_FILE": str(job_dir / METRICS_FILE), "AUTOML_JOB_NAME": job.name,
+                    "PYTHONUNBUFFERED": "1"})
+        if not s.have_gpus:
+            threads = str(threads_per_worker(len(s.workers)))
+            env.update({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
+        command = [part.format(mmar=job_dir, epochs=job.stop_epoch) for part in s.train_command]
+        return JobSpec(job.job_id, job.name, job_dir, command, env, job_dir / "train.log", job_dir / METRICS_FILE)
+
+
+def run_search(settings: RunSettings, algorithm: Algorithm, *, live: bool | None = None) -> RunView:
+    """Run the search in <mmar>/automl/<run_id>/ and publish best/; returns the run's view."""
+    run_dir = settings.run_dir
+    lock = _claim(run_dir, settings.run_id)
+    journal = Journal(run_dir / JOURNAL)
+    trace = Trace(run_dir, settings.traceout, live=live)
+    status = _StatusWriter(run_dir, trace)
+    engine = Engine(
+        EngineSettings(settings.run_id, settings.algorithm, settings.space, settings.workers, settings.metric,
+                       settings.direction, settings.max_epochs,
+                       info={"mmar": str(settings.mmar.root), "device": "gpu" if settings.have_gpus else "cpu",
+                             "config_files": settings.config_files}),
+        algorithm, LocalBackend(MMARJobs(settings).prepare, settings.grace_seconds), journal,
+        trace=trace, refresh=status)
+    where = ", ".join(f"{w.name} on {'GPUs ' + ','.join(map(str, w.gpus)) if settings.have_gpus else 'CPU'}"
+                      for w in settings.workers)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        trace(f"workers: {where}", key=True)
+        engine.run()
+        engine.finish(lambda best: f"best config and weights under {publish_best(engine.view, best, run_dir)}")
+        return engine.view
+    except Interrupted:
+        raise Interrupted(f"run '{settings.run_id}' interrupted; its jobs and journal are in {run_dir}") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        status.write(engine.view)
+        trace.close()
+        journal.close()
+        lock.close()
+
+
+class _StatusWriter:
+    """status.json at most once a second, and the live table at every round."""
+
+    def __init__(self, run_dir: Path, trace: Trace):
+        self.path = run_dir / "status.json"
+        self.trace = trace
+        self.written = 0.0
+
+    def __call__(self, view: RunView) -> None:
+        if time.monotonic() - self.written >= _STATUS_EVERY:
+            self.write(view)
+        self.trace.show(view)
+
+    def write(self, view: RunView) -> None:
+        self.written = time.monotonic()
+        if view.run_id:
+            write_json_atomic(self.path, view.status_json())
+
+
+def _claim(run_dir: Path, run_id: str):
+    """Create the run folder and hold its lock for the run's lifetime."""
+    if run_dir.exists():
+        raise UsageError(f"run '{run_id}' already exists in {run_dir}; choose another run_id "
+                         "(e.g. --set run_id=NEW) or remove that folder")
+    run_dir.mkdir(parents=True)
+    lock = open(run_dir / ".lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise UsageError(f"run '{run_id}' is in use by another automl process") from None
+    return lock
+
+
+def publish_best(view: RunView, best: JobView, run_dir: Path) -> Path:
+    """best/: the winning job's resolved config, its weights and a summary, as an MMAR
+    that `automl train -m best --validate-only` can evaluate."""
+    job_dir = Path(best.directory)
+    best_dir = run_dir / "best"
+    tmp = run_dir / ".best.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(job_dir / "config", tmp / "config")
+    (tmp / "models").mkdir()
+    for item in (job_dir / "models").iterdir():
+        if item.is_file() and item.suffix in (".pt", ".pth", ".ckpt", ".jsonl"):
+            shutil.copy2(item, tmp / "models" / item.name)
+    weights = tmp / "models" / "model.pt"
+    summary = {"run_id": view.run_id, "job": best.name, "trial_id": best.trial_id, "metric": view.metric_name,
+               "direction": view.settings.get("direction"), "value": best.metric, "epoch": best.best_epoch,
+               "epochs_trained": best.epoch, "params": best.params,
+               "weights": "models/model.pt" if weights.exists() else None, "source": str(job_dir)}
+    write_json_atomic(tmp / "summary.json", summary)
+    shutil.rmtree(best_dir, ignore_errors=True)
+    os.replace(tmp, best_dir)
+    return best_dir
+
+
+def _raise_interrupt(signum, frame):  # noqa: ARG001
+    raise KeyboardInterrupt
