@@ -88,6 +88,11 @@ class Algorithm(ABC):
     def is_done(self) -> bool:
         """True when the algorithm will ask for nothing more."""
 
+    def incumbent(self) -> tuple[dict[str, Any], float] | None:
+        """The algorithm's own pick of the best configuration and its loss, when it has one
+        (e.g. the best at the highest budget); None leaves the choice to the engine."""
+        return None
+
     def planned_jobs(self) -> int | None:
         """How many jobs the whole search runs, when known in advance (for progress)."""
         return None

@@ -34,6 +34,8 @@ class BayesianSearch(Algorithm):
         self.book = TrialBook(self.params["automl_max_recommendations"])
         auto = min(10, max(3, len(space) + 2))
         self.n_initial = min(self.book.budget, self.params["automl_initial_random"] or auto)
+        self.kernel = None  # the last fitted kernel, reused until the data has grown enough
+        self.kernel_fitted_on = 0
 
     def suggest(self, free_slots: int) -> list[JobRequest]:
         jobs = []
@@ -63,7 +65,11 @@ class BayesianSearch(Algorithm):
         pending = [self.book.proposed[tid - 1] for tid in sorted(self.book.running)]
         x = np.array([self.space.encode(c) for c in configs + pending])
         y = np.concatenate([losses, np.full(len(pending), losses.min())])
-        gp = fit_gp(x, y, seed=int(self.rng.integers(2**31 - 1)))
+        seed = int(self.rng.integers(2**31 - 1))
+        refit = self.kernel is None or len(done) >= max(self.kernel_fitted_on + 10, 1.2 * self.kernel_fitted_on)
+        gp = fit_gp(x, y, seed=seed, kernel=None if refit else self.kernel)
+        if refit:
+            self.kernel, self.kernel_fitted_on = gp.kernel_, len(done)
 
         best, xi = float(losses.min()), 0.01 * float(np.std(losses) or 1.0)
         ranked = np.argsort(losses)[:5]

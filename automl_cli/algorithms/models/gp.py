@@ -16,14 +16,18 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
 
-def fit_gp(x: np.ndarray, y: np.ndarray, seed: int) -> GaussianProcessRegressor:
-    """A GP of losses `y` at unit-cube points `x` (rows)."""
+def fit_gp(x: np.ndarray, y: np.ndarray, seed: int, kernel=None) -> GaussianProcessRegressor:
+    """A GP of losses `y` at unit-cube points `x` (rows). Given the `kernel_` of an earlier
+    fit, its hyperparameters are kept and only the linear algebra is redone: maximising the
+    likelihood costs far more than one solve once there are hundreds of points."""
     dims = x.shape[1]
-    kernel = (ConstantKernel(1.0, (1e-3, 1e3))
-              * Matern(length_scale=np.full(dims, 0.5), length_scale_bounds=(1e-2, 1e2), nu=2.5)
-              + WhiteKernel(1e-3, (1e-6, 1e-1)))
-    gp = GaussianProcessRegressor(kernel=kernel, normalize_y=True, n_restarts_optimizer=3,
-                                  random_state=seed)
+    if kernel is None:
+        kernel = (ConstantKernel(1.0, (1e-3, 1e3))
+                  * Matern(length_scale=np.full(dims, 0.5), length_scale_bounds=(1e-2, 1e2), nu=2.5)
+                  + WhiteKernel(1e-3, (1e-6, 1e-1)))
+        gp = GaussianProcessRegressor(kernel=kernel, normalize_y=True, n_restarts_optimizer=3, random_state=seed)
+    else:
+        gp = GaussianProcessRegressor(kernel=kernel, normalize_y=True, optimizer=None)
     with warnings.catch_warnings():
         # a length scale at its bound is normal with few points; it is not an error
         warnings.simplefilter("ignore", ConvergenceWarning)

@@ -1,0 +1,106 @@
+"""Run any algorithm on an objective function, in virtual time: the public Python API.
+
+    from automl_cli.simulate import simulate
+    result = simulate(algorithm="bayesian",
+                      search=[{"args": ["x1"], "type": "float", "targets": [-5, 10]},
+                              {"args": ["x2"], "type": "float", "targets": [0, 15]}],
+                      objective=lambda config, epoch, state: (branin(config), 1.0),
+                      max_epochs=1, n_workers=4, time_budget=3600.0)
+    result.best   # (config, metric)
+    result.jobs   # one dict per job
+
+The search list is a Clara "search" list whose args are the config's keys; it means what
+it means in an MMAR (float / int / enum, log, weights). The objective is called once per
+epoch with the trial's config, the epoch (from 1) and the trial's own `state` dict (kept
+across the trial's epochs and jobs), and returns `(metric, seconds)`; the virtual clock
+advances by those seconds. The engine, the journal and the algorithms are the real ones.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .algorithms.base import get_algorithm
+from .backends.simulated import SimulatedBackend
+from .engine import Engine, EngineSettings
+from .errors import UsageError
+from .space import parse_search_space
+from .status import RunView
+from .store import Journal
+from .workers import Worker
+
+METRIC = "objective"
+
+
+@dataclass
+class SimulationResult:
+    """What a simulated search did: its jobs, its incumbent and the virtual time it used."""
+
+    jobs: list[dict[str, Any]]
+    best: tuple[dict[str, Any], float] | None
+    elapsed: float
+    direction: str
+    view: RunView = field(repr=False)
+
+    def incumbent_trace(self) -> list[tuple[float, float, dict[str, Any]]]:
+        """(time, best metric so far, its config) each time the best improved, over job ends."""
+        better = (lambda a, b: a > b) if self.direction == "maximize" else (lambda a, b: a < b)
+        out: list[tuple[float, float, dict[str, Any]]] = []
+        for job in sorted(self.jobs, key=lambda j: j["end_time"]):
+            values = [m for m in job["metrics"] if m is not None]
+            if not values or job["status"] == "failed":
+                continue
+            value = max(values) if self.direction == "maximize" else min(values)
+            if not out or better(value, out[-1][1]):
+                out.append((job["end_time"], value, job["config"]))
+        return out
+
+
+def simulate(algorithm: str, search: list[dict], objective: Callable[[dict, int, dict], tuple[float, float]],
+             max_epochs: int, n_workers: int = 1, time_budget: float = math.inf, direction: str = "minimize",
+             seed: int = 0, params: dict[str, Any] | None = None) -> SimulationResult:
+    """Run `algorithm` against `objective` with `n_workers` simulated workers until the
+    algorithm is done or `time_budget` virtual seconds have passed (running jobs are cut)."""
+    if direction not in ("minimize", "maximize"):
+        raise UsageError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
+    if n_workers < 1:
+        raise UsageError(f"n_workers must be at least 1, got {n_workers}")
+    template: dict[str, Any] = {}  # the config's keys, in the order the search names them
+    for item in search:
+        args = item.get("args", []) if isinstance(item, dict) else []
+        for arg in [args] if isinstance(args, str) else args:
+            template.setdefault(arg, None)
+    space = parse_search_space({**template, "search": search}, Path("<simulate search>"))
+
+    def to_config(values: dict[str, Any]) -> dict[str, Any]:
+        return space.apply(template, values)
+
+    algo = get_algorithm(algorithm)(space, max_epochs=max_epochs, seed=seed, params=params or {})
+    deadline = None if math.isinf(time_budget) else float(time_budget)
+    backend = SimulatedBackend(objective, METRIC, to_config, deadline)
+    journal = Journal(Path(":memory:"))
+    workers = [Worker(i + 1, ()) for i in range(n_workers)]
+    engine = Engine(EngineSettings("simulation", algorithm, space, workers, METRIC, direction, max_epochs,
+                                   deadline=deadline), algo, backend, journal)
+    try:
+        view = engine.run()
+    finally:
+        journal.close()
+    jobs = [{"job_id": j.job_id, "trial_id": j.trial_id, "config": to_config(j.params), "params": j.params,
+             "start_epoch": j.start_epoch, "stop_epoch": j.stop_epoch,
+             "metrics": [j.epochs[e].get(METRIC) for e in sorted(j.epochs)],
+             "start_time": j.started, "end_time": j.ended, "status": j.status, "worker": j.worker}
+            for j in sorted(view.jobs.values(), key=lambda j: j.job_id)]
+    return SimulationResult(jobs, _incumbent(algo, view, to_config), backend.now(), direction, view)
+
+
+def _incumbent(algo, view: RunView, to_config) -> tuple[dict[str, Any], float] | None:
+    """The algorithm's own choice when it has one (e.g. best at the highest budget), else the best job."""
+    chosen = algo.incumbent()
+    if chosen is not None:
+        params, loss = chosen
+        return to_config(params), (-loss if view.maximize else loss)
+    best = view.best()
+    return None if best is None else (to_config(best.params), best.metric)
