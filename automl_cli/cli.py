@@ -60,7 +60,7 @@ def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, use_s
     click.echo(f"automl: MMAR {loaded.mmar.root}; configs {loaded.train_path.name}, {loaded.automl_path.name}")
     click.echo(f"automl: run folder {settings.run_dir}")
     algo = get_algorithm(settings.algorithm)(settings.space, max_epochs=settings.max_epochs, seed=settings.seed,
-                                            params=settings.algorithm_params)
+                                            params=settings.algorithm_params, direction=settings.direction)
     view = run_search(settings, algo)
     _print_leaderboard(view)
     best = view.best()

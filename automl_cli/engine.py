@@ -192,8 +192,10 @@ class Engine:
         job_id, epoch = event.job_id, event.values.get("epoch")
         if loss is None or job_id in self.stop_reason:
             return
-        if self.algorithm.on_metrics(self.jobs[job_id].trial_id, job_id, epoch, loss) == STOP:
-            self.stop_reason[job_id] = f"stopped by {self.s.algorithm} at epoch {epoch}"
+        decision = self.algorithm.on_metrics(self.jobs[job_id].trial_id, job_id, epoch, loss)
+        if decision.startswith(STOP):
+            why = decision.partition(":")[2].strip() or f"at epoch {epoch}"
+            self.stop_reason[job_id] = f"stopped early by {self.s.algorithm}: {why}"
             self.trace(f"job {self.jobs[job_id].name}: {self.stop_reason[job_id]}", key=True)
             self.backend.stop(job_id)
 

@@ -73,12 +73,17 @@ class MMARJobs:
 
     def __init__(self, settings: RunSettings):
         self.s = settings
+        self.trial_dirs: dict[int, Path] = {}  # each trial's latest job folder: where its checkpoint is
 
     def prepare(self, job: Job) -> JobSpec:
         s = self.s
         job_dir = s.run_dir / job.name
         config = s.space.apply(s.train_config, job.params, remove_search=s.remove_search_augs)
         clone_job(s.mmar, job_dir, config)
+        previous = self.trial_dirs.get(job.trial_id)
+        if job.start_epoch > 0 and previous is not None:
+            carry_checkpoint(previous, job_dir)
+        self.trial_dirs[job.trial_id] = job_dir
         env = dict(os.environ)
         env.update({"CUDA_VISIBLE_DEVICES": device_env(job.worker, s.have_gpus), "MMAR_ROOT": str(job_dir),
                     "AUTOML_METRICS_FILE": str(job_dir / METRICS_FILE), "AUTOML_JOB_NAME": job.name,
@@ -88,6 +93,18 @@ class MMARJobs:
             env.update({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
         command = [part.format(mmar=job_dir, epochs=job.stop_epoch) for part in s.train_command]
         return JobSpec(job.job_id, job.name, job_dir, command, env, job_dir / "train.log", job_dir / METRICS_FILE)
+
+
+def carry_checkpoint(source: Path, target: Path) -> None:
+    """A job that continues its trial starts from the trial's checkpoint and best weights.
+    Hard links cost nothing and are safe: trainers replace these files, never rewrite them."""
+    for item in (source / "models").iterdir():
+        if item.is_file() and item.suffix in (".pt", ".pth", ".ckpt"):
+            destination = target / "models" / item.name
+            try:
+                os.link(item, destination)
+            except OSError:
+                shutil.copy2(item, destination)
 
 
 def run_search(settings: RunSettings, algorithm: Algorithm, *, live: bool | None = None) -> RunView:

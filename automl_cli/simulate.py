@@ -77,7 +77,7 @@ def simulate(algorithm: str, search: list[dict], objective: Callable[[dict, int,
     def to_config(values: dict[str, Any]) -> dict[str, Any]:
         return space.apply(template, values)
 
-    algo = get_algorithm(algorithm)(space, max_epochs=max_epochs, seed=seed, params=params or {})
+    algo = get_algorithm(algorithm)(space, max_epochs=max_epochs, seed=seed, params=params or {}, direction=direction)
     deadline = None if math.isinf(time_budget) else float(time_budget)
     backend = SimulatedBackend(objective, METRIC, to_config, deadline)
     journal = Journal(Path(":memory:"))

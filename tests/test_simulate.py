@@ -37,11 +37,16 @@ def test_every_algorithm_runs_with_one_and_eight_workers(algorithm):
     one = simulate(algorithm, SEARCH, curve, max_epochs=4, n_workers=1, seed=0, params=params)
     eight = simulate(algorithm, SEARCH, curve, max_epochs=4, n_workers=8, seed=0, params=params)
     for result in (one, eight):
-        assert result.jobs and all(j["status"] == "completed" for j in result.jobs)
+        assert result.jobs and all(j["status"] in ("completed", "stopped") for j in result.jobs)
         config, metric = result.best
         assert set(config) == {"x1", "x2", "opt", "act"}
-        assert metric == min(min(j["metrics"]) for j in result.jobs)
-        assert all(len(j["metrics"]) == j["stop_epoch"] - j["start_epoch"] for j in result.jobs)
+        observed = [m for j in result.jobs for m in j["metrics"]]
+        assert metric in observed
+        if algorithm in ("random", "bayesian"):
+            assert metric == min(observed)
+        for j in result.jobs:
+            ran = len(j["metrics"])
+            assert ran == j["stop_epoch"] - j["start_epoch"] or (j["status"] == "stopped" and ran < j["stop_epoch"])
     assert not overlaps(one.jobs)
     assert overlaps(eight.jobs)
     assert eight.elapsed < one.elapsed

@@ -23,6 +23,11 @@ from ..space import SearchSpace
 CONTINUE, STOP = "continue", "stop"
 
 
+def stop_because(reason: str) -> str:
+    """An on_metrics answer that stops the job and says why (shown in the trace)."""
+    return f"{STOP}: {reason}"
+
+
 @dataclass(frozen=True)
 class JobRequest:
     """Run trial `trial_id` with `params` from `start_epoch` to `stop_epoch`
@@ -33,6 +38,8 @@ class JobRequest:
     stop_epoch: int
     start_epoch: int = 0
     note: str = ""  # why this job exists, for the trace (e.g. "initial design")
+    bracket: int | None = None  # for bracket-based algorithms: which bracket and rung
+    rung: int | None = None
 
 
 @dataclass(frozen=True)
@@ -49,12 +56,14 @@ class Outcome:
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """A documented algorithm parameter, as users write it in config_automl.json."""
+    """A documented algorithm parameter, as users write it in config_automl.json.
+    `kind` converts the value; `auto` names a string that stands for "work it out"."""
 
     default: Any
     help: str
     kind: type = int
     minimum: float | None = None
+    auto: str | None = None
 
 
 class Algorithm(ABC):
@@ -65,10 +74,11 @@ class Algorithm(ABC):
     parameters: ClassVar[dict[str, ParamSpec]] = {}
 
     def __init__(self, space: SearchSpace, *, max_epochs: int, seed: int = 0,
-                 params: dict[str, Any] | None = None):
+                 params: dict[str, Any] | None = None, direction: str = "minimize"):
         self.space = space
         self.max_epochs = int(max_epochs)
         self.seed = seed
+        self.direction = direction
         self.params = resolve_params(type(self), params or {})
         self.rng = np.random.default_rng(seed)
 
@@ -77,7 +87,8 @@ class Algorithm(ABC):
         """Up to `free_slots` jobs to start now (fewer, or none, is fine)."""
 
     def on_metrics(self, trial_id: int, job_id: int, epoch: int, loss: float) -> str:
-        """A running job finished `epoch` with `loss`; answer CONTINUE or STOP."""
+        """A running job finished `epoch` (counted over its trial) with `loss`; answer
+        CONTINUE, STOP or stop_because(reason)."""
         return CONTINUE
 
     @abstractmethod
@@ -87,6 +98,10 @@ class Algorithm(ABC):
     @abstractmethod
     def is_done(self) -> bool:
         """True when the algorithm will ask for nothing more."""
+
+    def loss_of(self, metric: float) -> float:
+        """A metric value (e.g. a user's threshold) in the loss units algorithms compare."""
+        return -metric if self.direction == "maximize" else metric
 
     def incumbent(self) -> tuple[dict[str, Any], float] | None:
         """The algorithm's own pick of the best configuration and its loss, when it has one
@@ -125,6 +140,9 @@ def resolve_params(cls: type[Algorithm], given: dict[str, Any]) -> dict[str, Any
         if spec is None:
             known = ", ".join(sorted(cls.parameters)) or "none"
             raise UsageError(f"algorithm '{cls.name}' has no parameter '{key}' (its parameters: {known})")
+        if value is None or (spec.auto is not None and value == spec.auto):
+            out[key] = spec.default
+            continue
         try:
             if spec.kind is int and (isinstance(value, bool) or float(value) != int(float(value))):
                 raise ValueError

@@ -1,0 +1,111 @@
+"""ASHA, asynchronous successive halving (Li et al., MLSys 2020).
+
+Rungs at `min_epochs * nu^k` epochs, the last at the config's full epochs. There is no
+barrier: whenever a worker is free, the best not-yet-promoted configuration in the top
+1/nu of the highest rung that has one is promoted (it resumes from its checkpoint);
+otherwise a new random configuration starts at the bottom rung.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Algorithm, JobRequest, Outcome, ParamSpec, register
+from .brackets import rank
+
+
+@register
+class ASHA(Algorithm):
+    name = "asha"
+    summary = "asynchronous successive halving: promotes as soon as a rung allows, no barrier"
+    parameters = {
+        "automl_nu": ParamSpec(3, "promote the top 1/nu of a rung", minimum=2),
+        "automl_min_epochs": ParamSpec(1, "epochs of the bottom rung", minimum=1),
+        "automl_max_concurrent": ParamSpec(4, "jobs running at once (at most the number of workers)", minimum=1),
+        "automl_max_trials": ParamSpec(0, "configurations to start in all (0: no limit)", minimum=0),
+        "automl_min_top_configs": ParamSpec(5, "with no trial limit, stop once this many configurations "
+                                               "reached the top rung", minimum=1),
+    }
+
+    def __init__(self, space, **kwargs):
+        super().__init__(space, **kwargs)
+        nu, low = self.params["automl_nu"], self.params["automl_min_epochs"]
+        self.rung_epochs: list[int] = []
+        epochs = low
+        while epochs < self.max_epochs:
+            self.rung_epochs.append(epochs)
+            epochs *= nu
+        self.rung_epochs.append(self.max_epochs)
+        self.results: list[dict[int, float | None]] = [{} for _ in self.rung_epochs]
+        self.promoted: list[set[int]] = [set() for _ in self.rung_epochs]
+        self.trials: dict[int, dict[str, Any]] = {}
+        self.running: dict[int, int] = {}  # trial -> rung its job will reach
+        self.stopped: set[int] = set()
+
+    def suggest(self, free_slots: int) -> list[JobRequest]:
+        jobs: list[JobRequest] = []
+        room = min(free_slots, self.params["automl_max_concurrent"] - len(self.running))
+        while len(jobs) < room and not self._enough_at_top():
+            job = self._promotion() or self._new_trial()
+            if job is None:
+                break
+            self.running[job.trial_id] = job.rung
+            jobs.append(job)
+        return jobs
+
+    def _promotion(self) -> JobRequest | None:
+        nu = self.params["automl_nu"]
+        for k in range(len(self.rung_epochs) - 2, -1, -1):
+            results = self.results[k]
+            top = rank(results)[:len(results) // nu]
+            for place, trial in enumerate(top, start=1):
+                if trial not in self.promoted[k] and results[trial] is not None and trial not in self.stopped:
+                    self.promoted[k].add(trial)
+                    return JobRequest(trial, self.trials[trial], self.rung_epochs[k + 1], self.rung_epochs[k],
+                                      note=f"rung {k + 1} ({self.rung_epochs[k + 1]} epochs): promoted, rank {place} "
+                                           f"of {len(results)} in rung {k}", rung=k + 1)
+        return None
+
+    def _new_trial(self) -> JobRequest | None:
+        limit = self.params["automl_max_trials"]
+        if limit and len(self.trials) >= limit:
+            return None
+        params = self.space.sample(self.rng)
+        trial = len(self.trials) + 1
+        self.trials[trial] = params
+        return JobRequest(trial, params, self.rung_epochs[0], 0, note=f"rung 0 ({self.rung_epochs[0]} epochs): new",
+                          rung=0)
+
+    def on_finished(self, outcome: Outcome) -> None:
+        k = self.running.pop(outcome.trial_id)
+        if outcome.status == "stopped":
+            self.stopped.add(outcome.trial_id)
+        self.results[k][outcome.trial_id] = outcome.loss if outcome.status != "failed" else None
+
+    def _enough_at_top(self) -> bool:
+        if self.params["automl_max_trials"]:
+            return False
+        reached = sum(1 for loss in self.results[-1].values() if loss is not None)
+        return reached >= self.params["automl_min_top_configs"]
+
+    def is_done(self) -> bool:
+        if self.running:
+            return False
+        if self._enough_at_top():
+            return True
+        limit = self.params["automl_max_trials"]
+        if not limit or len(self.trials) < limit:
+            return False
+        nu = self.params["automl_nu"]
+        return not any(t not in self.promoted[k] and r[t] is not None and t not in self.stopped
+                       for k, r in enumerate(self.results[:-1]) for t in rank(r)[:len(r) // nu])
+
+    def incumbent(self) -> tuple[dict[str, Any], float] | None:
+        for results in reversed(self.results):
+            scored = {t: loss for t, loss in results.items() if loss is not None}
+            if scored:
+                trial = rank(scored)[0]
+                return self.trials[trial], scored[trial]
+        return None
+
+    def planned_jobs(self) -> int | None:
+        return None

@@ -1,0 +1,222 @@
+"""The successive-halving machinery that hyperband, hyperband_es (and BOHB, DEHB) share.
+
+Schedule (TAO's, which reproduces the guide's Tables 2 and 3): `smax` is the largest s
+with nu^s <= R, found with integers (a float log miscounts at exact powers: log(243)/log(3)
+is 4.999...). For s = smax down to 1 a bracket starts `n = floor((smax+1)/(s+1)) * nu^s`
+configurations at resource `r = R / nu^s`; its rung i keeps `floor(n / nu^i)` of them at
+resource `r * nu^i`, i = 0..s. The paper's last bracket (s = 0, no pruning) is not run.
+A job at resource r trains up to `round(r * epoch_multiplier)` epochs; a configuration
+promoted to the next rung resumes from its own checkpoint.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from .base import Algorithm, JobRequest, Outcome, ParamSpec
+
+
+def integer_log(value: int, base: int) -> int:
+    """The largest s with base**s <= value, exactly."""
+    if base < 2 or value < 1:
+        raise ValueError(f"need base >= 2 and value >= 1, got base {base}, value {value}")
+    s, power = 0, base
+    while power <= value:
+        s, power = s + 1, power * base
+    return s
+
+
+@dataclass(frozen=True)
+class Rung:
+    n: int  # configurations in this rung
+    resource: Fraction  # r * nu^i
+    epochs: int  # what a job of this rung trains up to
+
+
+@dataclass(frozen=True)
+class Bracket:
+    s: int
+    rungs: tuple[Rung, ...]
+
+
+def hyperband_schedule(R: int, nu: int, epoch_multiplier: int) -> list[Bracket]:
+    """The brackets of Hyperband(R, nu), in the order they run (s = smax first)."""
+    smax = integer_log(R, nu)
+    brackets = []
+    for s in range(smax, 0, -1):
+        n = ((smax + 1) // (s + 1)) * nu ** s
+        r = Fraction(R, nu ** s)
+        rungs = tuple(Rung(n // nu ** i, r * nu ** i, max(1, round(r * nu ** i * epoch_multiplier)))
+                      for i in range(s + 1))
+        brackets.append(Bracket(s, rungs))
+    return brackets
+
+
+@dataclass(frozen=True)
+class AutoAdjustment:
+    R: int
+    epoch_multiplier: int
+    steps: list[str]
+
+
+def auto_epoch_multiplier(max_epoch: int, R: int, nu: int) -> AutoAdjustment:
+    """The guide's auto-adjustment: epoch_multiplier = max_epoch^(log nu / log R), lowering
+    R by one while that is below 3; the multiplier is then rounded down (a value within
+    1e-9 of an integer counts as that integer, so 27^(1/3) is 3)."""
+    steps = []
+    while True:
+        exact = max_epoch ** (math.log(nu) / math.log(R)) if R > 1 else float(max_epoch)
+        near = round(exact)
+        value = near if abs(exact - near) < 1e-9 else math.floor(exact)
+        steps.append(f"R={R}: {max_epoch}^(log {nu}/log {R}) = {exact:.4f}")
+        if value >= 3 or R <= nu:
+            return AutoAdjustment(R, max(1, value), steps)
+        R -= 1
+
+
+HYPERBAND_PARAMETERS = {
+    "automl_R": ParamSpec(27, "maximum resource of one configuration (the top rung), in units of epoch_multiplier epochs",
+                          minimum=1),
+    "automl_nu": ParamSpec(3, "keep the best 1/nu of each rung", minimum=2),
+    "epoch_multiplier": ParamSpec(None, "epochs per unit of resource; 'auto' (default) derives it from the config's "
+                                        "epochs as the TAO guide describes", minimum=1, auto="auto"),
+}
+
+
+def resolve_hyperband(params: dict[str, Any], max_epochs: int) -> tuple[int, int, int, list[str]]:
+    """R, nu, epoch_multiplier and the reasons, with the auto-adjustment when no multiplier is given."""
+    R, nu, multiplier = params["automl_R"], params["automl_nu"], params["epoch_multiplier"]
+    if multiplier is not None:
+        return R, nu, multiplier, [f"epoch_multiplier {multiplier} as given"]
+    adjusted = auto_epoch_multiplier(max_epochs, R, nu)
+    why = adjusted.steps + [f"chosen: R={adjusted.R}, epoch_multiplier={adjusted.epoch_multiplier} "
+                            f"(auto-adjusted from the config's {max_epochs} epochs)"]
+    return adjusted.R, nu, adjusted.epoch_multiplier, why
+
+
+@dataclass
+class _BracketRun:
+    """A bracket in progress: its trials in the current rung and what they scored."""
+
+    bracket: Bracket
+    index: int
+    rung: int = 0
+    members: list[int] = field(default_factory=list)  # trial ids in the current rung
+    queued: list[JobRequest] = field(default_factory=list)  # jobs of this rung not yet handed out
+    running: set[int] = field(default_factory=set)
+    losses: dict[int, float | None] = field(default_factory=dict)  # this rung's results
+    done: bool = False
+
+
+def rank(losses: dict[int, float | None]) -> list[int]:
+    """Trials best first; failures (None) last; ties broken by the earlier trial."""
+    return sorted(losses, key=lambda t: (losses[t] is None, losses[t] if losses[t] is not None else 0.0, t))
+
+
+class SuccessiveHalving(Algorithm):
+    """Hyperband's brackets run in order; when a bracket waits at its rung barrier, free
+    workers start the next bracket, so brackets overlap across workers. Subclasses choose
+    new configurations by overriding `new_config` (random here)."""
+
+    parameters = HYPERBAND_PARAMETERS
+
+    def __init__(self, space, **kwargs):
+        super().__init__(space, **kwargs)
+        self.R, self.nu, self.epoch_multiplier, self.adjustment = resolve_hyperband(self.params, self.max_epochs)
+        self.brackets = hyperband_schedule(self.R, self.nu, self.epoch_multiplier)
+        self.runs: list[_BracketRun] = []
+        self.trials: dict[int, dict[str, Any]] = {}  # trial id -> params
+        self.trial_epochs: dict[int, int] = {}  # epochs each trial's checkpoint holds
+        self.final: dict[int, float] = {}  # trial -> loss at the top rung of its bracket
+        self.stopped: set[int] = set()  # trials stopped early: never promoted
+
+    # -- hooks for the model-based variants ------------------------------------------------
+    def new_config(self, bracket: Bracket, count: int) -> list[dict[str, Any]]:
+        """`count` new configurations for the first rung of `bracket`."""
+        return [self.space.sample(self.rng) for _ in range(count)]
+
+    def observe(self, trial_id: int, rung: Rung, loss: float | None) -> None:
+        """A trial's result at a rung (for models of good and bad configurations)."""
+
+    # -- the contract --------------------------------------------------------------------
+    def planned_jobs(self) -> int:
+        return sum(r.n for b in self.brackets for r in b.rungs)
+
+    def suggest(self, free_slots: int) -> list[JobRequest]:
+        jobs: list[JobRequest] = []
+        while len(jobs) < free_slots:
+            run = next((r for r in self.runs if r.queued), None)
+            if run is None:
+                if len(self.runs) == len(self.brackets):
+                    break
+                run = self._open(len(self.runs))
+                continue
+            request = run.queued.pop(0)
+            run.running.add(request.trial_id)
+            jobs.append(request)
+        return jobs
+
+    def on_finished(self, outcome: Outcome) -> None:
+        run = next(r for r in self.runs if outcome.trial_id in r.running)
+        run.running.discard(outcome.trial_id)
+        loss = outcome.loss if outcome.status in ("completed", "stopped") else None
+        if outcome.status == "stopped":
+            self.stopped.add(outcome.trial_id)
+        self.trial_epochs[outcome.trial_id] = outcome.epochs
+        run.losses[outcome.trial_id] = loss
+        rung = run.bracket.rungs[run.rung]
+        self.observe(outcome.trial_id, rung, loss)
+        if len(run.losses) == len(run.members):
+            self._advance(run)
+
+    def is_done(self) -> bool:
+        return len(self.runs) == len(self.brackets) and all(r.done for r in self.runs)
+
+    def incumbent(self) -> tuple[dict[str, Any], float] | None:
+        if not self.final:
+            return None
+        trial = min(self.final, key=lambda t: (self.final[t], t))
+        return self.trials[trial], self.final[trial]
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    def _open(self, index: int) -> _BracketRun:
+        bracket = self.brackets[index]
+        run = _BracketRun(bracket, index)
+        first = bracket.rungs[0]
+        for params in self.new_config(bracket, first.n):
+            trial_id = len(self.trials) + 1
+            self.trials[trial_id] = params
+            run.members.append(trial_id)
+            run.queued.append(JobRequest(trial_id, params, first.epochs, 0, note=self._note(run, "new"),
+                                         bracket=index + 1, rung=0))
+        self.runs.append(run)
+        return run
+
+    def _advance(self, run: _BracketRun) -> None:
+        """The rung is complete: promote its best to the next rung, or close the bracket."""
+        rung = run.bracket.rungs[run.rung]
+        if run.rung == len(run.bracket.rungs) - 1:
+            for trial, loss in run.losses.items():
+                if loss is not None and trial not in self.stopped:
+                    self.final[trial] = loss
+            run.done = True
+            return
+        nxt = run.bracket.rungs[run.rung + 1]
+        eligible = [t for t in rank(run.losses) if run.losses[t] is not None and t not in self.stopped]
+        survivors = eligible[:nxt.n]
+        run.rung += 1
+        run.members, run.losses = survivors, {}
+        if not survivors:  # every job of the rung failed or was stopped: nothing to promote
+            run.done = True
+            return
+        for place, trial in enumerate(survivors, start=1):
+            run.queued.append(JobRequest(
+                trial, self.trials[trial], nxt.epochs, self.trial_epochs.get(trial, rung.epochs),
+                note=self._note(run, f"promoted, rank {place} of {len(eligible)} in rung {run.rung - 1}"),
+                bracket=run.index + 1, rung=run.rung))
+
+    def _note(self, run: _BracketRun, why: str) -> str:
+        rung = run.bracket.rungs[run.rung]
+        return f"bracket {run.index + 1}/{len(self.brackets)} rung {run.rung} ({rung.n} x {rung.epochs} epochs): {why}"

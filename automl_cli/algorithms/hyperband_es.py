@@ -1,0 +1,26 @@
+"""Hyperband with early stopping: a job whose metric is worse than a threshold, once its
+trial has trained at least a minimum number of epochs, is stopped mid-stage; its worker
+goes to the next job at once and the trial is never promoted."""
+from __future__ import annotations
+
+from .base import CONTINUE, ParamSpec, register, stop_because
+from .brackets import HYPERBAND_PARAMETERS, SuccessiveHalving
+
+
+@register
+class HyperbandES(SuccessiveHalving):
+    name = "hyperband_es"
+    summary = "hyperband that stops a job mid-stage when its metric is worse than a threshold"
+    parameters = {
+        **HYPERBAND_PARAMETERS,
+        "automl_early_stop_threshold": ParamSpec(0.1, "a job whose metric is worse than this is stopped "
+                                                      "(below it when maximising, above it when minimising)", kind=float),
+        "automl_min_early_stop_epochs": ParamSpec(3, "epochs a trial trains before it can be stopped", minimum=1),
+    }
+
+    def on_metrics(self, trial_id: int, job_id: int, epoch: int, loss: float) -> str:
+        threshold = self.params["automl_early_stop_threshold"]
+        if epoch >= self.params["automl_min_early_stop_epochs"] and loss > self.loss_of(threshold):
+            metric = self.loss_of(loss)  # the same negation turns a loss back into the metric
+            return stop_because(f"metric {metric:.4g} worse than the threshold {threshold:g} at epoch {epoch}")
+        return CONTINUE

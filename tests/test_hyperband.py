@@ -1,0 +1,163 @@
+"""Hyperband's schedule (TAO's tables), the auto-adjustment, promotions that resume, early
+stopping, and ASHA's asynchronous promotions."""
+import math
+from fractions import Fraction
+
+import pytest
+
+from automl_cli.algorithms.brackets import auto_epoch_multiplier, hyperband_schedule, integer_log
+from automl_cli.simulate import simulate
+
+
+def table(R, nu):
+    return [[(rung.n, rung.resource) for rung in b.rungs] for b in hyperband_schedule(R, nu, 1)]
+
+
+def test_hyperband_r81_nu3_matches_table2():
+    assert table(81, 3) == [
+        [(81, 1), (27, 3), (9, 9), (3, 27), (1, 81)],
+        [(27, 3), (9, 9), (3, 27), (1, 81)],
+        [(9, 9), (3, 27), (1, 81)],
+        [(6, 27), (2, 81)],
+    ]
+
+
+def test_hyperband_r27_nu3_matches_table3():
+    assert table(27, 3) == [
+        [(27, 1), (9, 3), (3, 9), (1, 27)],
+        [(9, 3), (3, 9), (1, 27)],
+        [(6, 9), (2, 27)],
+    ]
+
+
+def test_epochs_are_resource_times_multiplier():
+    brackets = hyperband_schedule(27, 3, 10)
+    assert [r.epochs for r in brackets[0].rungs] == [10, 30, 90, 270]
+    assert [r.epochs for r in brackets[2].rungs] == [90, 270]
+
+
+@pytest.mark.parametrize("R, nu, smax", [(243, 3, 5), (1000, 10, 3), (81, 3, 4), (27, 3, 3), (26, 3, 2), (9, 3, 2),
+                                         (2, 2, 1), (100, 10, 2)])
+def test_bracket_counts_use_exact_integer_logs(R, nu, smax):
+    # a float log gives 4 for log(243)/log(3) and 2 for log(1000)/log(10)
+    assert integer_log(R, nu) == smax
+    assert len(hyperband_schedule(R, nu, 1)) == smax  # TAO drops the paper's last (s = 0) bracket
+
+
+def test_a_resource_that_is_not_a_power_of_nu_keeps_fractions_until_epochs_are_rounded():
+    (bracket, *_rest) = hyperband_schedule(10, 3, 9)
+    assert [r.resource for r in bracket.rungs] == [Fraction(10, 9), Fraction(10, 3), Fraction(10)]
+    assert [r.epochs for r in bracket.rungs] == [10, 30, 90]
+
+
+@pytest.mark.parametrize("max_epoch, R, nu, expected_R, expected_multiplier", [
+    (1000, 27, 3, 27, 10),   # 1000^(1/3) = 10
+    (80, 27, 3, 27, 4),      # 4.31 -> 4
+    (27, 27, 3, 27, 3),      # exactly 3, not 2.999...
+    (8, 27, 3, 8, 3),        # below 3 until R = 8: 8^(log 3/log 8) = 3
+    (20, 27, 3, 20, 3),
+    (300, 81, 3, 81, 4),     # 300^(1/4) = 4.16
+])
+def test_auto_adjustment_follows_the_guide(max_epoch, R, nu, expected_R, expected_multiplier):
+    adjusted = auto_epoch_multiplier(max_epoch, R, nu)
+    assert (adjusted.R, adjusted.epoch_multiplier) == (expected_R, expected_multiplier)
+
+
+def hb_curve(config, epoch, state):
+    """Loss falls with epochs toward a floor set by x; one second per epoch."""
+    state.setdefault("seen", []).append(epoch)
+    return config["x"] + 1.0 / epoch, 1.0
+
+
+SEARCH = [{"args": ["x"], "type": "float", "targets": [0, 1]}]
+
+
+def test_hyperband_runs_the_table_and_promoted_jobs_resume_where_their_trial_stopped():
+    result = simulate("hyperband", SEARCH, hb_curve, max_epochs=27, n_workers=4,
+                      params={"automl_R": 27, "automl_nu": 3, "epoch_multiplier": 1})
+    jobs = result.jobs
+    assert len(jobs) == 27 + 9 + 3 + 1 + 9 + 3 + 1 + 6 + 2
+    by_trial = {}
+    for job in jobs:
+        by_trial.setdefault(job["trial_id"], []).append(job)
+    for trial_jobs in by_trial.values():
+        trial_jobs.sort(key=lambda j: j["start_epoch"])
+        for before, after in zip(trial_jobs, trial_jobs[1:]):
+            assert after["start_epoch"] == before["stop_epoch"]  # resumes, never retrains
+            assert after["start_time"] >= before["end_time"]
+    # promotions keep the best third of each rung of the first bracket
+    first = [j for j in jobs if j["trial_id"] <= 27]
+    rung0 = sorted((j for j in first if j["stop_epoch"] == 1), key=lambda j: j["metrics"][-1])
+    promoted = {j["trial_id"] for j in first if j["stop_epoch"] == 3}
+    assert promoted == {j["trial_id"] for j in rung0[:9]}
+    # the incumbent is the best at the top rung (27 epochs)
+    top = [j for j in jobs if j["stop_epoch"] == 27]
+    assert result.best[1] == min(j["metrics"][-1] for j in top)
+
+
+@pytest.mark.parametrize("min_epochs", [3, 6])
+def test_hyperband_es_stops_below_threshold_after_the_minimum_epochs_and_not_before(min_epochs):
+    # maximise: large x looks best for 3 epochs (so it is promoted), then collapses
+    def score(x, epoch):
+        return 0.4 + 0.5 * x - 0.4 * x * max(0, epoch - 3)
+
+    result = simulate("hyperband_es", SEARCH, lambda c, e, st: (score(c["x"], e), 1.0), max_epochs=9, n_workers=3,
+                      direction="maximize", seed=2,
+                      params={"automl_R": 9, "automl_nu": 3, "epoch_multiplier": 1,
+                              "automl_early_stop_threshold": 0.3, "automl_min_early_stop_epochs": min_epochs})
+    stopped = [j for j in result.jobs if j["status"] == "stopped"]
+    assert any(j["start_epoch"] + len(j["metrics"]) < j["stop_epoch"] for j in stopped)  # some mid-stage
+    for job in result.jobs:
+        x = job["config"]["x"]
+        below = [e for e in range(1, 10) if score(x, e) < 0.3]
+        due = max(min_epochs, below[0]) if below else None
+        last = job["start_epoch"] + len(job["metrics"])
+        if due is not None and job["start_epoch"] < due <= job["stop_epoch"]:
+            assert job["status"] == "stopped" and last == due  # exactly when allowed, not before
+        else:
+            assert job["status"] == "completed" and last == job["stop_epoch"]
+    stopped_trials = {j["trial_id"] for j in stopped}
+    for job in result.jobs:  # a stopped trial is never promoted
+        if job["trial_id"] in stopped_trials:
+            assert job["end_time"] <= max(s["end_time"] for s in stopped if s["trial_id"] == job["trial_id"])
+
+
+def utilisation(result, n_workers):
+    busy = sum(j["end_time"] - j["start_time"] for j in result.jobs)
+    return busy / (n_workers * result.elapsed)
+
+
+def uneven(config, epoch, state):
+    """Epoch times vary 10x with x; the loss prefers small x."""
+    return config["x"] + 1.0 / epoch, 1.0 + 9.0 * config["x"]
+
+
+def test_asha_keeps_every_worker_busy_where_hyperband_waits_at_its_barrier():
+    budget = 2000.0
+    asha = simulate("asha", SEARCH, uneven, max_epochs=27, n_workers=8, time_budget=budget, seed=1,
+                    params={"automl_nu": 3, "automl_max_concurrent": 8, "automl_min_top_configs": 1000})
+    hb = simulate("hyperband", SEARCH, uneven, max_epochs=27, n_workers=8, time_budget=budget, seed=1,
+                  params={"automl_R": 27, "automl_nu": 3, "epoch_multiplier": 1})
+    u_asha, u_hb = utilisation(asha, 8), utilisation(hb, 8)
+    print(f"utilisation with 8 workers, epoch times varying 10x: asha {u_asha:.1%}, hyperband {u_hb:.1%}")
+    assert u_asha > 0.99
+    assert u_hb < u_asha
+
+
+def test_asha_promotes_the_top_third_without_waiting_and_resumes():
+    result = simulate("asha", SEARCH, hb_curve, max_epochs=9, n_workers=2, seed=0,
+                      params={"automl_nu": 3, "automl_max_concurrent": 2, "automl_max_trials": 18})
+    assert len({j["trial_id"] for j in result.jobs}) == 18
+    for job in result.jobs:
+        if job["start_epoch"] > 0:
+            earlier = [j for j in result.jobs if j["trial_id"] == job["trial_id"] and j["stop_epoch"] == job["start_epoch"]]
+            assert earlier and earlier[0]["end_time"] <= job["start_time"]
+    assert {j["stop_epoch"] for j in result.jobs} == {1, 3, 9}
+    top = [j for j in result.jobs if j["stop_epoch"] == 9]
+    assert result.best[1] == min(j["metrics"][-1] for j in top)
+
+
+def test_asha_without_trial_limit_stops_after_min_top_configs():
+    result = simulate("asha", SEARCH, hb_curve, max_epochs=9, n_workers=4, seed=0,
+                      params={"automl_max_concurrent": 4, "automl_min_top_configs": 3})
+    assert sum(1 for j in result.jobs if j["stop_epoch"] == 9 and j["status"] == "completed") >= 3
