@@ -111,13 +111,44 @@ def status(mmar, run_id, as_json) -> None:
                    f"{format_params(best.params)}")
     console = _console()
     table = Table(title_justify="left")
-    for column in ("job", "worker", "status", "epoch", view.metric_name, "eta", "params"):
+    for column in ("job", "worker", "trial", "rung", "status", "epoch", view.metric_name, "eta", "params"):
         table.add_column(column)
     for job in sorted(view.jobs.values(), key=lambda j: j.job_id):
-        add_plain_row(table, job.name, job.worker, job.status, f"{job.epoch}/{job.stop_epoch}",
+        add_plain_row(table, job.name, job.worker, str(job.trial_id), job.place, job.status, f"{job.epoch}/{job.stop_epoch}",
                       "-" if job.metric is None else f"{job.metric:.4f}", _clock(job.eta()) or "?",
                       format_params(job.params))
     console.print(table)
+
+
+@cli.command()
+@MMAR_OPTION
+@click.option("--algorithm", help="Overrides config_automl.json's controller name.")
+@click.option("--workers", default="0", help="Worker spec, as for `automl run` (only the count matters here).")
+@click.option("--epoch-seconds", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds one epoch takes.  [default: measured from the newest earlier run]")
+@click.option("--automlconf", help="AutoML config file in config/.  [default: config_automl.json]")
+@click.option("--trainconf", help="Training config file in config/.  [default: config_train.json]")
+@click.option("--set", "use_set", is_flag=True, help="Read the following KEY=VALUE words as settings, as for `run`.")
+@click.argument("pairs", nargs=-1, metavar="[KEY=VALUE]...")
+def plan(mmar, algorithm, workers, epoch_seconds, automlconf, trainconf, use_set, pairs) -> None:
+    """Show the schedule, the number of jobs and epochs, and an estimated wall time."""
+    from .plan import make_plan, measured_epoch_seconds, render
+    from .runconfig import RUN_KEYS, ALIASES, controller, load_mmar, parse_set_pairs
+    from .workers import parse_workers
+
+    values = parse_set_pairs(pairs)
+    loaded = load_mmar(mmar, trainconf or values.get("trainconf"), automlconf or values.get("automlconf"))
+    name, params = controller(loaded, algorithm or values.get("algorithm"))
+    params.update({ALIASES.get(k, k): v for k, v in values.items() if k not in RUN_KEYS})
+    n_workers = len(parse_workers(values.get("workers", workers)))
+    if epoch_seconds:
+        source = "given"
+    else:
+        epoch_seconds, source = measured_epoch_seconds(loaded.mmar.runs_dir)
+    result = make_plan(loaded.space, name, params, loaded.max_epochs, n_workers, epoch_seconds, source,
+                       seed=loaded.automl_doc.get("seed", 0))
+    for line in render(result):
+        click.echo(line)
 
 
 @cli.command()

@@ -127,6 +127,8 @@ class Engine:
                      planned_jobs=self.algorithm.planned_jobs(), seed=self.algorithm.seed, **s.info)
         self.trace(f"run {s.run_id} started: algorithm {s.algorithm} {json.dumps(self.algorithm.params)}, "
                    f"metric {s.metric} ({s.direction}), {s.max_epochs} epochs per full training", key=True)
+        for line in self.algorithm.explain():
+            self.trace(line)
         for p in s.space.params:
             self.trace(f"search {p.name} ({p.domain}, {p.kind}) {p.describe()}  from {p.source}")
 
@@ -149,7 +151,8 @@ class Engine:
         placed = self.backend.start(job)
         self._record("job_started", job_id=job_id, name=job.name, trial_id=job.trial_id, worker=worker.name,
                      gpus=list(worker.gpus) if placed.get("devices") else [], params=job.params,
-                     start_epoch=job.start_epoch, stop_epoch=job.stop_epoch, note=request.note, **placed)
+                     start_epoch=job.start_epoch, stop_epoch=job.stop_epoch, note=request.note,
+                     bracket=request.bracket, rung=request.rung, **placed)
         where = f"GPUs {placed['devices']}" if placed.get("devices") else "CPU"
         self.trace(f"job {job.name} started on {worker.name} ({where}): trial {job.trial_id}, epochs "
                    f"{job.start_epoch}->{job.stop_epoch}, {format_params(job.params)}"

@@ -26,7 +26,7 @@ from .algorithms.base import get_algorithm
 from .backends.simulated import SimulatedBackend
 from .engine import Engine, EngineSettings
 from .errors import UsageError
-from .space import parse_search_space
+from .space import SearchSpace, parse_search_space
 from .status import RunView
 from .store import Journal
 from .workers import Worker
@@ -77,6 +77,16 @@ def simulate(algorithm: str, search: list[dict], objective: Callable[[dict, int,
     def to_config(values: dict[str, Any]) -> dict[str, Any]:
         return space.apply(template, values)
 
+    return run_simulation(space, objective, to_config, algorithm=algorithm, max_epochs=max_epochs,
+                          n_workers=n_workers, time_budget=time_budget, direction=direction, seed=seed, params=params)
+
+
+def run_simulation(space: SearchSpace, objective: Callable[[dict, int, dict], tuple[float, float]],
+                   to_config: Callable[[dict], dict], *, algorithm: str, max_epochs: int, n_workers: int = 1,
+                   time_budget: float = math.inf, direction: str = "minimize", seed: int = 0,
+                   params: dict[str, Any] | None = None) -> SimulationResult:
+    """simulate() on any SearchSpace (e.g. an MMAR's); `to_config` maps a job's parameters
+    to what the objective receives."""
     algo = get_algorithm(algorithm)(space, max_epochs=max_epochs, seed=seed, params=params or {}, direction=direction)
     deadline = None if math.isinf(time_budget) else float(time_budget)
     backend = SimulatedBackend(objective, METRIC, to_config, deadline)

@@ -31,12 +31,22 @@ class JobView:
     stop_epoch: int
     started: float
     directory: str = ""
+    bracket: int | None = None
+    rung: int | None = None
+    note: str = ""
     status: str = "running"
     ended: float | None = None
     metric: float | None = None  # best value of the run's metric, in its direction
     best_epoch: int | None = None
     cause: str = ""
     epochs: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def place(self) -> str:
+        """Where the job sits in a bracket-based schedule: "b2 r1", "r3", or "-"."""
+        if self.rung is None:
+            return "-"
+        return f"b{self.bracket} r{self.rung}" if self.bracket else f"r{self.rung}"
 
     @property
     def epoch(self) -> int:
@@ -89,7 +99,8 @@ class RunView:
         elif event.kind == "job_started":
             self.jobs[d["job_id"]] = JobView(
                 d["job_id"], d["name"], d["trial_id"], d["worker"], d["gpus"], d["params"],
-                d["start_epoch"], d["stop_epoch"], event.time, d.get("dir", ""))
+                d["start_epoch"], d["stop_epoch"], event.time, d.get("dir", ""), d.get("bracket"), d.get("rung"),
+                d.get("note", ""))
         elif event.kind == "metrics":
             job = self.jobs[d["job_id"]]
             job.epochs[d["epoch"]] = d["values"]
@@ -185,6 +196,11 @@ class RunView:
                 "kpi": [{"metric": k, "values": v} for k, v in kpi.items()],
                 "worker": job.worker,
                 "gpus": job.gpus,
+                "trial": job.trial_id,
+                "bracket": job.bracket,
+                "rung": job.rung,
+                "start_epoch": job.start_epoch,
+                "why": job.note,
                 "params": job.params,
             }
         return out

@@ -82,13 +82,13 @@ def _table(view: RunView) -> Table:
              f" · best {view.metric_name} " + (f"{best.metric:.4f} ({best.name})" if best else "-")
              + f" · eta {_clock(view.eta()) or '?'}")
     table = Table(title=title, title_justify="left", expand=False)
-    for column in ("job", "worker", "gpus", "epoch", "progress", view.metric_name, "eta"):
+    for column in ("job", "worker", "gpus", "trial", "rung", "epoch", "progress", view.metric_name, "eta"):
         table.add_column(column)
     for job in view.running():
         span = max(1, job.stop_epoch)
         filled = int(20 * job.epoch / span)
         last = job.epochs.get(job.epoch, {}).get(view.metric_name)
-        add_plain_row(table, job.name, job.worker, ",".join(map(str, job.gpus)) or "cpu",
+        add_plain_row(table, job.name, job.worker, ",".join(map(str, job.gpus)) or "cpu", str(job.trial_id), job.place,
                       f"{job.epoch}/{job.stop_epoch}", "█" * filled + "·" * (20 - filled),
                       "-" if last is None else f"{last:.4f}", _clock(job.eta()) or "?")
     return table

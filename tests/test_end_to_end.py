@@ -58,3 +58,37 @@ def test_automl_sh_runs_a_two_worker_cpu_search_and_best_weights_give_the_report
     assert f'SegAhnet.if_use_psp+final_activation={json.dumps(best, separators=(",", ":"))}' in result.stdout
     assert "AutoML run is successful" in result.stdout  # traceout=both puts trace lines on the console too
     assert (run_dir / "trace.log").exists()
+
+
+@pytest.mark.parametrize("algorithm, settings", [
+    ("hyperband", ["automl_R=3", "automl_nu=3", "epoch_multiplier=1"]),
+    ("hyperband_es", ["automl_R=3", "automl_nu=3", "epoch_multiplier=1", "automl_early_stop_threshold=0.5",
+                      "automl_min_early_stop_epochs=2"]),
+    ("asha", ["automl_nu=3", "automl_max_trials=4", "automl_max_concurrent=2"]),
+])
+def test_bracket_algorithms_run_end_to_end_and_promoted_jobs_continue_their_trial(template_copy, algorithm, settings):
+    result = run_cli("run", "-m", str(template_copy), "--workers", "0:1", "--algorithm", algorithm,
+                     "--set", "run_id=b", *settings)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = template_copy / "automl" / "b"
+    view = RunView.load(run_dir)
+    assert (run_dir / "best" / "models" / "model.pt").exists()
+    trace = (run_dir / "trace.log").read_text()
+    promoted = [j for j in view.jobs.values() if j.start_epoch > 0]
+    assert promoted, "one configuration reaches the top rung"
+    for job in promoted:
+        assert "promoted, rank 1" in job.note and "promoted" in trace
+        before = [j for j in view.jobs.values() if j.trial_id == job.trial_id and j.stop_epoch == job.start_epoch]
+        assert before and before[0].status == "completed"
+        # the real trainer resumed from the trial's checkpoint: its metrics lines continue the curve
+        lines = [json.loads(line) for line in (run_dir / job.name / "models" / "metrics.jsonl").read_text().splitlines()]
+        assert [line["epoch"] for line in lines] == list(range(job.start_epoch + 1, job.stop_epoch + 1))
+        assert f"resumed from" in (run_dir / job.name / "train.log").read_text()
+    status = json.loads((run_dir / "status.json").read_text())
+    assert all(status[j.name]["rung"] is not None for j in view.jobs.values())
+    if algorithm == "hyperband_es":  # below 0.5 from epoch 2 on means stopped right there
+        for job in view.jobs.values():
+            low = [e for e, values in sorted(job.epochs.items()) if e >= 2 and values["val_mean_dice"] < 0.5]
+            if low:
+                assert job.status == "stopped" and max(job.epochs) == low[0]
+                assert f"job {job.name}: stopped early by hyperband_es: metric" in trace

@@ -161,3 +161,21 @@ def test_asha_without_trial_limit_stops_after_min_top_configs():
     result = simulate("asha", SEARCH, hb_curve, max_epochs=9, n_workers=4, seed=0,
                       params={"automl_max_concurrent": 4, "automl_min_top_configs": 3})
     assert sum(1 for j in result.jobs if j["stop_epoch"] == 9 and j["status"] == "completed") >= 3
+
+
+def test_plan_prints_brackets_totals_and_a_time_estimate(fake_mmar):
+    from conftest import run_cli
+
+    result = run_cli("plan", "-m", str(fake_mmar), "--algorithm", "hyperband", "--workers", "0:1",
+                     "--epoch-seconds", "60", "--set", "automl_R=9", "epoch_multiplier=2")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "bracket 1: 9 x 2 epochs -> 3 x 6 epochs -> 1 x 18 epochs" in out
+    assert "bracket 2: 3 x 6 epochs -> 1 x 18 epochs" in out
+    assert "rung 1:    3 configuration(s), each trained to epoch 6 (+4, resuming)" in out
+    # 9*2 + 3*4 + 1*12 + 3*6 + 1*12 epochs in 17 jobs
+    assert "total: 17 jobs, 72 epochs of training" in out
+    assert "estimated wall time with 2 worker(s) at 60 s/epoch (given)" in out
+    auto = run_cli("plan", "-m", str(fake_mmar), "--algorithm", "hyperband")
+    assert "chosen: R=3, epoch_multiplier=3 (auto-adjusted from the config's 3 epochs)" in auto.stdout
+    assert "no time estimate" in auto.stdout

@@ -99,6 +99,10 @@ class Algorithm(ABC):
     def is_done(self) -> bool:
         """True when the algorithm will ask for nothing more."""
 
+    def explain(self) -> list[str]:
+        """Lines for the trace at the start of a run: how the algorithm read its parameters."""
+        return []
+
     def loss_of(self, metric: float) -> float:
         """A metric value (e.g. a user's threshold) in the loss units algorithms compare."""
         return -metric if self.direction == "maximize" else metric

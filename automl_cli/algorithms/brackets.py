@@ -91,8 +91,13 @@ def resolve_hyperband(params: dict[str, Any], max_epochs: int) -> tuple[int, int
     if multiplier is not None:
         return R, nu, multiplier, [f"epoch_multiplier {multiplier} as given"]
     adjusted = auto_epoch_multiplier(max_epochs, R, nu)
-    why = adjusted.steps + [f"chosen: R={adjusted.R}, epoch_multiplier={adjusted.epoch_multiplier} "
-                            f"(auto-adjusted from the config's {max_epochs} epochs)"]
+    steps = adjusted.steps if len(adjusted.steps) <= 4 else adjusted.steps[:2] + ["..."] + adjusted.steps[-1:]
+    why = steps + [f"chosen: R={adjusted.R}, epoch_multiplier={adjusted.epoch_multiplier} "
+                   f"(auto-adjusted from the config's {max_epochs} epochs)"]
+    top = adjusted.R * adjusted.epoch_multiplier
+    if top != max_epochs:
+        why.append(f"note: the guide's rule makes the top rung {top} epochs, not the config's {max_epochs}; "
+                   "set epoch_multiplier to choose")
     return adjusted.R, nu, adjusted.epoch_multiplier, why
 
 
@@ -141,6 +146,13 @@ class SuccessiveHalving(Algorithm):
         """A trial's result at a rung (for models of good and bad configurations)."""
 
     # -- the contract --------------------------------------------------------------------
+    def explain(self) -> list[str]:
+        lines = [f"hyperband R={self.R} nu={self.nu} epoch_multiplier={self.epoch_multiplier}: "
+                 + "; ".join(self.adjustment)]
+        for number, bracket in enumerate(self.brackets, start=1):
+            lines.append(f"bracket {number}: " + " -> ".join(f"{r.n} x {r.epochs} epochs" for r in bracket.rungs))
+        return lines
+
     def planned_jobs(self) -> int:
         return sum(r.n for b in self.brackets for r in b.rungs)
 

@@ -1,0 +1,87 @@
+"""`automl plan`: what a search will run, before anything runs.
+
+For bracket-based algorithms the schedule is printed rung by rung; for every algorithm the
+jobs, the epochs and a wall-time estimate come from simulating the search itself with a
+constant time per epoch (so barriers and idle workers are counted, not guessed).
+"""
+from __future__ import annotations
+
+import json
+import random
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from .algorithms.base import get_algorithm
+from .algorithms.brackets import SuccessiveHalving
+from .simulate import run_simulation
+from .status import RunView, _clock
+from .store import JOURNAL
+
+
+@dataclass
+class Plan:
+    algorithm: str
+    params: dict
+    reasons: list[str]
+    brackets: list[list[tuple[int, int, int]]]  # per bracket: (n, epochs, epochs each job adds)
+    jobs: int
+    epochs: int
+    workers: int
+    epoch_seconds: float | None
+    epoch_seconds_source: str
+    wall_seconds: float | None
+
+
+def measured_epoch_seconds(runs_dir: Path) -> tuple[float | None, str]:
+    """The median seconds per epoch of the newest earlier run of this MMAR, if any."""
+    journals = sorted(runs_dir.glob(f"*/{JOURNAL}"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for journal in journals:
+        try:
+            view = RunView.load(journal.parent)
+        except Exception:  # a damaged or foreign journal says nothing about epoch times
+            continue
+        seconds = [e["seconds"] for j in view.jobs.values() for e in j.epochs.values()
+                   if isinstance(e.get("seconds"), (int, float))]
+        if seconds:
+            return statistics.median(seconds), f"median of {len(seconds)} epochs of run {view.run_id}"
+    return None, "no earlier run to measure; give --epoch-seconds"
+
+
+def make_plan(space, algorithm: str, params: dict, max_epochs: int, workers: int,
+              epoch_seconds: float | None, source: str, seed: int = 0) -> Plan:
+    cls = get_algorithm(algorithm)
+    algo = cls(space, max_epochs=max_epochs, seed=seed, params=params)
+    reasons, brackets = [], []
+    if isinstance(algo, SuccessiveHalving):
+        reasons = algo.adjustment
+        for bracket in algo.brackets:
+            rows, before = [], 0
+            for rung in bracket.rungs:
+                rows.append((rung.n, rung.epochs, rung.epochs - before))
+                before = rung.epochs
+            brackets.append(rows)
+    noise = random.Random(seed)
+    result = run_simulation(space, lambda c, e, s: (noise.random(), epoch_seconds or 1.0), dict,
+                            algorithm=algorithm, max_epochs=max_epochs, n_workers=workers, seed=seed, params=params)
+    epochs = sum(len(j["metrics"]) for j in result.jobs)
+    wall = result.elapsed if epoch_seconds else None
+    return Plan(algorithm, algo.params, reasons, brackets, len(result.jobs), epochs, workers, epoch_seconds, source,
+                wall)
+
+
+def render(plan: Plan) -> list[str]:
+    lines = [f"algorithm {plan.algorithm} {json.dumps(plan.params)}"]
+    lines += [f"  {reason}" for reason in plan.reasons]
+    for number, rows in enumerate(plan.brackets, start=1):
+        lines.append(f"bracket {number}: " + " -> ".join(f"{n} x {epochs} epochs" for n, epochs, _ in rows))
+        for i, (n, epochs, added) in enumerate(rows):
+            lines.append(f"    rung {i}: {n:>4} configuration(s), each trained to epoch {epochs}"
+                         + (f" (+{added}, resuming)" if i else ""))
+    lines.append(f"total: {plan.jobs} jobs, {plan.epochs} epochs of training")
+    if plan.wall_seconds is not None:
+        lines.append(f"estimated wall time with {plan.workers} worker(s) at {plan.epoch_seconds:.3g} s/epoch "
+                     f"({plan.epoch_seconds_source}): {_clock(plan.wall_seconds)} (job start-up not included)")
+    else:
+        lines.append(f"no time estimate: {plan.epoch_seconds_source}")
+    return lines
