@@ -21,7 +21,9 @@ from .status import JobView, RunView, format_params
 from .store import Journal
 from .workers import Worker
 
-_POLL_SECONDS = 0.2
+# Polling backs off from 10 ms to 0.5 s while nothing happens: short jobs are collected
+# at once, and a long quiet stretch costs a few wake-ups a second.
+_POLL_MIN, _POLL_MAX = 0.01, 0.5
 
 
 def _quiet(message: str, *, level: str = "INFO", key: bool = False) -> None:
@@ -71,6 +73,7 @@ class Engine:
     def run(self) -> RunView:
         """Run until the algorithm is done (or the deadline passes); returns the run's view.
         Raises SearchFailed when no job produced a result, Interrupted on Ctrl-C / SIGTERM."""
+        pause = _POLL_MIN
         try:
             self._start()
             while not (self.algorithm.is_done() and not self.backend.running()):
@@ -86,8 +89,11 @@ class Engine:
                     raise SearchFailed(f"{self.s.algorithm} asked for no job while none is running and it is not done")
                 if self.refresh:
                     self.refresh(self.view)
-                if not events:
-                    self.backend.idle(_POLL_SECONDS)
+                if events or started:
+                    pause = _POLL_MIN
+                else:
+                    self.backend.idle(pause)
+                    pause = min(_POLL_MAX, pause * 2)
         except KeyboardInterrupt:
             self.trace("interrupted: stopping running jobs (they checkpoint first)", level="WARN")
             self._stop_everything("run interrupted")

@@ -16,6 +16,7 @@ from .base import Algorithm, JobRequest, Outcome, ParamSpec, TrialBook, register
 from .models.gp import expected_improvement, fit_gp
 
 _RANDOM_CANDIDATES = 1000
+_KERNEL_FIT_POINTS = 200  # kernel hyperparameters are fitted on at most this many points
 _LOCAL_CANDIDATES = 100  # around each of the best few points, then again around the best candidates
 
 
@@ -66,10 +67,11 @@ class BayesianSearch(Algorithm):
         x = np.array([self.space.encode(c) for c in configs + pending])
         y = np.concatenate([losses, np.full(len(pending), losses.min())])
         seed = int(self.rng.integers(2**31 - 1))
-        refit = self.kernel is None or len(done) >= max(self.kernel_fitted_on + 10, 1.2 * self.kernel_fitted_on)
-        gp = fit_gp(x, y, seed=seed, kernel=None if refit else self.kernel)
-        if refit:
-            self.kernel, self.kernel_fitted_on = gp.kernel_, len(done)
+        if self.kernel is None or len(done) >= max(self.kernel_fitted_on + 10, 1.2 * self.kernel_fitted_on):
+            # the likelihood search is cubic in the points: fit the kernel on a sample of them
+            sample = self.rng.permutation(len(y))[:_KERNEL_FIT_POINTS]
+            self.kernel, self.kernel_fitted_on = fit_gp(x[sample], y[sample], seed=seed).kernel_, len(done)
+        gp = fit_gp(x, y, seed=seed, kernel=self.kernel)
 
         best, xi = float(losses.min()), 0.01 * float(np.std(losses) or 1.0)
         ranked = np.argsort(losses)[:5]
