@@ -1,0 +1,66 @@
+"""The benchmark problems match their published optima and behave as multi-fidelity problems."""
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.problems import ALL, augmented_branin, augmented_hartmann6, counting_ones, mf_hartmann3  # noqa: E402
+
+OPTIMISERS = {
+    "augmented_branin": [{"x1": -math.pi, "x2": 12.275}, {"x1": math.pi, "x2": 2.275}, {"x1": 9.42478, "x2": 2.475}],
+    "augmented_hartmann6": [dict(zip([f"x{i}" for i in range(6)],
+                                     (0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573)))],
+    "mf_hartmann3": [{"x0": 0.114614, "x1": 0.555649, "x2": 0.852547}],
+    "counting_ones": [{**{f"c{i}": 1 for i in range(8)}, **{f"x{i}": 1.0 for i in range(8)}}],
+}
+
+
+def sample(problem, rng):
+    config = {}
+    for item in problem.search:
+        name = item["args"][0]
+        if item["type"] == "enum":
+            config[name] = item["targets"][rng.integers(len(item["targets"]))][0]
+        else:
+            low, high = item["targets"]
+            config[name] = low + (high - low) * rng.random()
+    return config
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_known_optimisers_reach_the_optimum_and_nothing_beats_it(name):
+    problem = ALL[name]()
+    for config in OPTIMISERS[name]:
+        assert problem.true_value(config) == pytest.approx(problem.optimum, abs=1e-4)
+    rng = np.random.default_rng(0)
+    assert min(problem.true_value(sample(problem, rng)) for _ in range(1000)) >= problem.optimum - 1e-6
+
+
+@pytest.mark.parametrize("factory", [augmented_branin, augmented_hartmann6])
+def test_full_fidelity_is_the_true_value_and_lower_fidelities_differ(factory):
+    problem = factory()
+    config = sample(problem, np.random.default_rng(1))
+    value, seconds = problem.objective(config, problem.max_epochs, {})
+    assert value == problem.true_value(config) and seconds > 0
+    assert problem.objective(config, 1, {})[0] != value
+
+
+def test_noise_repeats_for_the_same_config_and_state():
+    for problem in (counting_ones(), mf_hartmann3()):
+        config = sample(problem, np.random.default_rng(2))
+        first = [problem.objective(config, e, s)[0] for s in [{}] for e in (1, 2, 3)]
+        again = [problem.objective(config, e, s)[0] for s in [{}] for e in (1, 2, 3)]
+        assert first == again
+
+
+def test_mf_hartmann3_low_fidelity_ranks_like_the_top():
+    problem = mf_hartmann3()
+    rng = np.random.default_rng(3)
+    configs = [sample(problem, rng) for _ in range(200)]
+    low = [problem.objective(c, 3, {})[0] for c in configs]
+    top = [problem.true_value(c) for c in configs]
+    assert spearmanr(low, top).statistic > 0.5
