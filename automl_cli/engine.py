@@ -40,6 +40,7 @@ class EngineSettings:
     direction: str  # "maximize" | "minimize"
     max_epochs: int
     deadline: float | None = None  # backend clock time at which running jobs are cut
+    score: str = "best"  # a job's score: its "best" epoch (what models/model.pt holds) or its "last"
     info: dict[str, Any] = field(default_factory=dict)  # more for the run_started event
 
 
@@ -191,7 +192,10 @@ class Engine:
                 self.backend.stop(job_id)
             return None
         loss = self._loss(float(metric))
-        self.job_loss[job_id] = min(loss, self.job_loss.get(job_id, math.inf))
+        if self.s.score == "last":
+            self.job_loss[job_id] = loss
+        else:
+            self.job_loss[job_id] = min(loss, self.job_loss.get(job_id, math.inf))
         self.trace(f"job {job.name} epoch {epoch}/{job.stop_epoch}: {self.s.metric} {metric:.4f}"
                    + (f", train_loss {values['train_loss']:.4f}" if isinstance(values.get("train_loss"), float) else ""))
         return loss

@@ -60,9 +60,11 @@ class SimulationResult:
 
 def simulate(algorithm: str, search: list[dict], objective: Callable[[dict, int, dict], tuple[float, float]],
              max_epochs: int, n_workers: int = 1, time_budget: float = math.inf, direction: str = "minimize",
-             seed: int = 0, params: dict[str, Any] | None = None) -> SimulationResult:
+             seed: int = 0, params: dict[str, Any] | None = None, score: str = "last") -> SimulationResult:
     """Run `algorithm` against `objective` with `n_workers` simulated workers until the
-    algorithm is done or `time_budget` virtual seconds have passed (running jobs are cut)."""
+    algorithm is done or `time_budget` virtual seconds have passed (running jobs are cut).
+    A job is scored by its `last` epoch (the value at the fidelity it reached), or by its
+    `best` epoch as MMAR runs do (where models/model.pt holds the best epoch's weights)."""
     if direction not in ("minimize", "maximize"):
         raise UsageError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
     if n_workers < 1:
@@ -78,13 +80,14 @@ def simulate(algorithm: str, search: list[dict], objective: Callable[[dict, int,
         return space.apply(template, values)
 
     return run_simulation(space, objective, to_config, algorithm=algorithm, max_epochs=max_epochs,
-                          n_workers=n_workers, time_budget=time_budget, direction=direction, seed=seed, params=params)
+                          n_workers=n_workers, time_budget=time_budget, direction=direction, seed=seed, params=params,
+                          score=score)
 
 
 def run_simulation(space: SearchSpace, objective: Callable[[dict, int, dict], tuple[float, float]],
                    to_config: Callable[[dict], dict], *, algorithm: str, max_epochs: int, n_workers: int = 1,
                    time_budget: float = math.inf, direction: str = "minimize", seed: int = 0,
-                   params: dict[str, Any] | None = None) -> SimulationResult:
+                   params: dict[str, Any] | None = None, score: str = "last") -> SimulationResult:
     """simulate() on any SearchSpace (e.g. an MMAR's); `to_config` maps a job's parameters
     to what the objective receives."""
     algo = get_algorithm(algorithm)(space, max_epochs=max_epochs, seed=seed, params=params or {}, direction=direction)
@@ -92,8 +95,10 @@ def run_simulation(space: SearchSpace, objective: Callable[[dict, int, dict], tu
     backend = SimulatedBackend(objective, METRIC, to_config, deadline)
     journal = Journal(Path(":memory:"))
     workers = [Worker(i + 1, ()) for i in range(n_workers)]
+    if score not in ("best", "last"):
+        raise UsageError(f"score must be 'best' or 'last', got {score!r}")
     engine = Engine(EngineSettings("simulation", algorithm, space, workers, METRIC, direction, max_epochs,
-                                   deadline=deadline), algo, backend, journal)
+                                   deadline=deadline, score=score), algo, backend, journal)
     try:
         view = engine.run()
     finally:

@@ -113,7 +113,9 @@ class RunView:
         elif event.kind == "job_finished":
             job = self.jobs[d["job_id"]]
             job.status, job.ended, job.cause = d["status"], event.time, d.get("cause", "")
-            if job.status == "failed" and self.best_job_id == job.job_id:
+            if d.get("metric") is not None and d["metric"] != job.metric:  # scored on its last epoch
+                job.metric, job.best_epoch = d["metric"], job.epoch
+            if self.best_job_id == job.job_id or self.better(job.metric, self.best().metric if self.best() else None):
                 board = self.leaderboard()
                 self.best_job_id = board[0].job_id if board else None
         elif event.kind == "run_finished":

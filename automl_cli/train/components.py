@@ -1,2 +1,2 @@
-"""Imports every module that registers components, so `registry.build` finds them."""
+"""Imports every module that registers components, so `registry.build` finds them all."""
 from . import data, losses, metrics, models, optimizers, transforms  # noqa: F401

@@ -1,173 +1,379 @@
-"""The reference trainer: build the components a config names, train, validate, checkpoint.
+"""The reference trainer: build what a config names, train, validate, checkpoint.
 
-The contract every trainer follows (see docs/trainer.md): train up to the requested
-epoch; resume from `models/checkpoint.pt` when it is there; append one JSON line per
-epoch to the metrics file; write checkpoints atomically; on SIGTERM stop at the next batch
-and leave the last epoch's checkpoint on disk.
+It follows the trainer contract of docs/trainer.md:
 
-A resumed run continues exactly as an uninterrupted one would (weights, optimizer state,
-the random generator behind shuffling and augmentation are all in the checkpoint), except
-that the optimizer's hyperparameters come from the current config: an algorithm such as
-PBT changes them between a job's segments.
+- train **up to** a total epoch count, resuming from `models/checkpoint.pt` when it is
+  there (and doing nothing when that checkpoint is already far enough);
+- append one JSON line per epoch to the metrics file, flushed at once;
+- write checkpoints atomically, keep the best epoch's weights in `models/model.pt`;
+- on SIGTERM stop at the next batch with the last completed epoch's checkpoint on disk.
+
+A resumed run continues exactly as an uninterrupted one would: weights, optimizer state
+and every random state (torch, numpy, python, and the generator behind shuffling and
+augmentation) are in the checkpoint. The one deliberate exception is the optimizer's
+hyperparameters, which come from the config the run was started with, because an
+algorithm such as PBT changes them between a job's segments.
+
+Per epoch, the checkpoint (and model.pt when the epoch is the best) is written before the
+metrics line: whoever reads line N may rely on the checkpoint of epoch N being on disk
+(PBT copies a better job's checkpoint as soon as it sees its score).
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import random
 import signal
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from .registry import build
 
 CHECKPOINT = "checkpoint.pt"
 BEST_WEIGHTS = "model.pt"
+METRICS_FILE = "metrics.jsonl"
+METRICS_ENV = "AUTOML_METRICS_FILE"
+CHECKPOINT_FORMAT = 1
 
 
 class TrainingInterrupted(Exception):
-    """SIGTERM arrived; the checkpoint of the last completed epoch is on disk."""
+    """SIGTERM arrived; training stopped at a batch boundary.
+
+    `epoch` is the last completed epoch, whose checkpoint is on disk (0: none completed,
+    no checkpoint written by this run). The CLI exits 143 on it.
+    """
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+        where = f"the checkpoint of epoch {epoch} is on disk" if epoch else "no epoch was completed"
+        super().__init__(f"stopped by SIGTERM; {where}")
 
 
-class _Components:
-    """What a config builds: model, validation data and metric, and for training the data,
-    loss, optimizer, transforms and the generator they draw from."""
+@dataclass
+class _Validation:
+    data: Any
+    transforms: list
+    metric: Any
+    batch_size: int
 
-    def __init__(self, config: dict, device: torch.device, with_training: bool = True):
-        seed = int(config.get("seed", 0))
-        torch.manual_seed(seed)  # the same initial weights for the same config
-        train, validate = config["train"], config["validate"]
-        self.batch_size = int(config.get("batch_size", 8))
-        self.model = build("model", train["model"]).to(device)
-        self.val_data = build("dataset", validate["data"])
-        self.val_transforms = [build("transform", t) for t in validate.get("transforms", [])]
-        self.metric = build("metric", validate["metric"])
-        if with_training:
-            self.train_data = build("dataset", train["data"])
-            self.loss = build("loss", train["loss"])
-            self.optimizer = build("optimizer", train["optimizer"], params=self.model.parameters())
-            self.optimizer_args = dict(train["optimizer"].get("args") or {})
-            self.transforms = [build("transform", t) for t in train.get("transforms", [])]
-            self.generator = torch.Generator().manual_seed(seed)
+
+@dataclass
+class _Training:
+    data: Any
+    transforms: list
+    loss: Callable
+    optimizer: torch.optim.Optimizer
+    optimizer_name: str
+    generator: torch.Generator
+    batch_size: int
 
 
 def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _describe(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    # the thread count is whatever OMP_NUM_THREADS gave torch: the engine sets it per job
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def _seed_everything(seed: int) -> None:
+    # Components may draw from any of the global generators; seeding all of them makes the
+    # initial weights (and anything else drawn at build time) a function of the config.
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _build_model(config: dict, device: torch.device) -> torch.nn.Module:
+    model = build("model", config["train"]["model"]).to(device)
+    if not callable(getattr(model, "activate", None)):
+        raise ValueError(f"model '{config['train']['model'].get('name')}' has no activate() for its final activation")
+    return model
+
+
+def _build_validation(config: dict) -> _Validation:
+    validate = config["validate"]
+    return _Validation(data=build("dataset", validate["data"]),
+                       transforms=[build("transform", t) for t in validate.get("transforms") or []],
+                       metric=build("metric", validate["metric"]),
+                       batch_size=int(config.get("batch_size", 8)))
+
+
+def _build_training(config: dict, model: torch.nn.Module, seed: int) -> _Training:
+    train = config["train"]
+    return _Training(data=build("dataset", train["data"]),
+                     transforms=[build("transform", t) for t in train.get("transforms") or []],
+                     loss=build("loss", train["loss"]),
+                     optimizer=build("optimizer", train["optimizer"], params=model.parameters()),
+                     optimizer_name=str(train["optimizer"]["name"]),
+                     generator=torch.Generator().manual_seed(seed),
+                     batch_size=int(config.get("batch_size", 8)))
+
+
 @torch.no_grad()
-def _validate(parts: _Components, device: torch.device) -> float:
-    parts.model.eval()
-    data, scores = parts.val_data, []
-    fixed = torch.Generator().manual_seed(0)  # validation transforms are meant to be deterministic
-    for start in range(0, len(data), parts.batch_size):
-        batch = {"image": data.image[start:start + parts.batch_size], "label": data.label[start:start + parts.batch_size]}
-        for transform in parts.val_transforms:
-            batch = transform(batch, fixed)
-        logits = parts.model(batch["image"].to(device))
-        scores.append(parts.metric(logits, batch["label"].to(device)).cpu())
-    return float(torch.cat(scores).mean())
+def _validate(model: torch.nn.Module, val: _Validation, device: torch.device) -> float:
+    model.eval()
+    val.metric.reset()
+    # Validation transforms are meant to be deterministic; a fixed generator makes sure
+    # that even a random one gives the same score every time (evaluate() relies on it).
+    generator = torch.Generator().manual_seed(0)
+    for start in range(0, len(val.data), val.batch_size):
+        batch = {"image": val.data.image[start:start + val.batch_size].clone(),
+                 "label": val.data.label[start:start + val.batch_size].clone()}
+        for transform in val.transforms:
+            batch = transform(batch, generator)
+        logits = model(batch["image"].to(device))
+        val.metric.update(logits, batch["label"].to(device))
+    return float(val.metric.value())
 
 
-def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def _train_epoch(model: torch.nn.Module, run: _Training, device: torch.device, stop: "_SigtermFlag") -> float | None:
+    """One pass over the training data; the sample-weighted mean loss, NaN as soon as a
+    batch's loss is not finite, or None when SIGTERM cut the epoch short."""
+    model.train()
+    n = len(run.data)
+    order = torch.randperm(n, generator=run.generator)
+    total = 0.0
+    for start in range(0, n, run.batch_size):
+        if stop.requested:
+            return None
+        index = order[start:start + run.batch_size]
+        batch = {"image": run.data.image[index], "label": run.data.label[index]}  # indexing copies
+        for transform in run.transforms:
+            batch = transform(batch, run.generator)
+        logits = model(batch["image"].to(device))
+        loss = run.loss(model.activate(logits), batch["label"].to(device))
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            # Further steps would only spread NaN through the weights; the epoch is lost.
+            return float("nan")
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        total += value * len(index)
+    return total / max(1, n)
 
 
-def _finite(value: float) -> float | None:
-    """Non-finite numbers are written as JSON null (JSON has no NaN)."""
+class _SigtermFlag:
+    """Turns SIGTERM into a flag checked at batch boundaries, for the duration of a `with`.
+
+    Python can install handlers only from the main thread; elsewhere (a trainer called
+    from a worker thread) SIGTERM keeps its previous meaning and that is logged.
+    """
+
+    def __init__(self, log: Callable[[str], None]):
+        self.requested = False
+        self._log = log
+        self._previous: Any = None
+        self._installed = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __enter__(self) -> "_SigtermFlag":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+            self._installed = True
+        else:
+            self._log("not on the main thread: SIGTERM will not stop training at a batch boundary")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._installed:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    # The temp file sits in the same folder so os.replace is a rename on one file system:
+    # a kill at any moment leaves either the old file or the new one, never half of one.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _cpu_state(module: torch.nn.Module) -> dict:
+    # CPU copies so that weights saved on a GPU load anywhere
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+
+def _rng_state(generator: torch.Generator) -> dict:
+    # Stored as tensors and plain numbers only, so checkpoints load with weights_only=True.
+    _, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    state = {"generator": generator.get_state(), "torch": torch.get_rng_state(),
+             "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "gauss": float(gauss)},
+             "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict, generator: torch.Generator) -> None:
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch"])
+    numpy = state["numpy"]
+    np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["pos"], numpy["has_gauss"],
+                         numpy["gauss"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _restore_optimizer(run: _Training, state: dict, log: Callable[[str], None]) -> None:
+    """Load the optimizer's state (moments, step counts) but keep the hyperparameters the
+    current config gave it: PBT changes the learning rate between segments."""
+    if state.get("optimizer_name") != run.optimizer_name:
+        log(f"optimizer changed from {state.get('optimizer_name')} to {run.optimizer_name}: its state starts fresh")
+        return
+    configured = [{k: v for k, v in group.items() if k != "params"} for group in run.optimizer.param_groups]
+    run.optimizer.load_state_dict(state["optimizer"])
+    for group, hyper in zip(run.optimizer.param_groups, configured):
+        group.update(hyper)
+
+
+def _number(value: float) -> float | None:
+    """JSON has no NaN or infinity: a non-finite value is written as null."""
     return value if math.isfinite(value) else None
+
+
+def _append_line(path: Path, record: dict) -> None:
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(record, allow_nan=False) + "\n")
+        out.flush()
+
+
+def _metrics_path(models: Path, metrics_file: Path | None) -> Path:
+    if metrics_file is not None:
+        return Path(metrics_file)
+    from_env = os.environ.get(METRICS_ENV)
+    return Path(from_env) if from_env else models / METRICS_FILE
 
 
 def train(config: dict, mmar_root: Path, *, epochs: int | None = None, metrics_file: Path | None = None,
           log: Callable[[str], None] = print) -> dict:
-    """Train up to `epochs` (default config["epochs"]) and return a summary.
+    """Train the MMAR at `mmar_root` up to `epochs` in total (default `config["epochs"]`).
 
-    Metrics lines: `{"epoch", "train_loss", "<metric key>", "seconds"}`, a non-finite loss
-    or metric written as null, after which FloatingPointError is raised."""
-    mmar_root = Path(mmar_root)
-    models = mmar_root / "models"
+    `config` is config_train.json as loaded, with its variables substituted. Checkpoints
+    go to `mmar_root/models/`: `checkpoint.pt` (the latest epoch, resumed from when it
+    exists) and `model.pt` (the weights of the best validation epoch).
+
+    After every epoch one line is appended to `metrics_file` (default: $AUTOML_METRICS_FILE,
+    else `models/metrics.jsonl`)::
+
+        {"epoch": 3, "train_loss": 0.41, "val_mean_dice": 0.72, "seconds": 1.3}
+
+    `epoch` counts completed epochs from 1; the metric's key is the metric's `key` arg.
+    A loss or metric that is not finite is written as JSON ``null``, and then
+    FloatingPointError is raised (no checkpoint is written for that epoch).
+
+    SIGTERM stops training at the next batch boundary and raises TrainingInterrupted; the
+    checkpoint of the last completed epoch is then on disk.
+
+    Returns ``{"epochs_completed", "best_metric", "best_epoch", "metric_key", "device"}``.
+    """
+    models = Path(mmar_root) / "models"
     models.mkdir(parents=True, exist_ok=True)
-    if metrics_file is None:
-        metrics_file = Path(os.environ.get("AUTOML_METRICS_FILE") or models / "metrics.jsonl")
-    total = int(epochs if epochs is not None else config["epochs"])
+    metrics_path = _metrics_path(models, metrics_file)
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    total = int(config["epochs"] if epochs is None else epochs)
+    seed = int(config.get("seed", 0))
+
     device = _device()
-    parts = _Components(config, device)
-    key = parts.metric.key
-    sign = 1.0 if parts.metric.higher_is_better else -1.0
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = False  # autotuning picks kernels by timing: not reproducible
+        torch.backends.cudnn.deterministic = True
+    _seed_everything(seed)
+    model = _build_model(config, device)
+    val = _build_validation(config)
+    run = _build_training(config, model, seed)
+    key = val.metric.key
+    higher_is_better = bool(getattr(val.metric, "higher_is_better", True))
 
     done, best, best_epoch = 0, None, None
     checkpoint = models / CHECKPOINT
     if checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        parts.model.load_state_dict(state["model"])
-        parts.optimizer.load_state_dict(state["optimizer"])
-        for group in parts.optimizer.param_groups:  # the config's hyperparameters win over the checkpoint's
-            group.update({k: v for k, v in parts.optimizer_args.items() if k in group})
-        parts.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        done, best, best_epoch = state["epoch"], state["best_metric"], state["best_epoch"]
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        _restore_optimizer(run, state, log)
+        _set_rng_state(state["rng"], run.generator)
+        done, best, best_epoch = int(state["epoch"]), state["best_metric"], state["best_epoch"]
         log(f"resumed from {checkpoint} at epoch {done}")
-    log(f"training on {device} ({torch.get_num_threads()} CPU threads) up to epoch {total}")
 
-    stop = {"asked": False}
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(asked=True))
-    try:
+    def summary() -> dict:
+        return {"epochs_completed": done, "best_metric": best, "best_epoch": best_epoch, "metric_key": key,
+                "device": str(device)}
+
+    if done >= total:
+        log(f"checkpoint is at epoch {done}, asked for {total}: nothing to train")
+        return summary()
+    log(f"training on {_describe(device)} from epoch {done + 1} up to epoch {total}; metrics to {metrics_path}")
+
+    with _SigtermFlag(log) as stop:
         for epoch in range(done + 1, total + 1):
+            if stop.requested:
+                break
             started = time.perf_counter()
-            train_loss = _train_epoch(parts, device, stop)
-            if stop["asked"]:
-                log(f"SIGTERM: stopping; the checkpoint of epoch {epoch - 1} stands")
-                raise TrainingInterrupted()
-            value = _validate(parts, device)
-            line = {"epoch": epoch, "train_loss": _finite(train_loss), key: _finite(value),
-                    "seconds": round(time.perf_counter() - started, 4)}
-            with open(metrics_file, "a") as out:
-                out.write(json.dumps(line) + "\n")
-            log(f"epoch {epoch}/{total} train_loss {train_loss:.4f} {key} {value:.4f} ({line['seconds']:.2f}s)")
+            train_loss = _train_epoch(model, run, device, stop)
+            if train_loss is None:
+                break
+            value = _validate(model, val, device)
+            seconds = round(time.perf_counter() - started, 4)
+            line = {"epoch": epoch, "train_loss": _number(train_loss), key: _number(value), "seconds": seconds}
             if not (math.isfinite(train_loss) and math.isfinite(value)):
+                _append_line(metrics_path, line)
+                log(f"epoch {epoch}/{total} train_loss {train_loss} {key} {value}: not finite, stopping")
                 raise FloatingPointError(f"epoch {epoch}: train_loss {train_loss}, {key} {value} (not finite)")
-            if best is None or sign * value > sign * best:
+
+            if best is None or (value > best if higher_is_better else value < best):
                 best, best_epoch = value, epoch
-                _save_atomic(parts.model.state_dict(), models / BEST_WEIGHTS)
-            _save_atomic({"model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
-                          "generator": parts.generator.get_state(), "torch_rng": torch.get_rng_state(),
-                          "epoch": epoch, "best_metric": best, "best_epoch": best_epoch}, checkpoint)
+                _save_atomic(_cpu_state(model), models / BEST_WEIGHTS)
+            _save_atomic({"format": CHECKPOINT_FORMAT, "epoch": epoch, "best_metric": best, "best_epoch": best_epoch,
+                          "metric_key": key, "model": _cpu_state(model), "optimizer": run.optimizer.state_dict(),
+                          "optimizer_name": run.optimizer_name, "rng": _rng_state(run.generator)}, checkpoint)
+            _append_line(metrics_path, line)
             done = epoch
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return {"epochs_completed": done, "best_metric": best, "best_epoch": best_epoch, "metric_key": key,
-            "device": str(device)}
+            log(f"epoch {epoch}/{total} train_loss {train_loss:.4f} {key} {value:.4f} "
+                f"(best {best:.4f} at epoch {best_epoch}) {seconds:.2f}s")
 
-
-def _train_epoch(parts: _Components, device: torch.device, stop: dict) -> float:
-    parts.model.train()
-    data = parts.train_data
-    order = torch.randperm(len(data), generator=parts.generator)
-    total, batches = 0.0, 0
-    for start in range(0, len(data), parts.batch_size):
-        if stop["asked"]:
-            break
-        index = order[start:start + parts.batch_size]
-        batch = {"image": data.image[index], "label": data.label[index]}
-        for transform in parts.transforms:
-            batch = transform(batch, parts.generator)
-        logits = parts.model(batch["image"].to(device))
-        loss = parts.loss(parts.model.activate(logits), batch["label"].to(device))
-        parts.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        parts.optimizer.step()
-        total, batches = total + float(loss.detach()), batches + 1
-    return total / max(1, batches)
+        if stop.requested and done < total:
+            log(f"SIGTERM: stopped; " + (f"the checkpoint of epoch {done} stands" if done else "no epoch completed"))
+            raise TrainingInterrupted(done)
+    return summary()
 
 
 def evaluate(config: dict, mmar_root: Path, weights: Path) -> dict:
-    """The validation metric of `weights` (e.g. models/model.pt) under this config."""
+    """The validation metric of `weights` under `config`: ``{"<metric key>": value}``.
+
+    `weights` is a state_dict file such as `models/model.pt` (a `checkpoint.pt` works too);
+    a relative path is taken relative to `mmar_root`. On the same machine this gives exactly
+    the value train() logged for the epoch whose weights these are.
+    """
+    weights = Path(weights)
+    if not weights.is_absolute():
+        weights = Path(mmar_root) / weights
+    if not weights.is_file():
+        raise FileNotFoundError(f"no weights to evaluate: {weights}")
     device = _device()
-    parts = _Components(config, device, with_training=False)
-    parts.model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
-    return {parts.metric.key: _validate(parts, device)}
+    _seed_everything(int(config.get("seed", 0)))
+    model = _build_model(config, device)
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    if isinstance(state.get("model"), dict):
+        state = state["model"]
+    model.load_state_dict(state)
+    val = _build_validation(config)
+    return {val.metric.key: _validate(model, val, device)}

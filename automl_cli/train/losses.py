@@ -1,4 +1,8 @@
-"""DiceLoss: one minus the soft Dice of the predicted probabilities and the one-hot label."""
+"""DiceLoss: one minus the soft Dice between predicted probabilities and the one-hot label.
+
+The loss takes probabilities, not logits: the trainer applies the model's own final
+activation first, so softmax and sigmoid networks are trained the way they predict.
+"""
 from __future__ import annotations
 
 import torch
@@ -9,15 +13,23 @@ from .registry import register
 
 @register("loss")
 class DiceLoss:
+    """Soft Dice per sample and class, averaged; `smooth` keeps empty classes finite.
+
+    Background is left out by default because with two classes it is the complement of
+    the foreground and would dominate the average with easy pixels.
+    """
+
     def __init__(self, smooth: float = 1e-5, include_background: bool = False):
-        self.smooth = smooth
-        self.include_background = include_background
+        self.smooth = float(smooth)
+        self.include_background = bool(include_background)
 
     def __call__(self, probs: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        target = F.one_hot(label, probs.shape[1]).permute(0, 3, 1, 2).float()
-        if not self.include_background:
+        num_classes = probs.shape[1]
+        target = F.one_hot(label.long(), num_classes).movedim(-1, 1).to(probs.dtype)
+        if not self.include_background and num_classes > 1:
             probs, target = probs[:, 1:], target[:, 1:]
-        dims = (2, 3)
-        overlap = (probs * target).sum(dims)
-        total = probs.sum(dims) + target.sum(dims)
-        return 1.0 - ((2 * overlap + self.smooth) / (total + self.smooth)).mean()
+        spatial = tuple(range(2, probs.dim()))
+        overlap = (probs * target).sum(spatial)
+        total = probs.sum(spatial) + target.sum(spatial)
+        dice = (2.0 * overlap + self.smooth) / (total + self.smooth)
+        return 1.0 - dice.mean()
