@@ -39,11 +39,12 @@ def cli() -> None:
 @click.option("--automlconf", help="AutoML config file in config/.  [default: config_automl.json]")
 @click.option("--trainconf", help="Training config file in config/.  [default: config_train.json]")
 @click.option("--traceout", type=click.Choice(TRACEOUT), help="Where trace lines go.  [default: file]")
+@click.option("--resume", is_flag=True, help="Continue this run id from its journal (after a crash, a kill or Ctrl-C).")
 @click.option("--set", "use_set", is_flag=True,
               help="Read the following KEY=VALUE words as settings, as Clara's script passes them: "
                    "run_id, workers, traceout, trainconf, automlconf, algorithm, seed, or any algorithm parameter.")
 @click.argument("pairs", nargs=-1, metavar="[KEY=VALUE]...")
-def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, use_set, pairs) -> None:
+def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resume, use_set, pairs) -> None:
     """Run a search: train the configurations the algorithm picks, keep the best."""
     from .run import run_search
     from .runconfig import load_mmar, parse_set_pairs, settings_for_run
@@ -61,7 +62,7 @@ def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, use_s
     click.echo(f"automl: run folder {settings.run_dir}")
     algo = get_algorithm(settings.algorithm)(settings.space, max_epochs=settings.max_epochs, seed=settings.seed,
                                             params=settings.algorithm_params, direction=settings.direction)
-    view = run_search(settings, algo)
+    view = run_search(settings, algo, resume=resume)
     _print_leaderboard(view)
     best = view.best()
     click.echo(f"best {view.metric_name} {best.metric:.4f} from {best.name}; config and weights in "

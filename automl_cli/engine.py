@@ -15,15 +15,19 @@ from typing import Any, Callable
 
 from .algorithms.base import STOP, Algorithm, JobRequest, Outcome
 from .backends.base import Backend, Job, JobExit, MetricsReport
-from .errors import Interrupted, SearchFailed
+from .errors import Interrupted, SearchFailed, UsageError
 from .space import SearchSpace
 from .status import JobView, RunView, format_params
-from .store import Journal
+from .store import Event, Journal
 from .workers import Worker
 
 # Polling backs off from 10 ms to 0.5 s while nothing happens: short jobs are collected
 # at once, and a long quiet stretch costs a few wake-ups a second.
 _POLL_MIN, _POLL_MAX = 0.01, 0.5
+
+
+class ResumeMismatch(UsageError):
+    """The journal cannot be replayed with these settings."""
 
 
 def _quiet(message: str, *, level: str = "INFO", key: bool = False) -> None:
@@ -62,6 +66,11 @@ class Engine:
         self.job_loss: dict[int, float] = {}
         self.job_nan: dict[int, str] = {}
         self.stop_reason: dict[int, str] = {}
+        self.requests: dict[int, JobRequest] = {}  # job id -> the request it runs
+        self.relaunch: list[Job] = []  # jobs a resumed run starts again first
+        self.resumed = False
+        self.stopped_unfinished: list[Job] = []
+        self.interrupt_causes: set[str] = set()
         self.next_job = 1
 
     def _record(self, kind: str, **data: Any) -> None:
@@ -96,14 +105,68 @@ class Engine:
                     self.backend.idle(pause)
                     pause = min(_POLL_MAX, pause * 2)
         except KeyboardInterrupt:
-            self.trace("interrupted: stopping running jobs (they checkpoint first)", level="WARN")
+            self.trace("interrupted: stopping running jobs (they checkpoint first; Ctrl-C again to kill them now)",
+                       level="WARN")
+            self.interrupt_causes.add("run interrupted")
             self._stop_everything("run interrupted")
             self._record("run_finished", status="interrupted", message="interrupted by the user")
             raise Interrupted(f"run '{self.s.run_id}' interrupted") from None
         except BaseException as exc:
+            self.interrupt_causes.add(f"run stopped by an error: {exc}")
             self._stop_everything(f"run stopped by an error: {exc}")
             raise
         return self.view
+
+    def resume(self, events: list[Event]) -> None:
+        """Rebuild the run from its journal: the view, and the algorithm by hearing the same
+        calls in the same order (so it makes the decisions it would have made). Jobs that
+        were running when the run stopped are started again first, from their checkpoints."""
+        workers = {w.name: w for w in self.s.workers}
+        pending: list[int] = []  # trials of the last suggest call, waiting for their job_started
+        suggested: dict[int, JobRequest] = {}
+        for event in events:
+            self.view.apply(event)
+            d = event.data
+            if event.kind == "asked":
+                requests = self.algorithm.suggest(d["free_slots"])
+                if [r.trial_id for r in requests] != d["trials"]:
+                    raise ResumeMismatch(
+                        f"the journal's search does not replay ({self.s.algorithm} now proposes trials "
+                        f"{[r.trial_id for r in requests]} where the run had {d['trials']}); resume with the "
+                        "settings the run started with")
+                suggested = {r.trial_id: r for r in requests}
+                pending = list(d["trials"])
+            elif event.kind == "job_started":
+                job_id = d["job_id"]
+                if job_id not in self.requests:
+                    request = suggested.pop(d["trial_id"])
+                    pending.remove(d["trial_id"])
+                    self.requests[job_id] = request
+                worker = workers.get(d["worker"]) or self.s.workers[0]
+                self.jobs[job_id] = Job(job_id, d["name"], d["trial_id"], worker, d["params"], d["start_epoch"],
+                                        d["stop_epoch"], d.get("attempt", 1))
+                self.next_job = max(self.next_job, job_id + 1)
+            elif event.kind == "metrics":
+                job_id = d["job_id"]
+                loss = self._score_epoch(job_id, d["values"])
+                if loss is not None and job_id not in self.stop_reason:
+                    self.algorithm.on_metrics(self.jobs[job_id].trial_id, job_id, d["epoch"], loss)
+            elif event.kind == "stop_requested":
+                self.stop_reason[d["job_id"]] = d["reason"]
+            elif event.kind == "job_finished":
+                job = self.jobs.pop(d["job_id"])
+                if d["status"] == "interrupted":
+                    self.relaunch.append(job)
+                else:
+                    self.algorithm.on_finished(Outcome(job.trial_id, job.job_id, d["status"], d.get("loss"),
+                                                       d.get("epochs", 0), d.get("cause", "")))
+        # jobs the journal saw start but never end (the tool was killed) run again too, except
+        # those the run had asked to stop: that stop stands, and they end where they were
+        unfinished = sorted([*self.relaunch, *self.jobs.values()], key=lambda j: j.job_id)
+        self.relaunch = [j for j in unfinished if j.job_id not in self.stop_reason]
+        self.stopped_unfinished = [j for j in unfinished if j.job_id in self.stop_reason]
+        self.jobs = {}
+        self.resumed = True
 
     def finish(self, published: Callable[[JobView], str] | None = None) -> JobView:
         """Record the end of a completed loop: the best job, or SearchFailed when none
@@ -126,6 +189,14 @@ class Engine:
 
     def _start(self) -> None:
         s = self.s
+        if self.resumed:
+            self._record("run_resumed", relaunched=[j.job_id for j in self.relaunch])
+            for job in self.stopped_unfinished:
+                self.jobs[job.job_id] = job
+                self.algorithm.on_finished(self._record_exit(JobExit(job.job_id, -15, True), free_worker=False))
+            self.trace(f"run {s.run_id} resumed from its journal: {len(self.view.jobs)} job(s) known, "
+                       f"{len(self.relaunch)} to continue from their checkpoints", key=True)
+            return
         workers = [{"name": w.name, "gpus": list(w.gpus)} for w in s.workers]
         space = [{"name": p.name, "domain": p.domain, "type": p.kind, "range": p.describe(), "source": p.source}
                  for p in s.space.params]
@@ -140,26 +211,37 @@ class Engine:
             self.trace(f"search {p.name} ({p.domain}, {p.kind}) {p.describe()}  from {p.source}")
 
     def _fill_workers(self) -> bool:
+        started = False
+        while self.free and self.relaunch:
+            old = self.relaunch.pop(0)
+            self._launch(self.requests[old.job_id], self.free.pop(0), job_id=old.job_id, attempt=old.attempt + 1)
+            started = True
         if not self.free or self.algorithm.is_done():
-            return False
-        requests = self.algorithm.suggest(len(self.free))
+            return started
+        free_slots = len(self.free)
+        requests = self.algorithm.suggest(free_slots)
+        if requests:
+            # what resume replays: a suggest call that returned nothing changed nothing
+            self._record("asked", free_slots=free_slots, trials=[r.trial_id for r in requests])
         for request in requests:
             self._launch(request, self.free.pop(0))
-        return bool(requests)
+        return started or bool(requests)
 
-    def _launch(self, request: JobRequest, worker: Worker) -> None:
+    def _launch(self, request: JobRequest, worker: Worker, job_id: int | None = None, attempt: int = 1) -> None:
         if not self.s.space.contains(request.params):
             raise SearchFailed(f"{self.s.algorithm} proposed a configuration outside the search space: {request.params}")
-        job_id = self.next_job
-        self.next_job += 1
-        job = Job(job_id, f"{worker.name}_1_J{job_id}", request.trial_id, worker, request.params,
-                  request.start_epoch, request.stop_epoch)
+        if job_id is None:
+            job_id = self.next_job
+            self.next_job += 1
+        job = Job(job_id, f"{worker.name}_{attempt}_J{job_id}", request.trial_id, worker, request.params,
+                  request.start_epoch, request.stop_epoch, attempt)
         self.jobs[job_id] = job
+        self.requests[job_id] = request
         placed = self.backend.start(job)
         self._record("job_started", job_id=job_id, name=job.name, trial_id=job.trial_id, worker=worker.name,
                      gpus=list(worker.gpus) if placed.get("devices") else [], params=job.params,
                      start_epoch=job.start_epoch, stop_epoch=job.stop_epoch, note=request.note,
-                     bracket=request.bracket, rung=request.rung, **placed)
+                     bracket=request.bracket, rung=request.rung, attempt=attempt, **placed)
         where = f"GPUs {placed['devices']}" if placed.get("devices") else "CPU"
         self.trace(f"job {job.name} started on {worker.name} ({where}): trial {job.trial_id}, epochs "
                    f"{job.start_epoch}->{job.stop_epoch}, {format_params(job.params)}"
@@ -182,22 +264,34 @@ class Engine:
                        level="WARN")
             return None
         self._record("metrics", job_id=job_id, epoch=epoch, values=values)
+        loss = self._score_epoch(job_id, values)
+        if job_id in self.job_nan and job_id not in self.stop_reason:
+            self.stop_reason[job_id] = self.job_nan[job_id]
+            self._record("stop_requested", job_id=job_id, reason=self.job_nan[job_id])
+            self.trace(f"job {job.name}: {self.job_nan[job_id]}; stopping it", level="ERROR")
+            self.backend.stop(job_id)
+        if loss is None:
+            return None
+        metric = values[self.s.metric]
+        self.trace(f"job {job.name} epoch {epoch}/{job.stop_epoch}: {self.s.metric} {metric:.4f}"
+                   + (f", train_loss {values['train_loss']:.4f}" if isinstance(values.get("train_loss"), float) else ""))
+        return loss
+
+    def _score_epoch(self, job_id: int, values: dict[str, Any]) -> float | None:
+        """Fold one epoch's metric into the job's score; returns its loss (None when the line
+        has no usable metric). Shared by the live loop and by resume's replay."""
         metric = values.get(self.s.metric)
         if metric is None and self.s.metric not in values:
             return None  # an epoch without validation
         if not isinstance(metric, (int, float)) or isinstance(metric, bool) or not math.isfinite(metric):
-            if job_id not in self.job_nan:
-                self.job_nan[job_id] = f"{self.s.metric} is not a finite number ({json.dumps(metric)}) at epoch {epoch}"
-                self.trace(f"job {job.name}: {self.job_nan[job_id]}; stopping it", level="ERROR")
-                self.backend.stop(job_id)
+            self.job_nan.setdefault(job_id, f"{self.s.metric} is not a finite number ({json.dumps(metric)}) "
+                                            f"at epoch {values.get('epoch')}")
             return None
         loss = self._loss(float(metric))
         if self.s.score == "last":
             self.job_loss[job_id] = loss
         else:
             self.job_loss[job_id] = min(loss, self.job_loss.get(job_id, math.inf))
-        self.trace(f"job {job.name} epoch {epoch}/{job.stop_epoch}: {self.s.metric} {metric:.4f}"
-                   + (f", train_loss {values['train_loss']:.4f}" if isinstance(values.get("train_loss"), float) else ""))
         return loss
 
     def _on_metrics(self, event: MetricsReport) -> None:
@@ -209,6 +303,7 @@ class Engine:
         if decision.startswith(STOP):
             why = decision.partition(":")[2].strip() or f"at epoch {epoch}"
             self.stop_reason[job_id] = f"stopped early by {self.s.algorithm}: {why}"
+            self._record("stop_requested", job_id=job_id, reason=self.stop_reason[job_id])
             self.trace(f"job {self.jobs[job_id].name}: {self.stop_reason[job_id]}", key=True)
             self.backend.stop(job_id)
 
@@ -228,7 +323,7 @@ class Engine:
         if best is not None and best.job_id == job.job_id:
             self.trace(f"new best: {job.name} {self.s.metric} {job.metric:.4f} {format_params(job.params)}", key=True)
 
-    def _record_exit(self, event: JobExit) -> Outcome:
+    def _record_exit(self, event: JobExit, free_worker: bool = True) -> Outcome:
         """Journal how a job ended and free its worker."""
         job_id = event.job_id
         view = self.view.jobs[job_id]
@@ -245,11 +340,15 @@ class Engine:
             status, cause = "completed", ""
         best_loss = loss if status != "failed" else None
         metric = None if best_loss is None else self._loss(best_loss)
-        self._record("job_finished", job_id=job_id, status=status, metric=metric, cause=cause,
-                     returncode=event.returncode, log_tail=event.log_tail if status == "failed" else [])
+        if cause in self.interrupt_causes:
+            status = "interrupted"  # not an outcome: a resumed run continues the job
+        self._record("job_finished", job_id=job_id, status=status, metric=metric, cause=cause, loss=best_loss,
+                     epochs=view.epoch, returncode=event.returncode,
+                     log_tail=event.log_tail if status == "failed" else [])
         job = self.jobs.pop(job_id)
-        self.free.append(job.worker)
-        self.free.sort(key=lambda w: w.index)
+        if free_worker:
+            self.free.append(job.worker)
+            self.free.sort(key=lambda w: w.index)
         return Outcome(job.trial_id, job_id, status, best_loss, view.epoch, cause)
 
     def _stop_everything(self, cause: str) -> None:

@@ -7,6 +7,7 @@ clones of the MMAR, and writes what the user reads.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shlex
 import shutil
@@ -107,20 +108,29 @@ def carry_checkpoint(source: Path, target: Path) -> None:
                 shutil.copy2(item, destination)
 
 
-def run_search(settings: RunSettings, algorithm: Algorithm, *, live: bool | None = None) -> RunView:
-    """Run the search in <mmar>/automl/<run_id>/ and publish best/; returns the run's view."""
+def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = False,
+               live: bool | None = None) -> RunView:
+    """Run the search in <mmar>/automl/<run_id>/ and publish best/; returns the run's view.
+    With `resume`, continue the run from its journal instead."""
     run_dir = settings.run_dir
-    lock = _claim(run_dir, settings.run_id)
+    lock = _reopen(run_dir, settings.run_id) if resume else _claim(run_dir, settings.run_id)
     journal = Journal(run_dir / JOURNAL)
+    history = list(journal.events()) if resume else []
     trace = Trace(run_dir, settings.traceout, live=live)
     status = _StatusWriter(run_dir, trace)
+    jobs = MMARJobs(settings)
     engine = Engine(
         EngineSettings(settings.run_id, settings.algorithm, settings.space, settings.workers, settings.metric,
                        settings.direction, settings.max_epochs,
                        info={"mmar": str(settings.mmar.root), "device": "gpu" if settings.have_gpus else "cpu",
                              "config_files": settings.config_files}),
-        algorithm, LocalBackend(MMARJobs(settings).prepare, settings.grace_seconds), journal,
-        trace=trace, refresh=status)
+        algorithm, LocalBackend(jobs.prepare, settings.grace_seconds), journal, trace=trace, refresh=status)
+    if resume:
+        _check_same_run(settings, algorithm, history)
+        for event in history:
+            if event.kind == "job_started":
+                jobs.trial_dirs[event.data["trial_id"]] = Path(event.data["dir"])
+        engine.resume(history)
     where = ", ".join(f"{w.name} on {'GPUs ' + ','.join(map(str, w.gpus)) if settings.have_gpus else 'CPU'}"
                       for w in settings.workers)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -130,7 +140,8 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, live: bool | None
         engine.finish(lambda best: f"best config and weights under {publish_best(engine.view, best, run_dir)}")
         return engine.view
     except Interrupted:
-        raise Interrupted(f"run '{settings.run_id}' interrupted; its jobs and journal are in {run_dir}") from None
+        raise Interrupted(f"run '{settings.run_id}' interrupted; continue it with the same command and --resume "
+                          f"(automl run -m {settings.mmar.root} --run-id {settings.run_id} --resume ...)") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
         status.write(engine.view)
@@ -161,9 +172,36 @@ class _StatusWriter:
 def _claim(run_dir: Path, run_id: str):
     """Create the run folder and hold its lock for the run's lifetime."""
     if run_dir.exists():
-        raise UsageError(f"run '{run_id}' already exists in {run_dir}; choose another run_id "
-                         "(e.g. --set run_id=NEW) or remove that folder")
+        raise UsageError(f"run '{run_id}' already exists in {run_dir}; continue it with --resume, or choose "
+                         "another run_id (e.g. --set run_id=NEW)")
     run_dir.mkdir(parents=True)
+    return _lock(run_dir, run_id)
+
+
+def _reopen(run_dir: Path, run_id: str):
+    if not (run_dir / JOURNAL).is_file():
+        raise UsageError(f"nothing to resume: no run '{run_id}' in {run_dir.parent}")
+    return _lock(run_dir, run_id)
+
+
+def _check_same_run(settings: RunSettings, algorithm: Algorithm, history) -> None:
+    """A resumed run must be the run it continues: same algorithm, parameters, seed, metric, space."""
+    started = next((e.data for e in history if e.kind == "run_started"), None)
+    if started is None:
+        raise UsageError(f"cannot resume run '{settings.run_id}': its journal has no start")
+    now = {"algorithm": settings.algorithm, "params": algorithm.params, "seed": algorithm.seed,
+           "metric": settings.metric, "direction": settings.direction, "max_epochs": settings.max_epochs,
+           "space": [p.name for p in settings.space.params]}
+    then = {**{k: started.get(k) for k in now}, "space": [p["name"] for p in started.get("space", [])]}
+    for key in now:
+        if json.loads(json.dumps(now[key])) != then[key]:
+            raise UsageError(f"cannot resume run '{settings.run_id}': its {key} was {json.dumps(then[key])}, "
+                             f"now {json.dumps(now[key])}; resume with the settings it started with")
+
+
+def _lock(run_dir: Path, run_id: str):
+    """Hold the run folder's lock; the kernel drops it when its owner dies, so a crashed
+    run's lock is taken over without anyone cleaning up."""
     lock = open(run_dir / ".lock", "w")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -16,7 +16,8 @@ from typing import Any
 
 from .store import JOURNAL, Event, Journal
 
-_TAO_STATUS = {"running": "RUNNING", "completed": "SUCCESS", "failed": "FAILURE", "stopped": "STOPPED"}
+_TAO_STATUS = {"running": "RUNNING", "completed": "SUCCESS", "failed": "FAILURE", "stopped": "STOPPED",
+               "interrupted": "INTERRUPTED"}
 
 
 @dataclass
@@ -96,6 +97,10 @@ class RunView:
         self.last_seq = event.seq
         if event.kind == "run_started":
             self.run_id, self.settings, self.started = d["run_id"], d, event.time
+        elif event.kind == "job_started" and d["job_id"] in self.jobs:  # run again after an interruption
+            job = self.jobs[d["job_id"]]
+            job.name, job.worker, job.gpus, job.directory = d["name"], d["worker"], d["gpus"], d.get("dir", "")
+            job.status, job.ended, job.cause, job.started = "running", None, "", event.time
         elif event.kind == "job_started":
             self.jobs[d["job_id"]] = JobView(
                 d["job_id"], d["name"], d["trial_id"], d["worker"], d["gpus"], d["params"],
@@ -120,6 +125,8 @@ class RunView:
                 self.best_job_id = board[0].job_id if board else None
         elif event.kind == "run_finished":
             self.status, self.ended, self.message = d["status"], event.time, d.get("message", "")
+        elif event.kind == "run_resumed":
+            self.status, self.ended, self.message = "running", None, ""
 
     @classmethod
     def load(cls, run_dir: Path) -> "RunView":
@@ -182,7 +189,8 @@ class RunView:
         for job in sorted(self.jobs.values(), key=lambda j: j.job_id):
             stamp = dt.datetime.fromtimestamp(job.ended or time.time())
             message = {"running": f"training on {job.worker}", "completed": "train action completed successfully",
-                       "failed": f"failed: {job.cause}", "stopped": f"stopped: {job.cause}"}[job.status]
+                       "failed": f"failed: {job.cause}", "stopped": f"stopped: {job.cause}",
+                       "interrupted": f"interrupted: {job.cause}; a resumed run continues it"}[job.status]
             kpi: dict[str, dict[str, Any]] = {}
             for epoch in sorted(job.epochs):
                 for key, value in job.epochs[epoch].items():

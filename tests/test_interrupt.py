@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +55,26 @@ def test_signal_to_the_tool_stops_every_job_and_exits_130(fake_mmar, sig):
     assert job_processes(str(run_dir)) == []
     view = RunView.load(run_dir)
     assert view.status == "interrupted"
-    assert [(j.status, j.cause) for j in view.jobs.values()] == [("stopped", "run interrupted")] * 2
+    assert [(j.status, j.cause) for j in view.jobs.values()] == [("interrupted", "run interrupted")] * 2
     assert json.loads((run_dir / "status.json").read_text())["int"]["detailed_status"]["status"] == "INTERRUPTED"
+    assert "--resume" in err
+
+    # the same command with --resume continues: the two interrupted jobs run again as attempt 2
+    # from their checkpoints, then the search finishes its 4 trials
+    config["sleep"] = 0.05
+    write_json(path, config)
+    again = run_cli("run", "-m", str(fake_mmar), "--run-id", "int", "--workers", "0:1", "--resume")
+    assert again.returncode == 0, again.stderr
+    view = RunView.load(run_dir)
+    assert view.status == "completed"
+    assert sorted(j.name.split("_")[1] for j in view.jobs.values()) == ["1", "1", "2", "2"]
+    assert all(j.status == "completed" and sorted(j.epochs) == [1, 2, 3] for j in view.jobs.values())
+    for job in view.jobs.values():
+        if job.name.split("_")[1] == "2":  # trained only past the first attempt's checkpoint
+            [first_attempt] = run_dir.glob(f"W*_1_J{job.job_id}")
+            saved = first_attempt / "models" / "checkpoint.pt"
+            done = json.loads(saved.read_text())["epoch"] if saved.exists() else 0
+            trained = [int(line.split()[1]) for line in (Path(job.directory) / "train.log").read_text().splitlines()
+                       if line.startswith("epoch")]
+            assert trained == list(range(done + 1, 4))
 

@@ -23,6 +23,7 @@ class Job:
     params: dict[str, Any]
     start_epoch: int
     stop_epoch: int
+    attempt: int = 1  # > 1 when the job is run again after an interruption
 
 
 @dataclass(frozen=True)

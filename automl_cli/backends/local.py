@@ -75,9 +75,12 @@ class LocalBackend(Backend):
             self.stop(job_id)
         events: list[MetricsReport | JobExit] = []
         deadline = time.monotonic() + self.grace_seconds
-        while self.jobs and time.monotonic() < deadline:
-            events += self.poll()
-            time.sleep(0.1)
+        try:
+            while self.jobs and time.monotonic() < deadline:
+                events += self.poll()
+                time.sleep(0.1)
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C: no more grace, everything is killed below
         for job_id, job in list(self.jobs.items()):
             _signal_group(job.process, signal.SIGKILL)
             job.process.wait()

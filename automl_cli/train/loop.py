@@ -351,7 +351,7 @@ def train(config: dict, mmar_root: Path, *, epochs: int | None = None, metrics_f
                 f"(best {best:.4f} at epoch {best_epoch}) {seconds:.2f}s")
 
         if stop.requested and done < total:
-            log(f"SIGTERM: stopped; " + (f"the checkpoint of epoch {done} stands" if done else "no epoch completed"))
+            log("SIGTERM: stopped; " + (f"the checkpoint of epoch {done} stands" if done else "no epoch completed"))
             raise TrainingInterrupted(done)
     return summary()
 
