@@ -70,6 +70,7 @@ class Engine:
         self.relaunch: list[Job] = []  # jobs a resumed run starts again first
         self.resumed = False
         self.stopped_unfinished: list[Job] = []
+        self.unstarted: list[JobRequest] = []
         self.interrupt_causes: set[str] = set()
         self.next_job = 1
 
@@ -162,6 +163,8 @@ class Engine:
                                                        d.get("epochs", 0), d.get("cause", "")))
         # jobs the journal saw start but never end (the tool was killed) run again too, except
         # those the run had asked to stop: that stop stands, and they end where they were
+        # asked for but never started (the tool died in between): start them as new jobs
+        self.unstarted = [suggested[t] for t in pending if t in suggested]
         unfinished = sorted([*self.relaunch, *self.jobs.values()], key=lambda j: j.job_id)
         self.relaunch = [j for j in unfinished if j.job_id not in self.stop_reason]
         self.stopped_unfinished = [j for j in unfinished if j.job_id in self.stop_reason]
@@ -215,6 +218,9 @@ class Engine:
         while self.free and self.relaunch:
             old = self.relaunch.pop(0)
             self._launch(self.requests[old.job_id], self.free.pop(0), job_id=old.job_id, attempt=old.attempt + 1)
+            started = True
+        while self.free and self.unstarted:
+            self._launch(self.unstarted.pop(0), self.free.pop(0))
             started = True
         if not self.free or self.algorithm.is_done():
             return started

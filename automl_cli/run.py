@@ -20,7 +20,7 @@ from typing import Any
 
 from .algorithms.base import Algorithm
 from .backends.base import Job, JobSpec
-from .backends.local import LocalBackend
+from .backends.local import LocalBackend, kill_stale_group
 from .engine import Engine, EngineSettings
 from .errors import Interrupted, UsageError
 from .mmar import MMAR, clone_job, write_json_atomic
@@ -79,6 +79,8 @@ class MMARJobs:
     def prepare(self, job: Job) -> JobSpec:
         s = self.s
         job_dir = s.run_dir / job.name
+        if job_dir.exists():  # made by a run that died before journaling the job: nothing refers to it
+            shutil.rmtree(job_dir)
         config = s.space.apply(s.train_config, job.params, remove_search=s.remove_search_augs)
         clone_job(s.mmar, job_dir, config)
         previous = self.trial_dirs.get(job.trial_id)
@@ -113,9 +115,15 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
     """Run the search in <mmar>/automl/<run_id>/ and publish best/; returns the run's view.
     With `resume`, continue the run from its journal instead."""
     run_dir = settings.run_dir
-    lock = _reopen(run_dir, settings.run_id) if resume else _claim(run_dir, settings.run_id)
+    if resume:
+        # a run that never got going is started: requeue scripts can always pass --resume
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = _lock(run_dir, settings.run_id)
+    else:
+        lock = _claim(run_dir, settings.run_id)
     journal = Journal(run_dir / JOURNAL)
     history = list(journal.events()) if resume else []
+    resume = any(e.kind == "run_started" for e in history)
     trace = Trace(run_dir, settings.traceout, live=live)
     status = _StatusWriter(run_dir, trace)
     jobs = MMARJobs(settings)
@@ -127,9 +135,13 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
         algorithm, LocalBackend(jobs.prepare, settings.grace_seconds), journal, trace=trace, refresh=status)
     if resume:
         _check_same_run(settings, algorithm, history)
+        ended = {e.data["job_id"] for e in history if e.kind == "job_finished"}
         for event in history:
             if event.kind == "job_started":
                 jobs.trial_dirs[event.data["trial_id"]] = Path(event.data["dir"])
+                if event.data["job_id"] not in ended and event.data.get("pid"):
+                    if kill_stale_group(event.data["pid"], event.data["dir"]):
+                        trace(f"stopped job {event.data['name']} left running by the previous run", level="WARN")
         engine.resume(history)
     where = ", ".join(f"{w.name} on {'GPUs ' + ','.join(map(str, w.gpus)) if settings.have_gpus else 'CPU'}"
                       for w in settings.workers)
@@ -175,12 +187,6 @@ def _claim(run_dir: Path, run_id: str):
         raise UsageError(f"run '{run_id}' already exists in {run_dir}; continue it with --resume, or choose "
                          "another run_id (e.g. --set run_id=NEW)")
     run_dir.mkdir(parents=True)
-    return _lock(run_dir, run_id)
-
-
-def _reopen(run_dir: Path, run_id: str):
-    if not (run_dir / JOURNAL).is_file():
-        raise UsageError(f"nothing to resume: no run '{run_id}' in {run_dir.parent}")
     return _lock(run_dir, run_id)
 
 

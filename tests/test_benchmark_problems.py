@@ -8,7 +8,9 @@ import pytest
 from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.problems import ALL, augmented_branin, augmented_hartmann6, counting_ones, mf_hartmann3  # noqa: E402
+from benchmarks.problems import (  # noqa: E402
+    ALL, augmented_branin, augmented_hartmann6, counting_ones, mf_hartmann3, regret,
+)
 
 OPTIMISERS = {
     "augmented_branin": [{"x1": -math.pi, "x2": 12.275}, {"x1": math.pi, "x2": 2.275}, {"x1": 9.42478, "x2": 2.475}],
@@ -64,3 +66,25 @@ def test_mf_hartmann3_low_fidelity_ranks_like_the_top():
     low = [problem.objective(c, 3, {})[0] for c in configs]
     top = [problem.true_value(c) for c in configs]
     assert spearmanr(low, top).statistic > 0.5
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_every_epoch_costs_time_and_regret_is_zero_at_the_optimiser(name):
+    problem = ALL[name]()
+    config = sample(problem, np.random.default_rng(4))
+    state = {}
+    for epoch in range(1, problem.max_epochs + 1):
+        value, seconds = problem.objective(config, epoch, state)
+        assert math.isfinite(value) and seconds > 0
+    assert regret(problem, OPTIMISERS[name][0]) == pytest.approx(0.0, abs=1e-4)
+    assert regret(problem, config) >= -1e-6
+
+
+def test_counting_ones_sharpens_with_budget():
+    problem = counting_ones()
+    config = sample(problem, np.random.default_rng(5))
+    truth = problem.true_value(config)
+    low = [problem.objective(config, 1, {"rng": np.random.default_rng(i)})[0] for i in range(200)]
+    top = [problem.objective(config, problem.max_epochs, {"rng": np.random.default_rng(i)})[0] for i in range(200)]
+    assert abs(np.mean(top) - truth) < 0.05
+    assert np.std(top) < np.std(low)

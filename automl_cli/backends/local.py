@@ -6,6 +6,7 @@ file, which the trainer appends to one JSON line per epoch.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -40,9 +41,10 @@ class LocalBackend(Backend):
         spec = self.prepare(job)
         log = open(spec.log_file, "ab")
         process = subprocess.Popen(spec.command, cwd=spec.directory, env=spec.env, stdout=log,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                   preexec_fn=_die_with_parent)
         self.jobs[spec.job_id] = _Running(spec, process, log)
-        return {"dir": str(spec.directory), "devices": spec.env.get("CUDA_VISIBLE_DEVICES", "")}
+        return {"dir": str(spec.directory), "devices": spec.env.get("CUDA_VISIBLE_DEVICES", ""), "pid": process.pid}
 
     def running(self) -> list[int]:
         return list(self.jobs)
@@ -114,6 +116,33 @@ class LocalBackend(Backend):
                 values = {"unreadable": line[:200]}
             reports.append(MetricsReport(job.spec.job_id, values if isinstance(values, dict) else {"unreadable": line}))
         return reports
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux for SIGTERM when the tool dies, even by kill -9,
+    so a trainer checkpoints and exits instead of running on without an owner."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: stale jobs are still stopped when the run resumes
+
+
+def kill_stale_group(pid: int, directory: str) -> bool:
+    """Kill the process group of a job a dead run left behind, if `pid` is still that job
+    (its command line or working folder names the job's folder); True if one was killed."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            cmdline = handle.read().decode("utf-8", "replace")
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return False
+    if directory not in cmdline and cwd != directory:
+        return False
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:

@@ -1,0 +1,105 @@
+"""Never lose work: kill -9 the tool at many moments, resume each time, and get the run an
+uninterrupted one would have produced."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from automl_cli.status import RunView
+from conftest import ROOT, run_cli, write_json
+
+
+def configure(mmar: Path, algorithm: str, recommendations: int) -> None:
+    path = mmar / "config" / "config_automl.json"
+    config = json.loads(path.read_text())
+    config["controller"] = {"name": algorithm, "args": {"automl_max_recommendations": recommendations}}
+    write_json(path, config)
+    train = json.loads((mmar / "config" / "config_train.json").read_text())
+    train["sleep"] = 0.15
+    write_json(mmar / "config" / "config_train.json", train)
+
+
+def decisions(run_dir: Path) -> list:
+    view = RunView.load(run_dir)
+    trials = {}
+    for job in sorted(view.jobs.values(), key=lambda j: j.job_id):
+        trials.setdefault(job.trial_id, job.params)
+    return [trials[t] for t in sorted(trials)]
+
+
+def start(mmar: Path, resume: bool) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    args = [sys.executable, "-m", "automl_cli", "run", "-m", str(mmar), "--run-id", "k", "--workers", "0"]
+    return subprocess.Popen(args + (["--resume"] if resume else []), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def test_kill_9_at_ten_moments_then_resume_gives_the_uninterrupted_run(fake_mmar, tmp_path):
+    configure(fake_mmar, "bayesian", 7)
+    reference = tmp_path / "reference"
+    import shutil
+
+    shutil.copytree(fake_mmar, reference)
+    assert run_cli("run", "-m", str(reference), "--run-id", "k", "--workers", "0").returncode == 0
+    expected = decisions(reference / "automl" / "k")
+
+    rng = random.Random(7)
+    kills, resume, finished = 0, False, False
+    while kills < 10 and not finished:
+        tool = start(fake_mmar, resume)
+        time.sleep(rng.uniform(0.3, 2.5))
+        if tool.poll() is None:
+            tool.send_signal(signal.SIGKILL)
+            kills += 1
+        tool.wait(timeout=60)
+        finished = tool.returncode == 0
+        resume = True
+    if not finished:
+        tool = start(fake_mmar, True)
+        _, err = tool.communicate(timeout=300)
+        assert tool.returncode == 0, err
+    assert kills >= 5
+
+    run_dir = fake_mmar / "automl" / "k"
+    view = RunView.load(run_dir)
+    assert view.status == "completed"
+    assert decisions(run_dir) == expected  # the same decisions as the uninterrupted run
+    assert len(view.jobs) == 7 and all(j.status == "completed" for j in view.jobs.values())
+    assert all(sorted(j.epochs) == [1, 2, 3] for j in view.jobs.values())
+    # no attempt trained an epoch its predecessor had already checkpointed
+    for folder in sorted(run_dir.glob("W*_J*")):
+        worker, attempt, job = folder.name.split("_")
+        if attempt == "1":
+            continue
+        before = run_dir / f"{worker}_{int(attempt) - 1}_{job}"
+        candidates = list(run_dir.glob(f"W*_{int(attempt) - 1}_{job}"))
+        saved = candidates[0] / "models" / "checkpoint.pt" if candidates else before
+        done = json.loads(saved.read_text())["epoch"] if saved.exists() else 0
+        log = folder / "train.log"
+        trained = [int(l.split()[1]) for l in log.read_text().splitlines() if l.startswith("epoch")] if log.exists() else []
+        assert not trained or trained[0] == done + 1
+    # no job process outlived its tool
+    time.sleep(0.5)
+    leftovers = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if str(run_dir).encode() in open(f"/proc/{pid}/cmdline", "rb").read():
+                leftovers.append(pid)
+        except OSError:
+            pass
+    assert leftovers == []
+
+
+def test_resume_refuses_other_settings_and_a_missing_run(fake_mmar):
+    configure(fake_mmar, "random", 2)
+    assert run_cli("run", "-m", str(fake_mmar), "--run-id", "s").returncode == 0
+    other = run_cli("run", "-m", str(fake_mmar), "--run-id", "s", "--resume", "--set", "seed=5")
+    assert other.returncode == 2 and "its seed was 0, now 5" in other.stderr
+    fresh = run_cli("run", "-m", str(fake_mmar), "--run-id", "new", "--resume")  # nothing to resume: it starts
+    assert fresh.returncode == 0 and RunView.load(fake_mmar / "automl" / "new").status == "completed"
+    done = run_cli("run", "-m", str(fake_mmar), "--run-id", "s", "--resume")
+    assert done.returncode == 0, done.stderr  # resuming a finished run just republishes it
