@@ -45,6 +45,7 @@ class EngineSettings:
     max_epochs: int
     deadline: float | None = None  # backend clock time at which running jobs are cut
     score: str = "best"  # a job's score: its "best" epoch (what models/model.pt holds) or its "last"
+    max_retries: int = 1  # more attempts a crashed job gets (from its checkpoint); NaN is never retried
     info: dict[str, Any] = field(default_factory=dict)  # more for the run_started event
 
 
@@ -143,6 +144,7 @@ class Engine:
                     request = suggested.pop(d["trial_id"])
                     pending.remove(d["trial_id"])
                     self.requests[job_id] = request
+                self.relaunch = [j for j in self.relaunch if j.job_id != job_id]
                 worker = workers.get(d["worker"]) or self.s.workers[0]
                 self.jobs[job_id] = Job(job_id, d["name"], d["trial_id"], worker, d["params"], d["start_epoch"],
                                         d["stop_epoch"], d.get("attempt", 1))
@@ -156,7 +158,7 @@ class Engine:
                 self.stop_reason[d["job_id"]] = d["reason"]
             elif event.kind == "job_finished":
                 job = self.jobs.pop(d["job_id"])
-                if d["status"] == "interrupted":
+                if d["status"] in ("interrupted", "retried"):
                     self.relaunch.append(job)
                 else:
                     self.algorithm.on_finished(Outcome(job.trial_id, job.job_id, d["status"], d.get("loss"),
@@ -314,9 +316,15 @@ class Engine:
             self.backend.stop(job_id)
 
     def _on_exit(self, event: JobExit) -> None:
+        old = self.jobs[event.job_id]
         outcome = self._record_exit(event)
-        self.algorithm.on_finished(outcome)
         job = self.view.jobs[event.job_id]
+        if outcome.status == "retried":
+            self.trace(f"job {old.name} crashed: {outcome.cause}; retrying it from its checkpoint "
+                       f"(attempt {old.attempt + 1} of {self.s.max_retries + 1})", level="WARN")
+            self.relaunch.append(old)
+            return
+        self.algorithm.on_finished(outcome)
         if outcome.status == "failed":
             self.trace(f"job {job.name} failed: {outcome.cause}" + (f"; log: {job.directory}/train.log"
                                                                     if job.directory else ""), level="ERROR")
@@ -340,17 +348,19 @@ class Engine:
             status, cause = "stopped", self.stop_reason[job_id]
         elif event.returncode != 0:
             status, cause = "failed", _exit_cause(event)
+            if self.jobs[job_id].attempt <= self.s.max_retries:
+                status = "retried"  # a crash gets another attempt from its checkpoint; NaN does not
         elif loss is None:
             status, cause = "failed", f"the trainer wrote no {self.s.metric}"
         else:
             status, cause = "completed", ""
-        best_loss = loss if status != "failed" else None
+        best_loss = loss if status not in ("failed", "retried") else None
         metric = None if best_loss is None else self._loss(best_loss)
         if cause in self.interrupt_causes:
             status = "interrupted"  # not an outcome: a resumed run continues the job
         self._record("job_finished", job_id=job_id, status=status, metric=metric, cause=cause, loss=best_loss,
                      epochs=view.epoch, returncode=event.returncode,
-                     log_tail=event.log_tail if status == "failed" else [])
+                     log_tail=event.log_tail if status in ("failed", "retried") else [])
         job = self.jobs.pop(job_id)
         if free_worker:
             self.free.append(job.worker)

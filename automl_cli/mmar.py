@@ -206,7 +206,11 @@ def clone_job(source: MMAR, job_dir: Path, train_config: dict, automl_config_pat
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so a reader never sees half a file (temp file + rename)."""
+    """Write JSON so a reader never sees half a file, even after a power cut
+    (temp file, fsync, rename)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    with open(tmp, "w") as handle:
+        handle.write(json.dumps(data, indent=2) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(tmp, path)

@@ -55,6 +55,7 @@ class RunSettings:
     train_command: list[str] = field(default_factory=lambda: list(DEFAULT_TRAIN_COMMAND))
     remove_search_augs: bool = True
     grace_seconds: float = 30.0
+    max_retries: int = 1
     config_files: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -84,7 +85,7 @@ class MMARJobs:
         config = s.space.apply(s.train_config, job.params, remove_search=s.remove_search_augs)
         clone_job(s.mmar, job_dir, config)
         previous = self.trial_dirs.get(job.trial_id)
-        if job.start_epoch > 0 and previous is not None:
+        if previous is not None:  # a promotion, a retry or a resumed job continues its trial
             carry_checkpoint(previous, job_dir)
         self.trial_dirs[job.trial_id] = job_dir
         env = dict(os.environ)
@@ -99,15 +100,12 @@ class MMARJobs:
 
 
 def carry_checkpoint(source: Path, target: Path) -> None:
-    """A job that continues its trial starts from the trial's checkpoint and best weights.
-    Hard links cost nothing and are safe: trainers replace these files, never rewrite them."""
+    """A job that continues its trial starts from a copy of the trial's checkpoint and best
+    weights. A copy, not a link: many trainers save in place (torch.save opens the same
+    file), which through a link would rewrite the earlier job's checkpoint too."""
     for item in (source / "models").iterdir():
         if item.is_file() and item.suffix in (".pt", ".pth", ".ckpt"):
-            destination = target / "models" / item.name
-            try:
-                os.link(item, destination)
-            except OSError:
-                shutil.copy2(item, destination)
+            shutil.copy2(item, target / "models" / item.name)
 
 
 def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = False,
@@ -123,13 +121,15 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
         lock = _claim(run_dir, settings.run_id)
     journal = Journal(run_dir / JOURNAL)
     history = list(journal.events()) if resume else []
+    if _recover_metrics(journal, history):
+        history = list(journal.events())
     resume = any(e.kind == "run_started" for e in history)
     trace = Trace(run_dir, settings.traceout, live=live)
     status = _StatusWriter(run_dir, trace)
     jobs = MMARJobs(settings)
     engine = Engine(
         EngineSettings(settings.run_id, settings.algorithm, settings.space, settings.workers, settings.metric,
-                       settings.direction, settings.max_epochs,
+                       settings.direction, settings.max_epochs, max_retries=settings.max_retries,
                        info={"mmar": str(settings.mmar.root), "device": "gpu" if settings.have_gpus else "cpu",
                              "config_files": settings.config_files}),
         algorithm, LocalBackend(jobs.prepare, settings.grace_seconds), journal, trace=trace, refresh=status)
@@ -188,6 +188,39 @@ def _claim(run_dir: Path, run_id: str):
                          "another run_id (e.g. --set run_id=NEW)")
     run_dir.mkdir(parents=True)
     return _lock(run_dir, run_id)
+
+
+def _recover_metrics(journal: Journal, history) -> bool:
+    """Journal the epochs that jobs left open by a dead run wrote to their metrics files but
+    the run never read: the trainer's file is the record, and a job resumed from a checkpoint
+    past those epochs would otherwise never report them. True if any were added."""
+    open_jobs: dict[int, Path] = {}
+    seen: dict[int, set[int]] = {}
+    for event in history:
+        d = event.data
+        if event.kind == "job_started":
+            open_jobs[d["job_id"]] = Path(d["dir"])
+        elif event.kind == "job_finished":
+            open_jobs.pop(d["job_id"], None)
+        elif event.kind == "metrics":
+            seen.setdefault(d["job_id"], set()).add(d["epoch"])
+    added = False
+    for job_id, directory in open_jobs.items():
+        try:
+            lines = (directory / METRICS_FILE).read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            try:
+                values = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # the line being written when the run died
+            epoch = values.get("epoch") if isinstance(values, dict) else None
+            if isinstance(epoch, int) and epoch not in seen.setdefault(job_id, set()):
+                journal.append("metrics", job_id=job_id, epoch=epoch, values=values)
+                seen[job_id].add(epoch)
+                added = True
+    return added
 
 
 def _check_same_run(settings: RunSettings, algorithm: Algorithm, history) -> None:

@@ -18,7 +18,7 @@ from .space import SearchSpace, parse_search_space
 from .workers import Worker, check_against_devices, count_gpus, parse_workers
 
 # --set keys that are settings of the run rather than algorithm parameters
-RUN_KEYS = {"run_id", "workers", "traceout", "trainconf", "automlconf", "algorithm", "seed"}
+RUN_KEYS = {"run_id", "workers", "traceout", "trainconf", "automlconf", "algorithm", "seed", "automl_max_retries"}
 # TAO's newer names for the Hyperband parameters
 ALIASES = {"automl_max_epochs": "automl_R", "automl_reduction_factor": "automl_nu"}
 _NOT_YET = ("additional_automl_parameters", "remove_default_automl_parameters", "custom_automl_ranges")
@@ -112,6 +112,9 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
     seed = set_values.get("seed", loaded.automl_doc.get("seed", 0))
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise UsageError(f"seed must be an integer, got {seed!r}")
+    retries = set_values.get("automl_max_retries", loaded.automl_doc.get("automl_max_retries", 1))
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise UsageError(f"automl_max_retries must be an integer >= 0, got {retries!r}")
     resolve_params(algo_cls, params)  # fail now, not after the run folder exists
 
     executor = (loaded.automl_doc.get("executor") or {})
@@ -137,7 +140,7 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
         mmar=loaded.mmar, run_id=run_id, workers=worker_list, have_gpus=n_gpus > 0, space=loaded.space,
         train_config=loaded.train_doc, metric=loaded.metric, direction=loaded.direction,
         max_epochs=loaded.max_epochs, algorithm=name, algorithm_params=params, seed=seed,
-        traceout=traceout or "file", train_command=command,
+        traceout=traceout or "file", train_command=command, max_retries=retries,
         remove_search_augs=bool(exec_args.get("remove_search_augs", True)),
         grace_seconds=float(exec_args.get("grace_seconds", 30.0)),
         config_files={"train": str(loaded.train_path), "automl": str(loaded.automl_path)})

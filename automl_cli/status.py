@@ -17,7 +17,7 @@ from typing import Any
 from .store import JOURNAL, Event, Journal
 
 _TAO_STATUS = {"running": "RUNNING", "completed": "SUCCESS", "failed": "FAILURE", "stopped": "STOPPED",
-               "interrupted": "INTERRUPTED"}
+               "interrupted": "INTERRUPTED", "retried": "RETRYING"}
 
 
 @dataclass
@@ -190,7 +190,8 @@ class RunView:
             stamp = dt.datetime.fromtimestamp(job.ended or time.time())
             message = {"running": f"training on {job.worker}", "completed": "train action completed successfully",
                        "failed": f"failed: {job.cause}", "stopped": f"stopped: {job.cause}",
-                       "interrupted": f"interrupted: {job.cause}; a resumed run continues it"}[job.status]
+                       "interrupted": f"interrupted: {job.cause}; a resumed run continues it",
+                       "retried": f"crashed: {job.cause}; retrying"}[job.status]
             kpi: dict[str, dict[str, Any]] = {}
             for epoch in sorted(job.epochs):
                 for key, value in job.epochs[epoch].items():

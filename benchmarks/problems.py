@@ -124,3 +124,8 @@ ALL: dict[str, Callable[[], Problem]] = {
     "counting_ones": counting_ones,
     "mf_hartmann3": mf_hartmann3,
 }
+
+
+def regret(problem: Problem, config: dict) -> float:
+    """Simple regret of a chosen config: noise-free full-fidelity value minus the known optimum."""
+    return problem.true_value(config) - problem.optimum

@@ -21,6 +21,7 @@ def main(mmar: str, epochs: int) -> int:
     metrics = Path(os.environ.get("AUTOML_METRICS_FILE", root / "models" / "metrics.jsonl"))
     ckpt = root / "models" / "checkpoint.pt"  # JSON inside; the name is what jobs carry over
     start = json.loads(ckpt.read_text())["epoch"] if ckpt.exists() else 0
+    print(f"resume at {start}", flush=True)
     quality = math.exp(-(math.log10(lr) - math.log10(0.003)) ** 2) * (1.0 if choice == "good" else 0.6)
     for epoch in range(start + 1, epochs + 1):
         time.sleep(config.get("sleep", 0.05))

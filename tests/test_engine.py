@@ -87,16 +87,22 @@ def test_crashing_and_nan_jobs_are_recorded_with_their_cause_and_the_search_goes
     assert causes["crash"][0] == "failed" and "exit code 1" in causes["crash"][1]
     assert "CUDA out of memory" in causes["crash"][1]
     assert causes["nan"] == ("failed", "val_mean_dice is not a finite number (null) at epoch 2")
+    attempts = {j.params["Fake.behaviour"][0]: j.name.split("_")[1] for j in view.jobs.values()}
+    assert attempts["crash"] == "2" and attempts["nan"] == "1"  # crashes are retried, NaN is not
     assert view.best().params["Fake.behaviour"] == ["ok"]
     assert len(view.jobs) == 9
 
 
-def test_every_job_failing_exits_1_and_points_at_the_first_log(fake_mmar):
+def test_every_job_failing_exits_1_and_points_at_the_first_log_after_retrying_crashes(fake_mmar):
     set_behaviour(fake_mmar, ["crash"])
     result = run_cli("run", "-m", str(fake_mmar), "--run-id", "allfail", "--set", "automl_max_recommendations=2")
     assert result.returncode == 1
-    assert "every job failed; the first: W1_1_J1: exit code 1" in result.stderr
-    assert "W1_1_J1/train.log" in result.stderr
+    # each crash was retried once from its checkpoint (automl_max_retries defaults to 1)
+    assert "every job failed; the first: W1_2_J1: exit code 1" in result.stderr
+    assert "W1_2_J1/train.log" in result.stderr
+    trace = (fake_mmar / "automl" / "allfail" / "trace.log").read_text()
+    assert "job W1_1_J1 crashed: exit code 1" in trace and "(attempt 2 of 2)" in trace
+    assert "resume at 1" in (fake_mmar / "automl" / "allfail" / "W1_2_J1" / "train.log").read_text()
     assert RunView.load(fake_mmar / "automl" / "allfail").status == "failed"
 
 

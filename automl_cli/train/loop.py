@@ -94,27 +94,37 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _section(config: dict, *path: str) -> Any:
+    """config[path[0]][path[1]]..., with a missing part named in config terms, not a KeyError."""
+    node: Any = config
+    for depth, key in enumerate(path):
+        if not isinstance(node, dict) or key not in node:
+            raise ValueError(f"config_train.json has no {'.'.join(path[:depth + 1])}")
+        node = node[key]
+    return node
+
+
 def _build_model(config: dict, device: torch.device) -> torch.nn.Module:
-    model = build("model", config["train"]["model"]).to(device)
+    model = build("model", _section(config, "train", "model")).to(device)
     if not callable(getattr(model, "activate", None)):
         raise ValueError(f"model '{config['train']['model'].get('name')}' has no activate() for its final activation")
     return model
 
 
 def _build_validation(config: dict) -> _Validation:
-    validate = config["validate"]
-    return _Validation(data=build("dataset", validate["data"]),
+    validate = _section(config, "validate")
+    return _Validation(data=build("dataset", _section(config, "validate", "data")),
                        transforms=[build("transform", t) for t in validate.get("transforms") or []],
-                       metric=build("metric", validate["metric"]),
+                       metric=build("metric", _section(config, "validate", "metric")),
                        batch_size=int(config.get("batch_size", 8)))
 
 
 def _build_training(config: dict, model: torch.nn.Module, seed: int) -> _Training:
-    train = config["train"]
-    return _Training(data=build("dataset", train["data"]),
+    train = _section(config, "train")
+    return _Training(data=build("dataset", _section(config, "train", "data")),
                      transforms=[build("transform", t) for t in train.get("transforms") or []],
-                     loss=build("loss", train["loss"]),
-                     optimizer=build("optimizer", train["optimizer"], params=model.parameters()),
+                     loss=build("loss", _section(config, "train", "loss")),
+                     optimizer=build("optimizer", _section(config, "train", "optimizer"), params=model.parameters()),
                      optimizer_name=str(train["optimizer"]["name"]),
                      generator=torch.Generator().manual_seed(seed),
                      batch_size=int(config.get("batch_size", 8)))
@@ -234,6 +244,18 @@ def _set_rng_state(state: dict, generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _load_checkpoint(path: Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001  (torch raises several kinds for a foreign file)
+        raise ValueError(f"{path} cannot be resumed from ({type(exc).__name__}); delete it to start over") from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        # A checkpoint from another trainer (or another version of this one) cannot give an
+        # exact continuation; saying so beats resuming from half of it.
+        raise ValueError(f"{path} was not written by this version of the trainer; delete it to start over")
+    return state
+
+
 def _restore_optimizer(run: _Training, state: dict, log: Callable[[str], None]) -> None:
     """Load the optimizer's state (moments, step counts) but keep the hyperparameters the
     current config gave it: PBT changes the learning rate between segments."""
@@ -286,11 +308,19 @@ def train(config: dict, mmar_root: Path, *, epochs: int | None = None, metrics_f
 
     Returns ``{"epochs_completed", "best_metric", "best_epoch", "metric_key", "device"}``.
     """
-    models = Path(mmar_root) / "models"
+    # Installed first: a SIGTERM during setup then also ends in TrainingInterrupted rather
+    # than the default kill, so the caller sees one way of being stopped.
+    with _SigtermFlag(log) as stop:
+        return _train(config, Path(mmar_root), epochs, metrics_file, log, stop)
+
+
+def _train(config: dict, mmar_root: Path, epochs: int | None, metrics_file: Path | None,
+           log: Callable[[str], None], stop: _SigtermFlag) -> dict:
+    models = mmar_root / "models"
     models.mkdir(parents=True, exist_ok=True)
     metrics_path = _metrics_path(models, metrics_file)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    total = int(config["epochs"] if epochs is None else epochs)
+    total = int(_section(config, "epochs") if epochs is None else epochs)
     seed = int(config.get("seed", 0))
 
     device = _device()
@@ -307,7 +337,7 @@ def train(config: dict, mmar_root: Path, *, epochs: int | None = None, metrics_f
     done, best, best_epoch = 0, None, None
     checkpoint = models / CHECKPOINT
     if checkpoint.exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        state = _load_checkpoint(checkpoint)
         model.load_state_dict(state["model"])
         _restore_optimizer(run, state, log)
         _set_rng_state(state["rng"], run.generator)
@@ -323,36 +353,35 @@ def train(config: dict, mmar_root: Path, *, epochs: int | None = None, metrics_f
         return summary()
     log(f"training on {_describe(device)} from epoch {done + 1} up to epoch {total}; metrics to {metrics_path}")
 
-    with _SigtermFlag(log) as stop:
-        for epoch in range(done + 1, total + 1):
-            if stop.requested:
-                break
-            started = time.perf_counter()
-            train_loss = _train_epoch(model, run, device, stop)
-            if train_loss is None:
-                break
-            value = _validate(model, val, device)
-            seconds = round(time.perf_counter() - started, 4)
-            line = {"epoch": epoch, "train_loss": _number(train_loss), key: _number(value), "seconds": seconds}
-            if not (math.isfinite(train_loss) and math.isfinite(value)):
-                _append_line(metrics_path, line)
-                log(f"epoch {epoch}/{total} train_loss {train_loss} {key} {value}: not finite, stopping")
-                raise FloatingPointError(f"epoch {epoch}: train_loss {train_loss}, {key} {value} (not finite)")
-
-            if best is None or (value > best if higher_is_better else value < best):
-                best, best_epoch = value, epoch
-                _save_atomic(_cpu_state(model), models / BEST_WEIGHTS)
-            _save_atomic({"format": CHECKPOINT_FORMAT, "epoch": epoch, "best_metric": best, "best_epoch": best_epoch,
-                          "metric_key": key, "model": _cpu_state(model), "optimizer": run.optimizer.state_dict(),
-                          "optimizer_name": run.optimizer_name, "rng": _rng_state(run.generator)}, checkpoint)
+    for epoch in range(done + 1, total + 1):
+        if stop.requested:
+            break
+        started = time.perf_counter()
+        train_loss = _train_epoch(model, run, device, stop)
+        if train_loss is None:
+            break
+        value = _validate(model, val, device)
+        seconds = round(time.perf_counter() - started, 4)
+        line = {"epoch": epoch, "train_loss": _number(train_loss), key: _number(value), "seconds": seconds}
+        if not (math.isfinite(train_loss) and math.isfinite(value)):
             _append_line(metrics_path, line)
-            done = epoch
-            log(f"epoch {epoch}/{total} train_loss {train_loss:.4f} {key} {value:.4f} "
-                f"(best {best:.4f} at epoch {best_epoch}) {seconds:.2f}s")
+            log(f"epoch {epoch}/{total} train_loss {train_loss} {key} {value}: not finite, stopping")
+            raise FloatingPointError(f"epoch {epoch}: train_loss {train_loss}, {key} {value} (not finite)")
 
-        if stop.requested and done < total:
-            log("SIGTERM: stopped; " + (f"the checkpoint of epoch {done} stands" if done else "no epoch completed"))
-            raise TrainingInterrupted(done)
+        if best is None or (value > best if higher_is_better else value < best):
+            best, best_epoch = value, epoch
+            _save_atomic(_cpu_state(model), models / BEST_WEIGHTS)
+        _save_atomic({"format": CHECKPOINT_FORMAT, "epoch": epoch, "best_metric": best, "best_epoch": best_epoch,
+                      "metric_key": key, "model": _cpu_state(model), "optimizer": run.optimizer.state_dict(),
+                      "optimizer_name": run.optimizer_name, "rng": _rng_state(run.generator)}, checkpoint)
+        _append_line(metrics_path, line)  # last: a line on disk promises its checkpoint is too
+        done = epoch
+        log(f"epoch {epoch}/{total} train_loss {train_loss:.4f} {key} {value:.4f} "
+            f"(best {best:.4f} at epoch {best_epoch}) {seconds:.2f}s")
+
+    if stop.requested and done < total:
+        log("SIGTERM: stopped; " + (f"the checkpoint of epoch {done} stands" if done else "no epoch completed"))
+        raise TrainingInterrupted(done)
     return summary()
 
 
