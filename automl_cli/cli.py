@@ -56,7 +56,8 @@ def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resum
     if traceout is not None and traceout not in TRACEOUT:
         raise UsageError(f"bad traceout '{traceout}': expected one of {', '.join(TRACEOUT)}")
     settings, _ = settings_for_run(
-        loaded, run_id=run_id or values.get("run_id"), workers=workers or values.get("workers"),
+        loaded, run_id=run_id or values.get("run_id"),
+        workers=workers if workers is not None else values.get("workers"),
         algorithm=algorithm or values.get("algorithm"), traceout=traceout, set_values=values, warn=_warn)
     click.echo(f"automl: MMAR {loaded.mmar.root}; configs {loaded.train_path.name}, {loaded.automl_path.name}")
     click.echo(f"automl: run folder {settings.run_dir}")

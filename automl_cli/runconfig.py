@@ -99,7 +99,8 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
         raise UsageError("no run id: give --run-id ID or --set run_id=ID")
     if "/" in run_id or run_id in (".", "..") or not run_id.strip():
         raise UsageError(f"bad run id '{run_id}': it names a folder under automl/, so no '/'")
-    worker_list = parse_workers(workers or "0")
+    workers = "0" if workers is None else workers
+    worker_list = parse_workers(workers)
     n_gpus = count_gpus()
     if n_gpus:
         check_against_devices(worker_list, n_gpus)
@@ -131,7 +132,7 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
         command = list(DEFAULT_TRAIN_COMMAND)
     # warnings only once every check has passed, so an error stays one line
     if n_gpus == 0:
-        warn(f"no GPU visible: running {len(worker_list)} CPU worker(s) for the spec '{workers or '0'}'")
+        warn(f"no GPU visible: running {len(worker_list)} CPU worker(s) for the spec '{workers}'")
     if loaded.automl_doc.get("handlers"):
         names = ", ".join(h.get("name") or h.get("path", "?") for h in loaded.automl_doc["handlers"])
         warn(f"handlers are not run by this version yet; ignoring: {names}")

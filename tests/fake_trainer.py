@@ -28,6 +28,8 @@ def main(mmar: str, epochs: int) -> int:
         if args.get("behaviour") == "crash" and epoch == 2:
             print("Traceback: RuntimeError: CUDA out of memory (simulated)", flush=True)
             return 1
+        if args.get("behaviour") == "killed" and epoch == 2:  # as the kernel's OOM killer does
+            os.kill(os.getpid(), 9)
         value = quality * (1 - 0.5 ** epoch)
         if args.get("behaviour") == "nan" and epoch == 2:
             value = None

@@ -12,7 +12,8 @@ A resumed run continues exactly as an uninterrupted one would: weights, optimize
 and every random state (torch, numpy, python, and the generator behind shuffling and
 augmentation) are in the checkpoint. The one deliberate exception is the optimizer's
 hyperparameters, which come from the config the run was started with, because an
-algorithm such as PBT changes them between a job's segments.
+algorithm such as PBT changes them between a job's segments. Exactness holds on the CPU;
+on a GPU a few backward kernels (adaptive pooling, interpolation) are not deterministic.
 
 Per epoch, the checkpoint (and model.pt when the epoch is the best) is written before the
 metrics line: whoever reads line N may rely on the checkpoint of epoch N being on disk
@@ -206,9 +207,14 @@ class _SigtermFlag:
 def _save_atomic(obj: Any, path: Path) -> None:
     # The temp file sits in the same folder so os.replace is a rename on one file system:
     # a kill at any moment leaves either the old file or the new one, never half of one.
+    # fsync before the rename so that after a machine crash the name never points at a file
+    # whose data had not reached the disk yet.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as out:
+            torch.save(obj, out)
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():

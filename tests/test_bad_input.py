@@ -1,0 +1,153 @@
+"""A corpus of broken configs and command lines: each gets one line on stderr, exit code 2,
+no traceback, and nothing is written."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from automl_cli.status import RunView
+from conftest import ROOT, run_cli, write_json
+
+GOOD_SEARCH = [{"type": "float", "args": "lr", "targets": [0.001, 0.1]}]
+
+
+def train_doc(**changes):
+    doc = {"epochs": 3, "fake": {"name": "Fake", "args": {"lr": 0.01, "choice": "good", "behaviour": "ok"},
+                                 "search": GOOD_SEARCH}}
+    doc.update(changes)
+    return doc
+
+
+# (file, content) pairs; content is JSON text
+CONFIGS = [
+    ("config_train.json", "{"),
+    ("config_train.json", "[1, 2]"),
+    ("config_train.json", '{"epochs": 3}'),
+    ("config_train.json", json.dumps(train_doc(epochs="three"))),
+    ("config_train.json", json.dumps(train_doc(epochs=-1))),
+    ("config_train.json", json.dumps(train_doc(epochs="{NOPE}"))),
+    ("config_train.json", json.dumps(train_doc(fake={"name": "F", "args": {"lr": 1}, "search": "lr"}))),
+    ("config_train.json", json.dumps(train_doc(fake={"name": "F", "search": GOOD_SEARCH}))),
+    ("config_train.json", json.dumps(train_doc(fake={"name": "F", "args": {"lr": 1}, "search": [
+        {"type": "float", "args": "momentum", "targets": [0, 1]}]}))),
+    ("config_train.json", json.dumps(train_doc(fake={"name": "F", "args": {"lr": 1}, "search": [
+        {"type": "float", "args": "lr", "targets": [1, 0]}]}))),
+    ("config_train.json", json.dumps(train_doc(fake={"name": "F", "args": {"lr": 1}, "search": [
+        {"type": "categorical", "args": "lr", "targets": [1, 0]}]}))),
+    ("config_train.json", json.dumps(train_doc(fake={"name": "F", "args": {"lr": 1, "b": 2}, "search": [
+        {"type": "enum", "args": ["lr", "b"], "targets": [[1, 2], [3]]}]}))),
+    ("config_train.json", json.dumps(train_doc(fake={"name": "F", "args": {"lr": 1}, "search": [
+        {"type": "float", "args": "lr", "targets": [0, 1], "log": True}]}))),
+    ("config_train.json", json.dumps(train_doc(fake={"name": "F", "args": {"lr": 1}, "search": [
+        {"type": "float", "args": "lr", "targest": [0, 1]}]}))),
+    ("config_automl.json", "not json"),
+    ("config_automl.json", '{"controller": {"name": "nope"}}'),
+    ("config_automl.json", '{"controller": {"name": 3}}'),
+    ("config_automl.json", '{"controller": {"name": "random", "args": {"automl_max_recommendations": "many"}}}'),
+    ("config_automl.json", '{"controller": {"name": "random", "args": {"automl_max_recommendations": 0}}}'),
+    ("config_automl.json", '{"controller": {"name": "random", "args": {"automl_R": 27}}}'),
+    ("config_automl.json", '{"controller": {"path": "my.Controller"}}'),
+    ("config_automl.json", '{"controller": {"name": "hyperband", "args": {"automl_nu": 1}}}'),
+    ("config_automl.json", '{"direction": "sideways"}'),
+    ("config_automl.json", '{"metric": ""}'),
+    ("config_automl.json", '{"executor": {"name": "SlurmExecutorX"}}'),
+    ("config_automl.json", '{"executor": {"name": "MMARExecutor", "args": {"train_command": "python train.py"}}}'),
+    ("config_automl.json", '{"automl_max_retries": -1}'),
+    ("config_automl.json", '{"custom_automl_ranges": {"lr": {"valid_min": 0}}}'),
+    ("environment.json", '{"DATA_ROOT": {"nested": 1}}'),
+    ("environment.json", '{"bad name": "x"}'),
+]
+
+COMMANDS = [
+    ["run", "-m", "{mmar}"],                                      # no run id
+    ["run", "-m", "{mmar}", "--run-id", "a/b"],
+    ["run", "-m", "{mmar}", "--run-id", "x", "--workers", ""],
+    ["run", "-m", "{mmar}", "--run-id", "x", "--workers", "0::1"],
+    ["run", "-m", "{mmar}", "--run-id", "x", "--workers", "gpu0"],
+    ["run", "-m", "{mmar}", "--run-id", "x", "--algorithm", "bohbx"],
+    ["run", "-m", "{mmar}", "--run-id", "x", "--traceout", "loud"],
+    ["run", "-m", "{mmar}", "--run-id", "x", "--set", "seed=abc"],
+    ["run", "-m", "{mmar}", "--run-id", "x", "--set", "noequals"],
+    ["run", "-m", "{mmar}", "--run-id", "x", "--set", "automl_max_retries=-2"],
+    ["run", "-m", "{mmar}", "--run-id", "x", "--trainconf", "missing.json"],
+    ["run", "-m", "{mmar}", "--run-id", "x", "--automlconf", "missing.json"],
+    ["run", "-m", "/no/such/mmar", "--run-id", "x"],
+    ["run", "-m", "{mmar}/config", "--run-id", "x"],
+    ["run", "--run-id", "x"],
+    ["status", "-m", "{mmar}", "--run-id", "never"],
+    ["plan", "-m", "{mmar}", "--algorithm", "nope"],
+    ["plan", "-m", "{mmar}", "--epoch-seconds", "-1"],
+    ["train", "-m", "{mmar}", "--epochs", "0"],
+    ["nosuchcommand"],
+]
+
+
+def check_refused(result, mmar):
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = [l for l in result.stderr.splitlines() if l.strip() and "warning" not in l]
+    assert lines and "Traceback" not in result.stderr
+    assert not (mmar / "automl").exists()
+    return lines
+
+
+@pytest.mark.parametrize("file, content", CONFIGS, ids=[f"{f}-{i}" for i, (f, _) in enumerate(CONFIGS)])
+def test_a_broken_config_is_one_line_naming_file_and_path(fake_mmar, file, content):
+    (fake_mmar / "config" / file).write_text(content)
+    result = run_cli("run", "-m", str(fake_mmar), "--run-id", "x")
+    lines = check_refused(result, fake_mmar)
+    assert len(lines) == 1
+    assert file in lines[0] or "algorithm" in lines[0] or "parameter" in lines[0]
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(a[:1] + a[3:]) for a in COMMANDS])
+def test_a_bad_command_line_is_a_usage_error(fake_mmar, args):
+    result = run_cli(*[a.replace("{mmar}", str(fake_mmar)) for a in args])
+    lines = check_refused(result, fake_mmar)
+    assert len(lines) <= 3  # click's usage errors add a "Usage:" and a "Try --help" line
+
+
+def test_corpus_is_large_enough():
+    assert len(CONFIGS) + len(COMMANDS) >= 30
+
+
+def test_a_second_run_on_a_live_run_id_is_refused_and_a_dead_ones_lock_is_taken_over(fake_mmar):
+    path = fake_mmar / "config" / "config_train.json"
+    config = json.loads(path.read_text())
+    config["sleep"] = 1.0
+    write_json(path, config)
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    first = subprocess.Popen([sys.executable, "-m", "automl_cli", "run", "-m", str(fake_mmar), "--run-id", "live"],
+                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not (fake_mmar / "automl" / "live" / "W1_1_J1").exists():
+            time.sleep(0.1)
+        second = run_cli("run", "-m", str(fake_mmar), "--run-id", "live", "--resume")
+        assert second.returncode == 2 and "in use by another automl process" in second.stderr
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    config["sleep"] = 0.01
+    write_json(path, config)
+    taken = run_cli("run", "-m", str(fake_mmar), "--run-id", "live", "--resume")
+    assert taken.returncode == 0, taken.stderr
+    assert RunView.load(fake_mmar / "automl" / "live").status == "completed"
+
+
+def test_a_trainer_killed_by_a_signal_is_retried_then_recorded_with_its_cause(fake_mmar):
+    path = fake_mmar / "config" / "config_train.json"
+    config = json.loads(path.read_text())
+    config["fake"]["search"].append({"type": "enum", "args": ["behaviour"], "targets": [["killed"]]})
+    write_json(path, config)
+    result = run_cli("run", "-m", str(fake_mmar), "--run-id", "oom", "--set", "automl_max_recommendations=1")
+    assert result.returncode == 1
+    view = RunView.load(fake_mmar / "automl" / "oom")
+    [job] = view.jobs.values()
+    # the second attempt resumed from the first one's checkpoint (epoch 1) before it was killed too
+    assert job.status == "failed" and job.cause == "killed by SIGKILL: resume at 1" and job.name == "W1_2_J1"
+    assert "W1_2_J1/train.log" in result.stderr
