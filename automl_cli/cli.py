@@ -187,9 +187,16 @@ def train(mmar, epochs, trainconf, validate_only) -> None:
     from .mmar import MMAR
 
     root = MMAR.open(mmar)
-    config, _ = root.load_train_config(trainconf)
+    config, path = root.load_train_config(trainconf)
     from .train import loop
 
+    try:
+        _train(loop, config, root, epochs, validate_only)
+    except (ValueError, FileNotFoundError) as exc:  # a component the config names is wrong
+        raise UsageError(f"{path}: {exc}") from None
+
+
+def _train(loop, config, root, epochs, validate_only) -> None:
     if validate_only:
         result = loop.evaluate(config, root.root, root.root / "models" / "model.pt")
         click.echo(json.dumps(result))

@@ -82,6 +82,7 @@ COMMANDS = [
     ["plan", "-m", "{mmar}", "--algorithm", "nope"],
     ["plan", "-m", "{mmar}", "--epoch-seconds", "-1"],
     ["train", "-m", "{mmar}", "--epochs", "0"],
+    ["train", "-m", "{mmar}"],                                    # its config has no train section
     ["nosuchcommand"],
 ]
 
