@@ -136,7 +136,7 @@ def test_log_int_and_weighted_enum():
     ({"args": ["if_use_psp"], "type": "enum", "targets": [[True], [False]], "weights": [1, 0]},
      "$.train.model.search[0].weights[1]", "0"),
     ({"args": ["num_classes"], "type": "float", "targets": [0, 1], "weights": [1, 1]},
-     "$.train.model.search[0].weights", "enum items only"),
+     "$.train.model.search[0].weights", "enum and bool items only"),
     ({"args": ["if_use_psp"], "type": "enum", "targets": [[True], [False]], "log": True},
      "$.train.model.search[0].log", "float and int"),
     ({"args": ["num_classes"], "type": "choice", "targets": [0, 1]}, "$.train.model.search[0].type",
