@@ -166,12 +166,17 @@ def validate(mmar, automlconf, trainconf) -> None:
     name, params = controller(loaded, None)
     resolved = resolve_params(get_algorithm(name), params)
     console = _console()
+    from .customize import dotted
+
     table = Table(title=f"search space of {loaded.train_path}", title_justify="left")
-    for column in ("name", "domain", "type", "range / choices", "args", "from"):
+    for column in ("name", "JSON path", "domain", "type", "range / choices", "scale", "condition", "source"):
         table.add_column(column)
     for p in loaded.space.params:
-        add_plain_row(table, p.name, p.domain, p.kind, p.describe(), ", ".join(p.args), p.source)
+        add_plain_row(table, p.name, ", ".join(dotted(p)), p.domain, p.kind, p.describe(), p.scale,
+                      p.describe_condition(), f"{p.origin} ({p.source})")
     console.print(table)
+    for note in loaded.notes:
+        console.print(f"derived: {note}", markup=False)
     console.print(f"algorithm {name} {json.dumps(resolved)}; metric {loaded.metric} ({loaded.direction}); "
                   f"{loaded.max_epochs} epochs per full training")
     console.print("configs are valid")

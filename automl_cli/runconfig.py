@@ -14,6 +14,7 @@ from .algorithms.base import get_algorithm, resolve_params
 from .run import DEFAULT_TRAIN_COMMAND, RunSettings, parse_train_command
 from .errors import ConfigError, UsageError
 from .mmar import AUTOML_CONFIG, MMAR, TRAIN_CONFIG
+from .customize import customize
 from .space import SearchSpace, parse_search_space
 from .workers import Worker, check_against_devices, count_gpus, parse_workers
 
@@ -21,7 +22,6 @@ from .workers import Worker, check_against_devices, count_gpus, parse_workers
 RUN_KEYS = {"run_id", "workers", "traceout", "trainconf", "automlconf", "algorithm", "seed", "automl_max_retries"}
 # TAO's newer names for the Hyperband parameters
 ALIASES = {"automl_max_epochs": "automl_R", "automl_reduction_factor": "automl_nu"}
-_NOT_YET = ("additional_automl_parameters", "remove_default_automl_parameters", "custom_automl_ranges")
 
 
 def parse_set_pairs(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -53,6 +53,7 @@ class Loaded:
     automl_doc: dict
     automl_path: Path
     space: SearchSpace
+    notes: list[str]  # how added parameters' ranges were derived
     max_epochs: int
     metric: str
     direction: str
@@ -67,18 +68,17 @@ def load_mmar(mmar_path: str, trainconf: str | None = None, automlconf: str | No
     # {mmar} and {epochs} in executor.args.train_command are filled per job, later
     per_job = {"mmar": "{mmar}", "epochs": "{epochs}"}
     automl_doc, automl_path = mmar.load_automl_config(automlconf or AUTOML_CONFIG, {"trainconf": trainconf, **per_job})
-    space = parse_search_space(train_doc, train_path)
+    space, notes = customize(parse_search_space(train_doc, train_path), train_doc, automl_doc, automl_path)
     if not len(space):
-        raise ConfigError(train_path, [], 'nothing to search: no component has a "search" section')
+        raise ConfigError(train_path, [], 'nothing to search: no component has a "search" section '
+                                          "(and config_automl.json adds no additional_automl_parameters)")
     epochs = resolved.get("epochs")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(train_path, ["epochs"], f"expected the epochs of a full training (an integer >= 1), got {json.dumps(epochs)}")
-    for key in _NOT_YET:
-        if automl_doc.get(key):
-            raise ConfigError(automl_path, [key], "is not supported by this version yet; leave it empty")
     metric = automl_doc.get("metric", "val_mean_dice")
     direction = automl_doc.get("direction") or ("minimize" if "loss" in metric.lower() else "maximize")
-    return Loaded(mmar, train_doc, train_path, resolved, automl_doc, automl_path, space, epochs, metric, direction)
+    return Loaded(mmar, train_doc, train_path, resolved, automl_doc, automl_path, space, notes, epochs, metric,
+                  direction)
 
 
 def controller(loaded: Loaded, override: str | None) -> tuple[str, dict[str, Any]]:

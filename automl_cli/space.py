@@ -44,6 +44,7 @@ class Param:
     weights: tuple[float, ...] | None = None
     step: float | None = None  # quantised ranges: low + k * step
     condition: tuple[str, tuple] | None = None  # (parameter, values it must take) for this one to matter
+    direct: bool = False  # the args are keys of the holder itself, not of its "args"
     source: str = ""  # the item's JSON path, for messages and reports
     origin: str = "search section"  # or "additional parameter", with " + custom range" when one applied
 
@@ -224,7 +225,7 @@ class SearchSpace:
         out = copy.deepcopy(doc)
         for p in self.params:
             holder = _at(out, p.holder)
-            target = holder if p.holder == () else holder["args"]
+            target = holder if p.holder == () or p.direct else holder["args"]
             value = values[p.name]
             if value is None:
                 continue  # inactive: the config keeps what it had

@@ -1,0 +1,150 @@
+"""TAO-style customisation of the search space, from config_automl.json:
+
+- `remove_default_automl_parameters`: search items to drop, by name or dotted path;
+- `additional_automl_parameters`: dotted paths into config_train.json to search too;
+- `custom_automl_ranges`: per parameter (name or dotted path) `valid_min`, `valid_max`,
+  `valid_options`, `option_weights`, and `disable_list: true` to read a numeric option list
+  as the continuous range it spans.
+
+An added parameter without a custom range gets one derived from its current value, and
+`automl validate` prints how.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, json_path
+from .space import Param, SearchSpace, _check_conditions
+
+
+def dotted(p: Param) -> list[str]:
+    """The dotted paths that name a parameter: `train.optimizer.args.lr` for each arg."""
+    base = ".".join(str(part) for part in p.holder)
+    middle = "" if p.holder == () or p.direct else "args."
+    return [f"{base}.{middle}{arg}".lstrip(".") for arg in p.args]
+
+
+def customize(space: SearchSpace, train_doc: dict, automl: dict, automl_file: Path) -> tuple[SearchSpace, list[str]]:
+    """The search space after removals, additions and custom ranges; and what was derived."""
+    notes: list[str] = []
+    params = list(space.params)
+    for i, key in enumerate(automl.get("remove_default_automl_parameters") or []):
+        keep = [p for p in params if not _names(p, key)]
+        if len(keep) == len(params):
+            raise ConfigError(automl_file, ["remove_default_automl_parameters", i],
+                              f'"{key}" names no search parameter (known: {", ".join(p.name for p in params)})')
+        params = keep
+    ranges = automl.get("custom_automl_ranges") or {}
+    for i, path in enumerate(automl.get("additional_automl_parameters") or []):
+        where = ["additional_automl_parameters", i]
+        if not isinstance(path, str) or not path:
+            raise ConfigError(automl_file, where, "expected a dotted path into config_train.json")
+        if any(path in dotted(p) for p in params):
+            raise ConfigError(automl_file, where, f'"{path}" is searched already')
+        params.append(_added(path, train_doc, ranges.get(path), automl_file, where, notes))
+    used = set()
+    for n, p in enumerate(params):
+        for key, spec in ranges.items():
+            if _names(p, key) and p.origin == "search section":
+                params[n] = _ranged(p, spec, automl_file, ["custom_automl_ranges", key])
+                used.add(key)
+            elif p.origin.startswith("additional") and key in dotted(p):
+                used.add(key)
+    for key in ranges:
+        if key not in used:
+            raise ConfigError(automl_file, ["custom_automl_ranges", key],
+                              f'"{key}" names no searched parameter (known: {", ".join(p.name for p in params)})')
+    _check_conditions(params, automl_file)
+    return SearchSpace(params), notes
+
+
+def _names(p: Param, key: str) -> bool:
+    return key == p.name or key in dotted(p) or key == p.source
+
+
+def _added(path: str, doc: dict, spec: dict | None, file: Path, where: list, notes: list[str]) -> Param:
+    parts: list[Any] = path.split(".")
+    node: Any = doc
+    for depth, part in enumerate(parts):
+        if isinstance(node, list) and part.isdigit():
+            part = parts[depth] = int(part)
+        if not isinstance(node, (dict, list)) or (isinstance(node, dict) and part not in node) or \
+                (isinstance(node, list) and not (isinstance(part, int) and part < len(node))):
+            reached = ".".join(map(str, parts[:depth])) or "the top level"
+            raise ConfigError(file, where, f'no "{part}" in config_train.json at {reached} (path "{path}")')
+        if depth < len(parts) - 1:
+            node = node[part]
+    value = node[parts[-1]]
+    in_args = len(parts) >= 2 and parts[-2] == "args"
+    holder = tuple(parts[:-2] if in_args else parts[:-1])
+    param = Param(name=path, kind="float", domain="additional", holder=holder, args=(parts[-1],),
+                  direct=not in_args and holder != (), source=json_path(["additional_automl_parameters", where[1]]),
+                  origin="additional parameter")
+    if spec is not None:
+        return _ranged(param, spec, file, ["custom_automl_ranges", path], current=value)
+    derived = _derive(param, value, file, where)
+    notes.append(f"{path}: {derived.describe()} ({derived.kind}) derived from its current value {value!r}")
+    return derived
+
+
+def _derive(p: Param, value: Any, file: Path, where: list) -> Param:
+    """A sensible range around a current value: a decade either side of a positive float (log),
+    half to double an int, both values of a bool."""
+    if isinstance(value, bool):
+        return replace(p, kind="bool", choices=((False,), (True,)), weights=(0.5, 0.5))
+    if isinstance(value, int):
+        low, high = (max(1, value // 2), max(value * 2, value + 1)) if value > 0 else (value - 5, value + 5)
+        return replace(p, kind="int", low=low, high=high)
+    if isinstance(value, float):
+        if value > 0:
+            return replace(p, low=value / 10, high=value * 10, log=True)
+        return replace(p, low=value - 1.0, high=value + 1.0)
+    raise ConfigError(file, where, f"cannot derive a range from the current value {value!r}: give valid_options "
+                                   "(or valid_min/valid_max) in custom_automl_ranges")
+
+
+def _ranged(p: Param, spec: Any, file: Path, where: list, current: Any = None) -> Param:
+    """Apply one custom_automl_ranges entry."""
+    if not isinstance(spec, dict):
+        raise ConfigError(file, where, "expected an object with valid_min/valid_max or valid_options")
+    unknown = set(spec) - {"valid_min", "valid_max", "valid_options", "option_weights", "disable_list"}
+    if unknown:
+        raise ConfigError(file, where + [sorted(unknown)[0]], "unknown key (expected valid_min, valid_max, "
+                                                              "valid_options, option_weights, disable_list)")
+    origin = p.origin + " + custom range"
+    options = spec.get("valid_options")
+    if options is not None:
+        if not isinstance(options, list) or not options:
+            raise ConfigError(file, where + ["valid_options"], "expected a non-empty list")
+        if spec.get("disable_list"):
+            if not all(isinstance(o, (int, float)) and not isinstance(o, bool) for o in options) or len(options) < 2:
+                raise ConfigError(file, where + ["valid_options"], "disable_list needs two or more numbers")
+            kind = "int" if all(isinstance(o, int) for o in options) else "float"
+            return replace(p, kind=kind, low=min(options), high=max(options), choices=None, weights=None,
+                           origin=origin)
+        weights = spec.get("option_weights")
+        if weights is not None and (not isinstance(weights, list) or len(weights) != len(options)
+                                    or any(not isinstance(w, (int, float)) or w <= 0 for w in weights)):
+            raise ConfigError(file, where + ["option_weights"],
+                              f"expected {len(options)} positive weights, one per option")
+        total = sum(weights) if weights else None
+        norm = tuple(w / total for w in weights) if weights else tuple(1 / len(options) for _ in options)
+        width = len(p.args)
+        choices = tuple(tuple(o) if isinstance(o, list) and width > 1 else (o,) * width for o in options)
+        return replace(p, kind="enum", choices=choices, weights=norm, low=None, high=None, log=False, origin=origin)
+    if "option_weights" in spec:
+        raise ConfigError(file, where + ["option_weights"], "option_weights needs valid_options")
+    low, high = spec.get("valid_min", p.low), spec.get("valid_max", p.high)
+    if low is None or high is None:
+        raise ConfigError(file, where, "give valid_min and valid_max (or valid_options)")
+    for key, bound in (("valid_min", low), ("valid_max", high)):
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+            raise ConfigError(file, where + [key], f"expected a number, got {bound!r}")
+    if not low < high:
+        raise ConfigError(file, where, f"expected valid_min < valid_max, got {low} and {high}")
+    kind = p.kind if p.kind in ("float", "int") else ("int" if isinstance(current, int) and isinstance(low, int)
+                                                        and isinstance(high, int) else "float")
+    log = p.log and low > 0
+    return replace(p, kind=kind, low=low, high=high, log=log, choices=None, weights=None, origin=origin)
