@@ -117,7 +117,10 @@ def load_document(path: Path) -> dict:
     except json.JSONDecodeError as exc:
         raise ConfigError(path, [], f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(path, [], f"invalid YAML: {str(exc).splitlines()[0]}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(path, [], f"invalid YAML{where}: {problem}") from exc
     if not isinstance(doc, dict):
         raise ConfigError(path, [], f"expected a JSON object at the top, got {type(doc).__name__}")
     return doc

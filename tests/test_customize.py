@@ -90,3 +90,23 @@ def test_customisation_mistakes_name_the_file_and_path(automl, where, expected):
     with pytest.raises(ConfigError) as err:
         custom(**automl)
     assert err.value.file == str(FILE) and err.value.path == where and expected in err.value.detail
+
+
+def test_yaml_configs_work_and_their_errors_name_file_line_and_path(fake_mmar):
+    import json
+
+    import yaml
+
+    from conftest import run_cli
+
+    for name in ("config_train", "config_automl", "environment"):
+        path = fake_mmar / "config" / f"{name}.json"
+        (fake_mmar / "config" / f"{name}.yaml").write_text(yaml.safe_dump(json.loads(path.read_text())))
+        path.unlink()
+    assert run_cli("validate", "-m", str(fake_mmar)).returncode == 0
+    (fake_mmar / "config" / "config_automl.yaml").write_text("controller:\n  name: random\n   args: [\n")
+    bad = run_cli("validate", "-m", str(fake_mmar))
+    assert bad.returncode == 2 and "config_automl.yaml: $: invalid YAML at line 3" in bad.stderr
+    (fake_mmar / "config" / "config_automl.yaml").write_text("direction: up\n")
+    bad = run_cli("validate", "-m", str(fake_mmar))
+    assert bad.returncode == 2 and 'config_automl.yaml: $.direction: expected one of' in bad.stderr
