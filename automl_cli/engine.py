@@ -21,9 +21,9 @@ from .status import JobView, RunView, format_params
 from .store import Event, Journal
 from .workers import Worker
 
-# Polling backs off from 10 ms to 0.5 s while nothing happens: short jobs are collected
+# Polling backs off from 10 ms to 0.25 s while nothing happens: short jobs are collected
 # at once, and a long quiet stretch costs a few wake-ups a second.
-_POLL_MIN, _POLL_MAX = 0.01, 0.5
+_POLL_MIN, _POLL_MAX = 0.01, 0.25
 
 
 class ResumeMismatch(UsageError):
