@@ -113,12 +113,12 @@ def status(mmar, run_id, as_json) -> None:
                    f"{format_params(best.params)}")
     console = _console()
     table = Table(title_justify="left")
-    for column in ("job", "worker", "trial", "rung", "status", "epoch", view.metric_name, "eta", "params"):
+    for column in ("job", "worker", "trial", "rung", "status", "epoch", view.metric_name, "eta", "params", "why"):
         table.add_column(column)
     for job in sorted(view.jobs.values(), key=lambda j: j.job_id):
         add_plain_row(table, job.name, job.worker, str(job.trial_id), job.place, job.status, f"{job.epoch}/{job.stop_epoch}",
                       "-" if job.metric is None else f"{job.metric:.4f}", _clock(job.eta()) or "?",
-                      format_params(job.params))
+                      format_params(job.params), job.note[:90])
     console.print(table)
 
 

@@ -242,14 +242,15 @@ class Engine:
             job_id = self.next_job
             self.next_job += 1
         job = Job(job_id, f"{worker.name}_{attempt}_J{job_id}", request.trial_id, worker, request.params,
-                  request.start_epoch, request.stop_epoch, attempt)
+                  request.start_epoch, request.stop_epoch, attempt, request.copy_from_job)
         self.jobs[job_id] = job
         self.requests[job_id] = request
         placed = self.backend.start(job)
         self._record("job_started", job_id=job_id, name=job.name, trial_id=job.trial_id, worker=worker.name,
                      gpus=list(worker.gpus) if placed.get("devices") else [], params=job.params,
                      start_epoch=job.start_epoch, stop_epoch=job.stop_epoch, note=request.note,
-                     bracket=request.bracket, rung=request.rung, attempt=attempt, **placed)
+                     bracket=request.bracket, rung=request.rung, attempt=attempt,
+                     copy_from_job=request.copy_from_job, **placed)
         where = f"GPUs {placed['devices']}" if placed.get("devices") else "CPU"
         self.trace(f"job {job.name} started on {worker.name} ({where}): trial {job.trial_id}, epochs "
                    f"{job.start_epoch}->{job.stop_epoch}, {format_params(job.params)}"

@@ -76,6 +76,7 @@ class MMARJobs:
     def __init__(self, settings: RunSettings):
         self.s = settings
         self.trial_dirs: dict[int, Path] = {}  # each trial's latest job folder: where its checkpoint is
+        self.job_dirs: dict[int, Path] = {}  # every job's latest folder (a donor for PBT's exploit)
 
     def prepare(self, job: Job) -> JobSpec:
         s = self.s
@@ -85,9 +86,11 @@ class MMARJobs:
         config = s.space.apply(s.train_config, job.params, remove_search=s.remove_search_augs)
         clone_job(s.mmar, job_dir, config)
         previous = self.trial_dirs.get(job.trial_id)
-        if previous is not None:  # a promotion, a retry or a resumed job continues its trial
+        if job.copy_from_job is not None and job.attempt == 1:  # exploit: continue from the donor's weights
+            carry_checkpoint(self.job_dirs[job.copy_from_job], job_dir)
+        elif previous is not None:  # a promotion, a retry or a resumed job continues its trial
             carry_checkpoint(previous, job_dir)
-        self.trial_dirs[job.trial_id] = job_dir
+        self.trial_dirs[job.trial_id] = self.job_dirs[job.job_id] = job_dir
         env = dict(os.environ)
         env.update({"CUDA_VISIBLE_DEVICES": device_env(job.worker, s.have_gpus), "MMAR_ROOT": str(job_dir),
                     "AUTOML_METRICS_FILE": str(job_dir / METRICS_FILE), "AUTOML_JOB_NAME": job.name,
@@ -139,6 +142,7 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
         for event in history:
             if event.kind == "job_started":
                 jobs.trial_dirs[event.data["trial_id"]] = Path(event.data["dir"])
+                jobs.job_dirs[event.data["job_id"]] = Path(event.data["dir"])
                 if event.data["job_id"] not in ended and event.data.get("pid"):
                     if kill_stale_group(event.data["pid"], event.data["dir"]):
                         trace(f"stopped job {event.data['name']} left running by the previous run", level="WARN")
@@ -266,6 +270,8 @@ def publish_best(view: RunView, best: JobView, run_dir: Path) -> Path:
     summary = {"run_id": view.run_id, "job": best.name, "trial_id": best.trial_id, "metric": view.metric_name,
                "direction": view.settings.get("direction"), "value": best.metric, "epoch": best.best_epoch,
                "epochs_trained": best.epoch, "params": best.params,
+               "schedule": [{"job": j.name, "trial": j.trial_id, "epochs": [j.start_epoch, j.stop_epoch],
+                             "params": j.params, "why": j.note} for j in view.lineage(best)],
                "weights": "models/model.pt" if weights.exists() else None, "source": str(job_dir)}
     write_json_atomic(tmp / "summary.json", summary)
     shutil.rmtree(best_dir, ignore_errors=True)

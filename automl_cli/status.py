@@ -35,6 +35,7 @@ class JobView:
     bracket: int | None = None
     rung: int | None = None
     note: str = ""
+    copy_from: int | None = None  # the job whose checkpoint this one started from (PBT's exploit)
     status: str = "running"
     ended: float | None = None
     metric: float | None = None  # best value of the run's metric, in its direction
@@ -105,7 +106,7 @@ class RunView:
             self.jobs[d["job_id"]] = JobView(
                 d["job_id"], d["name"], d["trial_id"], d["worker"], d["gpus"], d["params"],
                 d["start_epoch"], d["stop_epoch"], event.time, d.get("dir", ""), d.get("bracket"), d.get("rung"),
-                d.get("note", ""))
+                d.get("note", ""), d.get("copy_from_job"))
         elif event.kind == "metrics":
             job = self.jobs[d["job_id"]]
             job.epochs[d["epoch"]] = d["values"]
@@ -138,6 +139,20 @@ class RunView:
         finally:
             journal.close()
         return view
+
+    def lineage(self, job: JobView) -> list[JobView]:
+        """The jobs whose training the weights of `job` carry, first to last: earlier segments
+        of its trial, and across an exploit, the donor's."""
+        chain, current = [], job
+        while current is not None and current not in chain:
+            chain.append(current)
+            if current.copy_from is not None:
+                current = self.jobs.get(current.copy_from)
+            else:
+                before = [j for j in self.jobs.values() if j.trial_id == current.trial_id and j.job_id < current.job_id
+                          and j.stop_epoch == current.start_epoch and j.status == "completed"]
+                current = max(before, key=lambda j: j.job_id) if before and current.start_epoch > 0 else None
+        return chain[::-1]
 
     def running(self) -> list[JobView]:
         return [j for j in self.jobs.values() if j.status == "running"]

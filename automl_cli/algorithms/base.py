@@ -40,6 +40,7 @@ class JobRequest:
     note: str = ""  # why this job exists, for the trace (e.g. "initial design")
     bracket: int | None = None  # for bracket-based algorithms: which bracket and rung
     rung: int | None = None
+    copy_from_job: int | None = None  # start from that finished job's checkpoint (PBT's exploit)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ class Job:
     start_epoch: int
     stop_epoch: int
     attempt: int = 1  # > 1 when the job is run again after an interruption
+    copy_from_job: int | None = None  # start from a copy of that finished job's checkpoint
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ class SimulatedBackend(Backend):
         self.states: dict[int, dict] = {}  # trial_id -> the objective's state for that trial
         self.trial_epoch: dict[int, int] = {}  # trial_id -> last completed epoch ("checkpoint")
         self.jobs: dict[int, _SimJob] = {}
+        self.snapshots: dict[int, tuple[dict, int]] = {}  # finished job -> its trial's (state, epoch) then
         self.queue: list[tuple[float, int, int, int, float, float]] = []  # (end, token, job, epoch, metric, secs)
         self.ready: list[MetricsReport | JobExit] = []  # events due now
         self.tokens = itertools.count()
@@ -56,12 +57,10 @@ class SimulatedBackend(Backend):
     def running(self) -> list[int]:
         return list(self.jobs)
 
-    def copy_trial(self, source: int, target: int) -> None:
-        """Give trial `target` a copy of `source`'s checkpoint (state and epoch), as PBT does."""
-        self.states[target] = copy.deepcopy(self.states.get(source, {}))
-        self.trial_epoch[target] = self.trial_epoch.get(source, 0)
-
     def start(self, job: Job) -> dict[str, Any]:
+        if job.copy_from_job is not None:  # exploit: the donor's checkpoint as it was when its job ended
+            state, epoch = self.snapshots[job.copy_from_job]
+            self.states[job.trial_id], self.trial_epoch[job.trial_id] = copy.deepcopy(state), epoch
         sim = _SimJob(job, self.to_config(job.params), self.trial_epoch.get(job.trial_id, 0), -1)
         self.states.setdefault(job.trial_id, {})
         self.jobs[job.job_id] = sim
@@ -72,6 +71,7 @@ class SimulatedBackend(Backend):
         epoch = sim.epoch + 1
         if epoch > sim.job.stop_epoch:
             del self.jobs[sim.job.job_id]
+            self.snapshots[sim.job.job_id] = (copy.deepcopy(self.states[sim.job.trial_id]), sim.epoch)
             self.ready.append(JobExit(sim.job.job_id, 0))
             return
         try:

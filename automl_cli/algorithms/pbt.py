@@ -1,0 +1,140 @@
+"""Population-based training (Jaderberg et al. 2017), asynchronous.
+
+A population of members trains in segments of `automl_eval_interval` epochs; each segment
+is a job that resumes from its member's checkpoint. When a member finishes a segment and a
+worker is free, it is ranked against the latest scores of the whole population (no
+barrier: nobody waits for the slowest member). A member in the bottom fraction *exploits*
+one of the top fraction: its next segment starts from a copy of that donor's checkpoint
+(the donor's finished job folder, which nothing deletes) and *explores* from the donor's
+hyperparameters: numbers multiplied or divided by the perturbation factor (or resampled
+with a small probability), choices moved to a neighbour (or resampled), always inside the
+search space. Parameters of domain `net` (the architecture) are taken from the donor and
+never perturbed: the donor's weights must fit the model. Each member's lineage (whom it copied, when, which values) is in the journal.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .base import Algorithm, JobRequest, Outcome, ParamSpec, register
+
+
+@dataclass
+class Member:
+    trial_id: int
+    params: dict[str, Any]
+    epoch: int = 0  # epochs its checkpoint holds
+    loss: float | None = None  # after its last segment (None: not scored yet, or failed)
+    last_job: int | None = None
+    history: list[str] = field(default_factory=list)
+
+
+@register
+class PBT(Algorithm):
+    name = "pbt"
+    summary = "population trains in segments; the worst copy the best's weights and perturb their hyperparameters"
+    parameters = {
+        "automl_population_size": ParamSpec(10, "members trained side by side", minimum=2),
+        "automl_eval_interval": ParamSpec(10, "epochs between rankings (one job per segment)", minimum=1),
+        "automl_max_generations": ParamSpec(20, "segments per member at most (with the config's epochs, "
+                                                "whichever ends first)", minimum=1),
+        "automl_perturbation_factor": ParamSpec(1.2, "explore multiplies or divides numbers by this", kind=float,
+                                                minimum=1.0),
+        "automl_truncation": ParamSpec(0.25, "bottom fraction that exploits the top fraction", kind=float,
+                                       minimum=0.0),
+        "automl_resample_probability": ParamSpec(0.25, "chance that explore draws a value afresh", kind=float,
+                                                 minimum=0.0),
+    }
+
+    def __init__(self, space, **kwargs):
+        super().__init__(space, **kwargs)
+        p = self.params
+        self.interval = p["automl_eval_interval"]
+        self.total = min(self.max_epochs, self.interval * p["automl_max_generations"])
+        self.members: dict[int, Member] = {}
+        self.ready: list[int] = []  # members waiting for their next segment, in the order they got ready
+        self.running: set[int] = set()
+
+    def planned_jobs(self) -> int:
+        return self.params["automl_population_size"] * -(-self.total // self.interval)
+
+    def suggest(self, free_slots: int) -> list[JobRequest]:
+        jobs = []
+        while len(jobs) < free_slots:
+            if len(self.members) < self.params["automl_population_size"]:
+                member = Member(len(self.members) + 1, self.space.sample(self.rng))
+                self.members[member.trial_id] = member
+                jobs.append(self._segment(member, "new member"))
+            elif self.ready:
+                jobs.append(self._next(self.members[self.ready.pop(0)]))
+            else:
+                break
+            self.running.add(jobs[-1].trial_id)
+        return jobs
+
+    def on_finished(self, outcome: Outcome) -> None:
+        member = self.members[outcome.trial_id]
+        self.running.discard(member.trial_id)
+        member.loss = outcome.loss if outcome.status == "completed" else None
+        member.epoch = outcome.epochs if outcome.status == "completed" else member.epoch
+        member.last_job = outcome.job_id if outcome.status == "completed" else member.last_job
+        if outcome.status == "completed" and member.epoch < self.total:
+            self.ready.append(member.trial_id)
+
+    def is_done(self) -> bool:
+        return (len(self.members) == self.params["automl_population_size"] and not self.ready
+                and not self.running)
+
+    def incumbent(self) -> tuple[dict[str, Any], float] | None:
+        done = [m for m in self.members.values() if m.loss is not None and m.epoch >= self.total]
+        if not done:
+            return None
+        best = min(done, key=lambda m: (m.loss, m.trial_id))
+        return best.params, best.loss
+
+    # -- exploit and explore ---------------------------------------------------------------
+    def _next(self, member: Member) -> JobRequest:
+        scored = sorted((m for m in self.members.values() if m.loss is not None),
+                        key=lambda m: (m.loss, m.trial_id))
+        cut = max(1, int(len(scored) * self.params["automl_truncation"])) if len(scored) >= 2 else 0
+        top, bottom = scored[:cut], scored[-cut:] if cut else []
+        if member in bottom and member not in top:
+            donor = top[int(self.rng.integers(len(top)))]
+            params = self._explore(donor.params)
+            changes = ", ".join(f"{k} {donor.params[k]!r}->{v!r}" for k, v in params.items() if v != donor.params[k])
+            why = (f"exploit: copies trial {donor.trial_id} (job {donor.last_job}, epoch {donor.epoch}, loss "
+                   f"{donor.loss:.4g}) over its own loss {member.loss:.4g}; explore: {changes or 'no change'}")
+            member.params, member.epoch = params, donor.epoch
+            member.history.append(why)
+            return self._segment(member, why, copy_from_job=donor.last_job)
+        return self._segment(member, f"continue (rank {scored.index(member) + 1} of {len(scored)})")
+
+    def _segment(self, member: Member, why: str, copy_from_job: int | None = None) -> JobRequest:
+        stop = min(self.total, member.epoch + self.interval)
+        return JobRequest(member.trial_id, member.params, stop, member.epoch, note=why, copy_from_job=copy_from_job)
+
+    def _explore(self, params: dict[str, Any]) -> dict[str, Any]:
+        factor = self.params["automl_perturbation_factor"]
+        resample = self.params["automl_resample_probability"]
+        out = dict(params)
+        for p in self.space.params:
+            value = params[p.name]
+            if value is None or p.domain == "net":
+                continue  # the architecture is the donor's: its weights must fit the model
+            if self.rng.random() < resample:
+                out[p.name] = p.sample(self.rng)
+            elif p.is_choice:
+                index = p.choice_index(value) + (1 if self.rng.random() < 0.5 else -1)
+                out[p.name] = list(p.choices[min(max(index, 0), len(p.choices) - 1)])
+            elif p.low > 0:
+                moved = value * factor if self.rng.random() < 0.5 else value / factor
+                out[p.name] = p.from_unit(p.to_unit(min(max(moved, p.low), p.high)))
+            else:  # a range that reaches zero or below: step by the same share of the range
+                shift = (factor - 1.0) * (1 if self.rng.random() < 0.5 else -1)
+                out[p.name] = p.from_unit(p.to_unit(value) + shift)
+        for p in self.space.params:  # conditions: switch dependants on or off as the values say
+            if not p.active(out):
+                out[p.name] = None
+            elif out[p.name] is None:
+                out[p.name] = p.sample(self.rng)
+        return out
