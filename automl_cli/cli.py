@@ -91,10 +91,17 @@ def _print_leaderboard(view, limit: int = 10) -> None:
 @MMAR_OPTION
 @click.option("--run-id", required=True, help="The run to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print the TAO-style status JSON.")
-def status(mmar, run_id, as_json) -> None:
+@click.option("--watch", is_flag=True, help="Keep refreshing until the run ends (Ctrl-C to leave; the run goes on).")
+@click.option("--interval", default=5.0, type=click.FloatRange(min=0.2), help="Seconds between refreshes with --watch.")
+def status(mmar, run_id, as_json, watch, interval) -> None:
     """Show a run's jobs and best result, from its journal (safe while it runs)."""
+    import time
+
+    from rich.console import Group
+    from rich.live import Live
+
     from .mmar import MMAR
-    from .status import RunView, _clock, format_params
+    from .status import RunView
     from .store import JOURNAL
 
     run_dir = MMAR.open(mmar).runs_dir / run_id
@@ -104,22 +111,45 @@ def status(mmar, run_id, as_json) -> None:
     if as_json:
         click.echo(json.dumps(view.status_json(), indent=2))
         return
+    console = _console()
+    if not watch:
+        console.print(Group(*_status_view(view)))
+        return
+    if not sys.stdout.isatty():  # logs get one summary line per refresh, never control codes
+        while True:
+            console.print(_status_view(view)[0])
+            if view.status != "running":
+                return
+            time.sleep(interval)
+            view = RunView.load(run_dir)
+    with Live(Group(*_status_view(view)), console=console, auto_refresh=False) as live:
+        while view.status == "running":
+            time.sleep(interval)
+            view = RunView.load(run_dir)
+            live.update(Group(*_status_view(view)), refresh=True)
+
+
+def _status_view(view) -> list:
+    """The summary line, the best so far and a table of every job."""
+    from rich.text import Text
+
+    from .status import _clock, format_params
+
     best = view.best()
     counts = ", ".join(f"{n} {s}" for s, n in sorted(view.counts().items())) or "no jobs yet"
-    click.echo(f"run {view.run_id}: {view.status}; algorithm {view.settings.get('algorithm')}; jobs: {counts}"
-               f" of {view.settings.get('planned_jobs') or '?'} planned; eta {_clock(view.eta()) or '?'}")
+    parts: list = [Text(f"run {view.run_id}: {view.status}; algorithm {view.settings.get('algorithm')}; jobs: {counts}"
+                        f" of {view.settings.get('planned_jobs') or '?'} planned; eta {_clock(view.eta()) or '?'}")]
     if best:
-        click.echo(f"best {view.metric_name} {best.metric:.4f} from {best.name} (epoch {best.best_epoch}) "
-                   f"{format_params(best.params)}")
-    console = _console()
+        parts.append(Text(f"best {view.metric_name} {best.metric:.4f} from {best.name} (epoch {best.best_epoch}) "
+                          f"{format_params(best.params)}"))
     table = Table(title_justify="left")
     for column in ("job", "worker", "trial", "rung", "status", "epoch", view.metric_name, "eta", "params", "why"):
         table.add_column(column)
     for job in sorted(view.jobs.values(), key=lambda j: j.job_id):
-        add_plain_row(table, job.name, job.worker, str(job.trial_id), job.place, job.status, f"{job.epoch}/{job.stop_epoch}",
-                      "-" if job.metric is None else f"{job.metric:.4f}", _clock(job.eta()) or "?",
-                      format_params(job.params), job.note[:90])
-    console.print(table)
+        add_plain_row(table, job.name, job.worker, str(job.trial_id), job.place, job.status,
+                      f"{job.epoch}/{job.stop_epoch}", "-" if job.metric is None else f"{job.metric:.4f}",
+                      _clock(job.eta()) or "?", format_params(job.params), job.note[:90])
+    return parts + [table]
 
 
 @cli.command()

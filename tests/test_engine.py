@@ -184,3 +184,28 @@ def test_trainconf_automlconf_and_yaml_configs_are_honoured(fake_mmar):
     view = RunView.load(fake_mmar / "automl" / "custom")
     assert len(view.jobs) == 2
     assert all(set(j.params) == {"Fake.lr"} for j in view.jobs.values())
+
+
+def test_status_watch_follows_a_run_until_it_ends(fake_mmar):
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    path = fake_mmar / "config" / "config_train.json"
+    config = json.loads(path.read_text())
+    config["sleep"] = 0.3
+    write_json(path, config)
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    run = subprocess.Popen([sys.executable, "-m", "automl_cli", "run", "-m", str(fake_mmar), "--run-id", "w"],
+                           cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (fake_mmar / "automl" / "w" / "journal.db").exists():
+        time.sleep(0.1)
+    watched = run_cli("status", "-m", str(fake_mmar), "--run-id", "w", "--watch", "--interval", "0.5")
+    run.wait(timeout=120)
+    assert watched.returncode == 0, watched.stderr
+    lines = [l for l in watched.stdout.splitlines() if l.startswith("run w:")]
+    assert len(lines) >= 2 and "running" in lines[0] and lines[-1].startswith("run w: completed")
+    assert "\x1b[" not in watched.stdout  # no control codes when stdout is not a terminal
