@@ -246,6 +246,26 @@ def _train(loop, config, root, epochs, validate_only) -> None:
         sys.exit(3)
 
 
+@cli.command()
+@MMAR_OPTION
+@click.option("--run-id", required=True, help="The run to report on.")
+@click.option("--out", type=click.Path(dir_okay=False), help="HTML file to write.  [default: <run>/report.html]")
+def report(mmar, run_id, out) -> None:
+    """Write a self-contained HTML report (leaderboard, curves, importance) and a leaderboard CSV."""
+    from pathlib import Path
+
+    from .mmar import MMAR
+    from .report import write_report
+    from .status import RunView
+    from .store import JOURNAL
+
+    run_dir = MMAR.open(mmar).runs_dir / run_id
+    if not (run_dir / JOURNAL).is_file():
+        raise UsageError(f"no run '{run_id}' in {run_dir.parent}")
+    page, table = write_report(RunView.load(run_dir), run_dir, Path(out) if out else run_dir / "report.html")
+    click.echo(f"report: {page}\nleaderboard: {table}")
+
+
 @cli.command("algorithms")
 def algorithms_command() -> None:
     """List every algorithm, its parameters and their defaults."""

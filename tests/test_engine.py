@@ -209,3 +209,39 @@ def test_status_watch_follows_a_run_until_it_ends(fake_mmar):
     lines = [l for l in watched.stdout.splitlines() if l.startswith("run w:")]
     assert len(lines) >= 2 and "running" in lines[0] and lines[-1].startswith("run w: completed")
     assert "\x1b[" not in watched.stdout  # no control codes when stdout is not a terminal
+
+
+def test_report_is_one_self_contained_html_file_with_a_leaderboard_csv(fake_mmar):
+    import csv
+    from html.parser import HTMLParser
+
+    assert run_cli("run", "-m", str(fake_mmar), "--run-id", "rep", "--workers", "0:1",
+                   "--set", "automl_max_recommendations=6").returncode == 0
+    result = run_cli("report", "-m", str(fake_mmar), "--run-id", "rep")
+    assert result.returncode == 0, result.stderr
+    page = (fake_mmar / "automl" / "rep" / "report.html").read_text()
+
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.ids, self.curves, self.remote = set(), 0, []
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if "id" in attrs:
+                self.ids.add(attrs["id"])
+            if tag == "polyline" and "curve" in attrs.get("class", ""):
+                self.curves += 1
+            for key in ("src", "href"):
+                if key in attrs:
+                    self.remote.append(attrs[key])
+
+    collect = Collect()
+    collect.feed(page)
+    assert {"leaderboard", "best-over-time", "learning-curves", "importance"} <= collect.ids
+    assert collect.curves == 6 and collect.remote == []  # every job's curve; nothing fetched from elsewhere
+    view = RunView.load(fake_mmar / "automl" / "rep")
+    rows = list(csv.reader(open(fake_mmar / "automl" / "rep" / "report.csv")))
+    assert rows[0][:4] == ["rank", "job", "trial", "val_mean_dice"]
+    assert [r[1] for r in rows[1:]] == [j.name for j in view.leaderboard()]
+    assert "Fake.lr" in page and "Fake.choice" in page  # both parameters ranked by importance

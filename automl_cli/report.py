@@ -1,0 +1,143 @@
+"""`automl report`: one self-contained HTML file (no network needed to open it) and a
+leaderboard CSV, from the journal alone.
+
+Charts are inline SVG drawn here: a few dozen lines each, no plotting library and no
+script to fetch. Parameter importance comes from a random forest (scikit-learn, already a
+dependency) fitted on the finished jobs' unit-cube encodings.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .status import JobView, RunView, format_params
+
+_COLOURS = {"completed": "#2b7bba", "stopped": "#e08a1e", "failed": "#c0392b", "interrupted": "#888888",
+            "running": "#27ae60", "retried": "#888888"}
+W, H, PAD = 640, 260, 40
+
+
+def write_report(view: RunView, run_dir: Path, out: Path) -> tuple[Path, Path]:
+    """Write the HTML report to `out` and the leaderboard CSV beside it."""
+    board = view.leaderboard()
+    csv_path = out.with_suffix(".csv")
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        names = sorted({k for j in view.jobs.values() for k in j.params})
+        writer.writerow(["rank", "job", "trial", view.metric_name, "best_epoch", "status", *names])
+        for rank, job in enumerate(board, start=1):
+            writer.writerow([rank, job.name, job.trial_id, job.metric, job.best_epoch, job.status,
+                             *[json.dumps(job.params.get(n)) for n in names]])
+    sections = [
+        f"<h1>AutoML run {html.escape(view.run_id)}</h1>",
+        f"<p>{html.escape(view.settings.get('algorithm', '?'))} · metric {html.escape(view.metric_name)} "
+        f"({html.escape(view.settings.get('direction', '?'))}) · status {html.escape(view.status)} · "
+        f"{len(view.jobs)} jobs</p>",
+        "<h2>Leaderboard</h2>", _leaderboard(view, board),
+        "<h2>Best metric over time</h2>", _best_over_time(view),
+        "<h2>Learning curves</h2>", _curves(view),
+        "<h2>Parameter importance</h2>", _importance(view),
+    ]
+    lineage = _lineage(view, board[0]) if board else ""
+    if lineage:
+        sections += ["<h2>Lineage of the best job</h2>", lineage]
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>automl report "
+            f"{html.escape(view.run_id)}</title><style>body{{font-family:sans-serif;margin:2em}}"
+            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}"
+            "svg{background:#fafafa;border:1px solid #ddd}</style></head><body>"
+            + "\n".join(sections) + "</body></html>")
+    out.write_text(page)
+    return out, csv_path
+
+
+def _leaderboard(view: RunView, board: list[JobView]) -> str:
+    rows = "".join(f"<tr><td>{i}</td><td>{html.escape(j.name)}</td><td>{j.metric:.4f}</td><td>{j.best_epoch}</td>"
+                   f"<td>{html.escape(j.status)}</td><td>{html.escape(format_params(j.params))}</td></tr>"
+                   for i, j in enumerate(board[:30], start=1))
+    return (f"<table id='leaderboard'><tr><th>rank</th><th>job</th><th>{html.escape(view.metric_name)}</th>"
+            f"<th>epoch</th><th>status</th><th>params</th></tr>{rows}</table>")
+
+
+def _scale(values, low_px, high_px):
+    lo, hi = min(values), max(values)
+    span = (hi - lo) or 1.0
+    return lambda v: low_px + (v - lo) / span * (high_px - low_px)
+
+
+def _svg(body: str, xlabel: str, ylabel: str, ident: str) -> str:
+    return (f"<svg id='{ident}' width='{W}' height='{H}' xmlns='http://www.w3.org/2000/svg'>"
+            f"<line x1='{PAD}' y1='{H - PAD}' x2='{W - 10}' y2='{H - PAD}' stroke='#333'/>"
+            f"<line x1='{PAD}' y1='10' x2='{PAD}' y2='{H - PAD}' stroke='#333'/>"
+            f"<text x='{W // 2}' y='{H - 8}' font-size='12'>{html.escape(xlabel)}</text>"
+            f"<text x='4' y='20' font-size='12'>{html.escape(ylabel)}</text>{body}</svg>")
+
+
+def _best_over_time(view: RunView) -> str:
+    done = sorted((j for j in view.jobs.values() if j.ended and j.metric is not None and j.status != "failed"),
+                  key=lambda j: j.ended)
+    if not done:
+        return "<p>no finished job yet</p>"
+    points, best = [], None
+    for job in done:
+        if view.better(job.metric, best):
+            best = job.metric
+        points.append((job.ended - view.started, best))
+    x = _scale([p[0] for p in points] + [0.0], PAD, W - 10)
+    y = _scale([p[1] for p in points], H - PAD, 10)
+    path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points)
+    return _svg(f"<polyline fill='none' stroke='#2b7bba' stroke-width='2' points='{path}'/>",
+                "seconds since start", f"best {view.metric_name}", "best-over-time")
+
+
+def _curves(view: RunView) -> str:
+    curves = [(j, sorted((e, v.get(view.metric_name)) for e, v in j.epochs.items()
+                         if isinstance(v.get(view.metric_name), (int, float))))
+              for j in view.jobs.values()]
+    curves = [(j, c) for j, c in curves if c]
+    if not curves:
+        return "<p>no metrics yet</p>"
+    x = _scale([e for _, c in curves for e, _ in c] + [0], PAD, W - 10)
+    y = _scale([v for _, c in curves for _, v in c], H - PAD, 10)
+    lines = "".join(f"<polyline class='curve {j.status}' fill='none' stroke='{_COLOURS.get(j.status, '#555')}' "
+                    f"stroke-width='1.5' points='{' '.join(f'{x(e):.1f},{y(v):.1f}' for e, v in c)}'>"
+                    f"<title>{html.escape(j.name)}</title></polyline>" for j, c in curves)
+    legend = " ".join(f"<span style='color:{c}'>■ {s}</span>" for s, c in _COLOURS.items())
+    return _svg(lines, "epoch", view.metric_name, "learning-curves") + f"<p>{legend}</p>"
+
+
+def _importance(view: RunView) -> str:
+    from sklearn.ensemble import RandomForestRegressor
+
+    done = [j for j in view.jobs.values() if j.metric is not None and j.status != "failed"]
+    names = sorted({k for j in done for k in j.params})
+    if len(done) < 4 or not names:
+        return "<p>too few finished jobs to estimate importance</p>"
+    columns = []
+    for name in names:  # each parameter as numbers: its value, or the index of its choice
+        values = [j.params.get(name) for j in done]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None):
+            columns.append([float(v) if v is not None else -1.0 for v in values])
+        else:
+            seen = sorted({json.dumps(v) for v in values})
+            columns.append([float(seen.index(json.dumps(v))) for v in values])
+    forest = RandomForestRegressor(n_estimators=200, random_state=0).fit(np.array(columns).T,
+                                                                          [j.metric for j in done])
+    ranked = sorted(zip(names, forest.feature_importances_), key=lambda t: -t[1])
+    rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{v:.3f}</td>"
+                   f"<td><div style='background:#2b7bba;height:10px;width:{int(300 * v)}px'></div></td></tr>"
+                   for n, v in ranked)
+    return f"<table id='importance'><tr><th>parameter</th><th>importance</th><th></th></tr>{rows}</table>"
+
+
+def _lineage(view: RunView, best: JobView) -> str:
+    chain = view.lineage(best)
+    if len(chain) < 2:
+        return ""
+    rows = "".join(f"<tr><td>{html.escape(j.name)}</td><td>{j.trial_id}</td><td>{j.start_epoch}-{j.stop_epoch}</td>"
+                   f"<td>{html.escape(format_params(j.params))}</td><td>{html.escape(j.note)}</td></tr>" for j in chain)
+    return (f"<table id='lineage'><tr><th>job</th><th>trial</th><th>epochs</th><th>params</th><th>why</th></tr>"
+            f"{rows}</table>")
