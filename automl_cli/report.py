@@ -42,6 +42,11 @@ def write_report(view: RunView, run_dir: Path, out: Path) -> tuple[Path, Path]:
         "<h2>Learning curves</h2>", _curves(view),
         "<h2>Parameter importance</h2>", _importance(view),
     ]
+    sections += ["<h2>Hyperparameters against the metric</h2>", _parallel(view)]
+    if any(j.rung is not None for j in view.jobs.values()):
+        sections += ["<h2>Rungs</h2>", _rungs(view)]
+    if any(j.copy_from is not None for j in view.jobs.values()):
+        sections += ["<h2>Hyperparameter schedules (pbt)</h2>", _schedules(view)]
     lineage = _lineage(view, board[0]) if board else ""
     if lineage:
         sections += ["<h2>Lineage of the best job</h2>", lineage]
@@ -141,3 +146,77 @@ def _lineage(view: RunView, best: JobView) -> str:
                    f"<td>{html.escape(format_params(j.params))}</td><td>{html.escape(j.note)}</td></tr>" for j in chain)
     return (f"<table id='lineage'><tr><th>job</th><th>trial</th><th>epochs</th><th>params</th><th>why</th></tr>"
             f"{rows}</table>")
+
+
+def _numeric(view: RunView) -> dict[str, list[tuple[JobView, float]]]:
+    """Each parameter as a number per job: the value, or the index of the choice."""
+    out: dict[str, list[tuple[JobView, float]]] = {}
+    names = sorted({k for j in view.jobs.values() for k in j.params})
+    for name in names:
+        values = [(j, j.params.get(name)) for j in view.jobs.values() if j.params.get(name) is not None]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for _, v in values):
+            out[name] = [(j, float(v)) for j, v in values]
+        else:
+            seen = sorted({json.dumps(v) for _, v in values})
+            out[name] = [(j, float(seen.index(json.dumps(v)))) for j, v in values]
+    return out
+
+
+def _parallel(view: RunView) -> str:
+    """Parallel coordinates: one axis per parameter, one line per finished job, darker = better."""
+    done = [j for j in view.jobs.values() if j.metric is not None and j.status != "failed"]
+    axes = _numeric(view)
+    if not done or not axes:
+        return "<p>no finished job yet</p>"
+    names = list(axes)
+    xs = [PAD + i * (W - PAD - 20) / max(1, len(names) - 1) for i in range(len(names))]
+    scales = {n: _scale([v for _, v in axes[n]], H - PAD, 20) for n in names}
+    metric = _scale([j.metric for j in done], 0.15, 1.0)
+    lines = []
+    for job in done:
+        values = {n: dict((j.job_id, v) for j, v in axes[n]).get(job.job_id) for n in names}
+        points = [f"{x:.1f},{scales[n](values[n]):.1f}" for x, n in zip(xs, names) if values[n] is not None]
+        strength = metric(job.metric) if view.maximize else 1.15 - metric(job.metric)
+        lines.append(f"<polyline class='pc' fill='none' stroke='#2b7bba' stroke-opacity='{strength:.2f}' "
+                     f"points='{' '.join(points)}'><title>{html.escape(job.name)} {job.metric:.4f}</title></polyline>")
+    ticks = "".join(f"<line x1='{x:.1f}' y1='20' x2='{x:.1f}' y2='{H - PAD}' stroke='#999'/>"
+                    f"<text x='{x - 20:.1f}' y='{H - PAD + 14}' font-size='10'>{html.escape(n[-22:])}</text>"
+                    for x, n in zip(xs, names))
+    return (f"<svg id='parallel' width='{W}' height='{H}' xmlns='http://www.w3.org/2000/svg'>{ticks}{''.join(lines)}"
+            "</svg><p>one line per finished job; darker lines scored better</p>")
+
+
+def _rungs(view: RunView) -> str:
+    """Hyperband-family runs: each job's score by the epoch it trained to; promotions join a trial's dots."""
+    jobs = [j for j in view.jobs.values() if j.metric is not None]
+    if not jobs:
+        return "<p>no finished job yet</p>"
+    x = _scale([j.stop_epoch for j in jobs] + [0], PAD, W - 10)
+    y = _scale([j.metric for j in jobs], H - PAD, 10)
+    body = []
+    for trial in {j.trial_id for j in jobs}:
+        own = sorted((j for j in jobs if j.trial_id == trial), key=lambda j: j.stop_epoch)
+        if len(own) > 1:
+            body.append(f"<polyline fill='none' stroke='#bbb' points='"
+                        + " ".join(f"{x(j.stop_epoch):.1f},{y(j.metric):.1f}" for j in own) + "'/>")
+    body += [f"<circle class='rung' cx='{x(j.stop_epoch):.1f}' cy='{y(j.metric):.1f}' r='4' "
+             f"fill='{_COLOURS.get(j.status, '#555')}'><title>{html.escape(j.name)} {html.escape(j.place)}</title>"
+             "</circle>" for j in jobs]
+    return _svg("".join(body), "epochs trained (rung)", view.metric_name, "rungs")
+
+
+def _schedules(view: RunView) -> str:
+    """pbt: each numeric hyperparameter's value over epochs, one step line per member."""
+    charts = []
+    for name, values in list(_numeric(view).items())[:4]:
+        by_trial: dict[int, list[tuple[int, int, float]]] = {}
+        for job, value in values:
+            by_trial.setdefault(job.trial_id, []).append((job.start_epoch, job.stop_epoch, value))
+        x = _scale([e for segs in by_trial.values() for s, t, _ in segs for e in (s, t)], PAD, W - 10)
+        y = _scale([v for segs in by_trial.values() for _, _, v in segs], H - PAD, 10)
+        lines = "".join(
+            f"<polyline class='schedule' fill='none' stroke='hsl({(trial * 67) % 360},60%,45%)' points='"
+            + " ".join(f"{x(s):.1f},{y(v):.1f} {x(t):.1f},{y(v):.1f}" for s, t, v in sorted(segs)) + "'/>"
+            for trial, segs in by_trial.items())
+        charts.append(_svg(lines, "epoch", name, f"schedule-{len(charts)}"))
+    return "".join(charts)

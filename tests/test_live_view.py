@@ -1,0 +1,42 @@
+"""The console: a live table in a terminal (driven through a pseudo-terminal), plain
+timestamped lines without control codes elsewhere."""
+import os
+import pty
+import re
+import subprocess
+import sys
+
+from conftest import ROOT, run_cli
+
+
+def test_not_a_terminal_gives_plain_lines_only(fake_mmar):
+    result = run_cli("run", "-m", str(fake_mmar), "--run-id", "plain", "--set", "automl_max_recommendations=2")
+    assert result.returncode == 0
+    assert "\x1b" not in result.stdout and "\x1b" not in result.stderr
+    lines = [l for l in result.stdout.splitlines() if re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", l)]
+    assert any("job W1_1_J1 started" in l for l in lines) and any("AutoML run is successful" in l for l in lines)
+
+
+def test_a_terminal_gets_the_live_table(fake_mmar):
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env.update({"COLUMNS": "160", "LINES": "50"})
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: automl on a pseudo-terminal
+        os.chdir(ROOT)
+        os.execve(sys.executable, [sys.executable, "-m", "automl_cli", "run", "-m", str(fake_mmar), "--run-id", "tty",
+                                   "--workers", "0:1", "--set", "automl_max_recommendations=4"], env)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    text = output.decode("utf-8", "replace")
+    assert "\x1b[" in text  # a real terminal gets the live display
+    assert re.search(r"run tty · random · jobs \d/4 done · best val_mean_dice", text)
+    assert "progress" in text and "W1_1_J1" in text
