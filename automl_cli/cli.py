@@ -262,8 +262,15 @@ def report(mmar, run_id, out) -> None:
     run_dir = MMAR.open(mmar).runs_dir / run_id
     if not (run_dir / JOURNAL).is_file():
         raise UsageError(f"no run '{run_id}' in {run_dir.parent}")
-    page, table = write_report(RunView.load(run_dir), run_dir, Path(out) if out else run_dir / "report.html")
+    view = RunView.load(run_dir)
+    page, table = write_report(view, run_dir, Path(out) if out else run_dir / "report.html")
     click.echo(f"report: {page}\nleaderboard: {table}")
+    from . import tensorboard
+
+    if tensorboard.available():
+        click.echo(f"tensorboard: tensorboard --logdir {tensorboard.export(view, run_dir)}")
+    else:
+        click.echo("tensorboard: not installed (pip install 'automl-cli[tensorboard]' to export the run to it)")
 
 
 @cli.command("algorithms")

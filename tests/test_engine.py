@@ -245,3 +245,26 @@ def test_report_is_one_self_contained_html_file_with_a_leaderboard_csv(fake_mmar
     assert rows[0][:4] == ["rank", "job", "trial", "val_mean_dice"]
     assert [r[1] for r in rows[1:]] == [j.name for j in view.leaderboard()]
     assert "Fake.lr" in page and "Fake.choice" in page  # both parameters ranked by importance
+
+
+def test_report_exports_scalars_and_an_hparams_table_to_tensorboard(fake_mmar):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert run_cli("run", "-m", str(fake_mmar), "--run-id", "tb", "--set", "automl_max_recommendations=3").returncode == 0
+    result = run_cli("report", "-m", str(fake_mmar), "--run-id", "tb")
+    assert result.returncode == 0 and "tensorboard --logdir" in result.stdout
+    root = fake_mmar / "automl" / "tb" / "tensorboard"
+    view = RunView.load(fake_mmar / "automl" / "tb")
+    for job in view.jobs.values():
+        events = EventAccumulator(str(root / job.name))
+        events.Reload()
+        values = [(s.step, s.value) for s in events.Scalars("val_mean_dice")]
+        assert values == [(e, pytest.approx(job.epochs[e]["val_mean_dice"])) for e in sorted(job.epochs)]
+    runs = sorted(p.name for p in (root / "hparams").iterdir() if p.is_dir())
+    assert runs == sorted(j.name for j in view.jobs.values())  # one HParams row per job
+    for job in view.jobs.values():
+        events = EventAccumulator(str(root / "hparams" / job.name))
+        events.Reload()
+        assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
+        [score] = events.Scalars("hparam/val_mean_dice")
+        assert score.value == pytest.approx(job.metric)
