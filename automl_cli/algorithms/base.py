@@ -185,3 +185,32 @@ class TrialBook:
 
     def done(self) -> bool:
         return self.remaining() <= 0 and not self.running
+
+
+class FullTrainings(Algorithm):
+    """Base of algorithms that train each configuration once, in full, for a budget of
+    `automl_max_recommendations` configurations: subclasses only choose the next one."""
+
+    def __init__(self, space, **kwargs):
+        super().__init__(space, **kwargs)
+        self.book = TrialBook(self.params["automl_max_recommendations"])
+
+    @abstractmethod
+    def next_config(self) -> tuple[dict[str, Any], str]:
+        """The next configuration to train, and why (for the trace)."""
+
+    def suggest(self, free_slots: int) -> list[JobRequest]:
+        jobs = []
+        for _ in range(min(free_slots, self.book.remaining())):
+            params, note = self.next_config()
+            jobs.append(JobRequest(self.book.add(params), params, self.max_epochs, note=note))
+        return jobs
+
+    def on_finished(self, outcome: Outcome) -> None:
+        self.book.finish(outcome)
+
+    def is_done(self) -> bool:
+        return self.book.done()
+
+    def planned_jobs(self) -> int:
+        return self.book.budget

@@ -12,7 +12,7 @@ import json
 
 import numpy as np
 
-from .base import Algorithm, JobRequest, Outcome, ParamSpec, TrialBook, register
+from .base import FullTrainings, ParamSpec, register
 from .models.gp import expected_improvement, fit_gp
 
 _RANDOM_CANDIDATES = 1000
@@ -21,7 +21,7 @@ _LOCAL_CANDIDATES = 100  # around each of the best few points, then again around
 
 
 @register
-class BayesianSearch(Algorithm):
+class BayesianSearch(FullTrainings):
     name = "bayesian"
     summary = "Gaussian process (Matern 5/2, ARD) + expected improvement, one config at a time, full training each"
     parameters = {
@@ -32,30 +32,15 @@ class BayesianSearch(Algorithm):
 
     def __init__(self, space, **kwargs):
         super().__init__(space, **kwargs)
-        self.book = TrialBook(self.params["automl_max_recommendations"])
         auto = min(10, max(3, len(space) + 2))
         self.n_initial = min(self.book.budget, self.params["automl_initial_random"] or auto)
         self.kernel = None  # the last fitted kernel, reused until the data has grown enough
         self.kernel_fitted_on = 0
 
-    def suggest(self, free_slots: int) -> list[JobRequest]:
-        jobs = []
-        for _ in range(min(free_slots, self.book.remaining())):
-            if len(self.book.proposed) < self.n_initial:
-                params, note = self.space.sample(self.rng), "initial random design"
-            else:
-                params, note = self._propose()
-            jobs.append(JobRequest(self.book.add(params), params, self.max_epochs, note=note))
-        return jobs
-
-    def on_finished(self, outcome: Outcome) -> None:
-        self.book.finish(outcome)
-
-    def is_done(self) -> bool:
-        return self.book.done()
-
-    def planned_jobs(self) -> int:
-        return self.book.budget
+    def next_config(self) -> tuple[dict, str]:
+        if len(self.book.proposed) < self.n_initial:
+            return self.space.sample(self.rng), "initial random design"
+        return self._propose()
 
     def _propose(self) -> tuple[dict, str]:
         done = [(tid, loss) for tid, loss in self.book.losses.items() if loss is not None and np.isfinite(loss)]
