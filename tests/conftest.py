@@ -47,3 +47,45 @@ def run_cli(*args: str, timeout: float = 600, env: dict | None = None) -> subpro
     full_env.pop("CUDA_VISIBLE_DEVICES", None)
     return subprocess.run([sys.executable, "-m", "automl_cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=full_env, cwd=ROOT)
+
+
+def set_epoch_seconds(mmar: Path, seconds: float) -> None:
+    """How long each epoch of the stand-in trainer takes (slow enough to act on a live run)."""
+    path = mmar / "config" / "config_train.json"
+    config = json.loads(path.read_text())
+    config["sleep"] = seconds
+    write_json(path, config)
+
+
+def start_run(mmar: Path, *args: str) -> subprocess.Popen:
+    """`automl run -m MMAR ARGS` in the background, in its own session so a signal reaches only it."""
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    return subprocess.Popen([sys.executable, "-m", "automl_cli", "run", "-m", str(mmar), *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_for(predicate, timeout: float = 60.0) -> bool:
+    """Poll `predicate` until it holds or `timeout` seconds pass; returns whether it held."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def job_processes(marker: str) -> list[int]:
+    """PIDs whose command line mentions `marker` (the run folder), from /proc."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                if marker.encode() in handle.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found

@@ -1,16 +1,12 @@
 """A corpus of broken configs and command lines: each gets one line on stderr, exit code 2,
 no traceback, and nothing is written."""
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
 from automl_cli.status import RunView
-from conftest import ROOT, run_cli, write_json
+from conftest import run_cli, set_epoch_seconds, start_run, wait_for, write_json
 
 GOOD_SEARCH = [{"type": "float", "args": "lr", "targets": [0.001, 0.1]}]
 
@@ -116,25 +112,16 @@ def test_corpus_is_large_enough():
 
 
 def test_a_second_run_on_a_live_run_id_is_refused_and_a_dead_ones_lock_is_taken_over(fake_mmar):
-    path = fake_mmar / "config" / "config_train.json"
-    config = json.loads(path.read_text())
-    config["sleep"] = 1.0
-    write_json(path, config)
-    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
-    first = subprocess.Popen([sys.executable, "-m", "automl_cli", "run", "-m", str(fake_mmar), "--run-id", "live"],
-                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    set_epoch_seconds(fake_mmar, 1.0)
+    first = start_run(fake_mmar, "--run-id", "live")
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline and not (fake_mmar / "automl" / "live" / "W1_1_J1").exists():
-            time.sleep(0.1)
+        assert wait_for(lambda: (fake_mmar / "automl" / "live" / "W1_1_J1").exists())
         second = run_cli("run", "-m", str(fake_mmar), "--run-id", "live", "--resume")
         assert second.returncode == 2 and "in use by another automl process" in second.stderr
     finally:
         first.send_signal(signal.SIGKILL)
-        first.wait()
-    config["sleep"] = 0.01
-    write_json(path, config)
+        first.communicate()
+    set_epoch_seconds(fake_mmar, 0.01)
     taken = run_cli("run", "-m", str(fake_mmar), "--run-id", "live", "--resume")
     assert taken.returncode == 0, taken.stderr
     assert RunView.load(fake_mmar / "automl" / "live").status == "completed"

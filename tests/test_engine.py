@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from automl_cli.status import RunView
-from conftest import run_cli, write_json
+from conftest import run_cli, set_epoch_seconds, start_run, wait_for, write_json
 
 
 def set_behaviour(mmar: Path, behaviour_choices):
@@ -187,24 +187,11 @@ def test_trainconf_automlconf_and_yaml_configs_are_honoured(fake_mmar):
 
 
 def test_status_watch_follows_a_run_until_it_ends(fake_mmar):
-    import subprocess
-    import sys
-    import time
-
-    from conftest import ROOT
-
-    path = fake_mmar / "config" / "config_train.json"
-    config = json.loads(path.read_text())
-    config["sleep"] = 0.3
-    write_json(path, config)
-    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
-    run = subprocess.Popen([sys.executable, "-m", "automl_cli", "run", "-m", str(fake_mmar), "--run-id", "w"],
-                           cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline and not (fake_mmar / "automl" / "w" / "journal.db").exists():
-        time.sleep(0.1)
+    set_epoch_seconds(fake_mmar, 0.3)
+    run = start_run(fake_mmar, "--run-id", "w")
+    assert wait_for(lambda: (fake_mmar / "automl" / "w" / "journal.db").exists())
     watched = run_cli("status", "-m", str(fake_mmar), "--run-id", "w", "--watch", "--interval", "0.5")
-    run.wait(timeout=120)
+    run.communicate(timeout=120)
     assert watched.returncode == 0, watched.stderr
     lines = [l for l in watched.stdout.splitlines() if l.startswith("run w:")]
     assert len(lines) >= 2 and "running" in lines[0] and lines[-1].startswith("run w: completed")

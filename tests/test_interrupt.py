@@ -1,48 +1,21 @@
 """Stopping the tool stops its jobs: exit 130, run marked interrupted, no job process left."""
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from automl_cli.status import RunView
-from conftest import ROOT, run_cli, write_json
-
-
-def job_processes(marker: str) -> list[int]:
-    """PIDs whose command line mentions `marker` (the run folder), from /proc."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                if marker.encode() in handle.read():
-                    found.append(int(pid))
-        except OSError:
-            continue
-    return found
+from conftest import job_processes, run_cli, set_epoch_seconds, start_run, wait_for
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_to_the_tool_stops_every_job_and_exits_130(fake_mmar, sig):
-    path = fake_mmar / "config" / "config_train.json"
-    config = json.loads(path.read_text())
-    config["sleep"] = 2.0
-    write_json(path, config)
-    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
-    tool = subprocess.Popen([sys.executable, "-m", "automl_cli", "run", "-m", str(fake_mmar), "--run-id", "int",
-                             "--workers", "0:1"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    set_epoch_seconds(fake_mmar, 2.0)
+    tool = start_run(fake_mmar, "--run-id", "int", "--workers", "0:1")
     run_dir = fake_mmar / "automl" / "int"
-    deadline = time.time() + 60
-    while time.time() < deadline and len(job_processes(str(run_dir))) < 2:
-        time.sleep(0.1)
-    assert len(job_processes(str(run_dir))) >= 2, "both workers should be training"
+    assert wait_for(lambda: len(job_processes(str(run_dir))) >= 2), "both workers should be training"
     # another shell can read the run while it goes on
     live = run_cli("status", "-m", str(fake_mmar), "--run-id", "int", "--json")
     assert live.returncode == 0, live.stderr
@@ -61,8 +34,7 @@ def test_signal_to_the_tool_stops_every_job_and_exits_130(fake_mmar, sig):
 
     # the same command with --resume continues: the two interrupted jobs run again as attempt 2
     # from their checkpoints, then the search finishes its 4 trials
-    config["sleep"] = 0.05
-    write_json(path, config)
+    set_epoch_seconds(fake_mmar, 0.05)
     again = run_cli("run", "-m", str(fake_mmar), "--run-id", "int", "--workers", "0:1", "--resume")
     assert again.returncode == 0, again.stderr
     view = RunView.load(run_dir)

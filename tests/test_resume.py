@@ -1,16 +1,13 @@
 """Never lose work: kill -9 the tool at many moments, resume each time, and get the run an
 uninterrupted one would have produced."""
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from automl_cli.status import RunView
-from conftest import ROOT, run_cli, write_json
+from conftest import ROOT, job_processes, run_cli, start_run, write_json
 
 
 def configure(mmar: Path, algorithm: str, recommendations: int) -> None:
@@ -31,11 +28,8 @@ def decisions(run_dir: Path) -> list:
     return [trials[t] for t in sorted(trials)]
 
 
-def start(mmar: Path, resume: bool) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
-    args = [sys.executable, "-m", "automl_cli", "run", "-m", str(mmar), "--run-id", "k", "--workers", "0"]
-    return subprocess.Popen(args + (["--resume"] if resume else []), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+def start(mmar: Path, resume: bool):
+    return start_run(mmar, "--run-id", "k", "--workers", "0", *(["--resume"] if resume else []))
 
 
 def test_kill_9_at_ten_moments_then_resume_gives_the_uninterrupted_run(fake_mmar, tmp_path):
@@ -72,26 +66,18 @@ def test_kill_9_at_ten_moments_then_resume_gives_the_uninterrupted_run(fake_mmar
     assert all(sorted(j.epochs) == [1, 2, 3] for j in view.jobs.values())
     # no attempt trained an epoch its predecessor had already checkpointed
     for folder in sorted(run_dir.glob("W*_J*")):
-        worker, attempt, job = folder.name.split("_")
+        _, attempt, job = folder.name.split("_")
         if attempt == "1":
             continue
-        before = run_dir / f"{worker}_{int(attempt) - 1}_{job}"
-        candidates = list(run_dir.glob(f"W*_{int(attempt) - 1}_{job}"))
-        saved = candidates[0] / "models" / "checkpoint.pt" if candidates else before
+        [previous] = run_dir.glob(f"W*_{int(attempt) - 1}_{job}")  # any worker may have run it
+        saved = previous / "models" / "checkpoint.pt"
         done = json.loads(saved.read_text())["epoch"] if saved.exists() else 0
         log = folder / "train.log"
         trained = [int(l.split()[1]) for l in log.read_text().splitlines() if l.startswith("epoch")] if log.exists() else []
         assert not trained or trained[0] == done + 1
     # no job process outlived its tool
     time.sleep(0.5)
-    leftovers = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if str(run_dir).encode() in open(f"/proc/{pid}/cmdline", "rb").read():
-                leftovers.append(pid)
-        except OSError:
-            pass
-    assert leftovers == []
+    assert job_processes(str(run_dir)) == []
 
 
 def test_resume_refuses_other_settings_and_a_missing_run(fake_mmar):

@@ -28,6 +28,14 @@ def _check_fields(batch: dict, fields: list[str], name: str) -> None:
         raise KeyError(f"{name}: the batch has no field(s) {missing}; it has {sorted(batch)}")
 
 
+def _probability(transform: str, value: float) -> float:
+    """A transform's probability, checked to lie in [0, 1]."""
+    probability = float(value)
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"{transform} probability must be in [0, 1], got {value}")
+    return probability
+
+
 @register("transform")
 class ScaleIntensity:
     """Rescale each sample of each field to [0, 1] (min-max over the sample)."""
@@ -58,9 +66,7 @@ class RandomAxisFlip:
 
     def __init__(self, fields: Iterable[str] = ("image", "label"), probability: float = 0.5):
         self.fields = list(fields)
-        self.probability = float(probability)
-        if not 0.0 <= self.probability <= 1.0:
-            raise ValueError(f"RandomAxisFlip probability must be in [0, 1], got {probability}")
+        self.probability = _probability("RandomAxisFlip", probability)
 
     def __call__(self, batch: dict, generator: torch.Generator) -> dict:
         _check_fields(batch, self.fields, "RandomAxisFlip")
@@ -84,10 +90,8 @@ class AddGaussianNoise:
 
     def __init__(self, fields: Iterable[str] = ("image",), probability: float = 0.5, std: float = 0.05):
         self.fields = list(fields)
-        self.probability = float(probability)
+        self.probability = _probability("AddGaussianNoise", probability)
         self.std = float(std)
-        if not 0.0 <= self.probability <= 1.0:
-            raise ValueError(f"AddGaussianNoise probability must be in [0, 1], got {probability}")
 
     def __call__(self, batch: dict, generator: torch.Generator) -> dict:
         _check_fields(batch, self.fields, "AddGaussianNoise")
