@@ -72,7 +72,7 @@ class Engine:
         self.resumed = False
         self.stopped_unfinished: list[Job] = []
         self.unstarted: list[JobRequest] = []
-        self.interrupt_causes: set[str] = set()
+        self.interrupted: set[int] = set()  # jobs cut by Ctrl-C or an error: a resumed run continues them
         self.next_job = 1
 
     def _record(self, kind: str, **data: Any) -> None:
@@ -91,7 +91,7 @@ class Engine:
             while not (self.algorithm.is_done() and not self.backend.running()):
                 if self.s.deadline is not None and self.backend.now() >= self.s.deadline:
                     self.trace("time budget reached: cutting the running jobs", key=True)
-                    self._stop_everything("time budget reached")
+                    self._stop_everything("time budget reached", interrupting=False)
                     break
                 started = self._fill_workers()
                 events = self.backend.poll()
@@ -109,13 +109,11 @@ class Engine:
         except KeyboardInterrupt:
             self.trace("interrupted: stopping running jobs (they checkpoint first; Ctrl-C again to kill them now)",
                        level="WARN")
-            self.interrupt_causes.add("run interrupted")
-            self._stop_everything("run interrupted")
+            self._stop_everything("run interrupted", interrupting=True)
             self._record("run_finished", status="interrupted", message="interrupted by the user")
             raise Interrupted(f"run '{self.s.run_id}' interrupted") from None
         except BaseException as exc:
-            self.interrupt_causes.add(f"run stopped by an error: {exc}")
-            self._stop_everything(f"run stopped by an error: {exc}")
+            self._stop_everything(f"run stopped by an error: {exc}", interrupting=True)
             raise
         return self.view
 
@@ -357,7 +355,7 @@ class Engine:
             status, cause = "completed", ""
         best_loss = loss if status not in ("failed", "retried") else None
         metric = None if best_loss is None else self._loss(best_loss)
-        if cause in self.interrupt_causes:
+        if job_id in self.interrupted:
             status = "interrupted"  # not an outcome: a resumed run continues the job
         self._record("job_finished", job_id=job_id, status=status, metric=metric, cause=cause, loss=best_loss,
                      epochs=view.epoch, returncode=event.returncode,
@@ -368,10 +366,14 @@ class Engine:
             self.free.sort(key=lambda w: w.index)
         return Outcome(job.trial_id, job_id, status, best_loss, view.epoch, cause)
 
-    def _stop_everything(self, cause: str) -> None:
-        """Stop all jobs and journal how each ended; the algorithm is not consulted."""
+    def _stop_everything(self, cause: str, interrupting: bool) -> None:
+        """Stop all jobs and journal how each ended; the algorithm is not consulted. With
+        `interrupting`, a job not already asked to stop is recorded as interrupted, not ended."""
         for job_id in list(self.jobs):
-            self.stop_reason.setdefault(job_id, cause)
+            if job_id not in self.stop_reason:
+                self.stop_reason[job_id] = cause
+                if interrupting:
+                    self.interrupted.add(job_id)
         for event in self.backend.stop_all():
             if isinstance(event, MetricsReport):
                 self._record_metrics(event)
