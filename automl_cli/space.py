@@ -176,6 +176,35 @@ class SearchSpace:
             i += p.width
         return self._deactivate(values)
 
+    def to_units(self, values: dict[str, Any]) -> np.ndarray:
+        """A config as one unit coordinate per parameter (a choice i of n sits at (i + 0.5) / n;
+        an inactive parameter is NaN): the compact form evolutionary and density models use."""
+        out = np.full(len(self.params), np.nan)
+        for k, p in enumerate(self.params):
+            value = values[p.name]
+            if value is not None:
+                out[k] = (p.choice_index(value) + 0.5) / len(p.choices) if p.is_choice else p.to_unit(value)
+        return out
+
+    def from_units(self, units: np.ndarray, rng: np.random.Generator | None = None) -> dict[str, Any]:
+        """The config at one unit coordinate per parameter (the inverse of to_units; a choice
+        takes the cell its coordinate falls in). A parameter that is active but has no
+        coordinate (NaN: it was inactive where this point came from) is drawn at random."""
+        values: dict[str, Any] = {}
+        for k, p in enumerate(self.params):
+            u = float(units[k])
+            if math.isnan(u):
+                values[p.name] = None
+            elif p.is_choice:
+                values[p.name] = list(p.choices[min(int(min(max(u, 0.0), 1.0) * len(p.choices)), len(p.choices) - 1)])
+            else:
+                values[p.name] = p.from_unit(u)
+        values = self._deactivate(values)
+        for p in self.params:
+            if values[p.name] is None and p.active(values):
+                values[p.name] = p.sample(rng if rng is not None else np.random.default_rng(0))
+        return values
+
     def _deactivate(self, values: dict[str, Any]) -> dict[str, Any]:
         for p in self.params:
             if not p.active(values):
