@@ -54,8 +54,9 @@ def make_plan(space, algorithm: str, params: dict, max_epochs: int, workers: int
     algo = cls(space, max_epochs=max_epochs, seed=seed, params=params)
     reasons, brackets = [], []
     if isinstance(algo, SuccessiveHalving):
-        reasons = algo.adjustment
-        for bracket in algo.brackets:
+        reasons = algo.adjustment + ([f"the brackets below run {algo.iterations} times over"]
+                                     if algo.iterations > 1 else [])
+        for bracket in algo.schedule:
             rows, before = [], 0
             for rung in bracket.rungs:
                 rows.append((rung.n, rung.epochs, rung.epochs - before))

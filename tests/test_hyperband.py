@@ -95,6 +95,16 @@ def test_hyperband_runs_the_table_and_promoted_jobs_resume_where_their_trial_sto
     assert result.best[1] == min(j["metrics"][-1] for j in top)
 
 
+def test_hyperband_iterations_repeat_the_bracket_list_with_new_configurations():
+    params = {"automl_R": 9, "automl_nu": 3, "epoch_multiplier": 1}
+    once = simulate("hyperband", SEARCH, hb_curve, max_epochs=9, n_workers=2, params=params)
+    twice = simulate("hyperband", SEARCH, hb_curve, max_epochs=9, n_workers=2,
+                     params={**params, "automl_hyperband_iterations": 2})
+    assert len(once.jobs) == 9 + 3 + 1 + 3 + 1
+    assert len(twice.jobs) == 2 * len(once.jobs)
+    assert len({j["trial_id"] for j in twice.jobs}) == 2 * len({j["trial_id"] for j in once.jobs})
+
+
 @pytest.mark.parametrize("min_epochs", [3, 6])
 def test_hyperband_es_stops_below_threshold_after_the_minimum_epochs_and_not_before(min_epochs):
     # maximise: large x looks best for 3 epochs (so it is promoted), then collapses

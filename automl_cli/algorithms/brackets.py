@@ -80,6 +80,8 @@ HYPERBAND_PARAMETERS = {
     "automl_R": ParamSpec(27, "maximum resource of one configuration (the top rung), in units of epoch_multiplier epochs",
                           minimum=1),
     "automl_nu": ParamSpec(3, "keep the best 1/nu of each rung", minimum=2),
+    "automl_hyperband_iterations": ParamSpec(1, "passes over the bracket list (TAO runs one; a long search "
+                                                "or a time budget wants more)", minimum=1),
     "epoch_multiplier": ParamSpec(None, "epochs per unit of resource; 'auto' (default) derives it from the config's "
                                         "epochs as the TAO guide describes", minimum=1, auto="auto"),
 }
@@ -130,7 +132,9 @@ class SuccessiveHalving(Algorithm):
     def __init__(self, space, **kwargs):
         super().__init__(space, **kwargs)
         self.R, self.nu, self.epoch_multiplier, self.adjustment = resolve_hyperband(self.params, self.max_epochs)
-        self.brackets = hyperband_schedule(self.R, self.nu, self.epoch_multiplier)
+        self.schedule = hyperband_schedule(self.R, self.nu, self.epoch_multiplier)
+        self.iterations = self.params["automl_hyperband_iterations"]
+        self.brackets = self.schedule * self.iterations  # the order they run in
         self.runs: list[_BracketRun] = []
         self.trials: dict[int, dict[str, Any]] = {}  # trial id -> params
         self.trial_epochs: dict[int, int] = {}  # epochs each trial's checkpoint holds
@@ -145,12 +149,25 @@ class SuccessiveHalving(Algorithm):
     def observe(self, trial_id: int, rung: Rung, loss: float | None) -> None:
         """A trial's result at a rung (for models of good and bad configurations)."""
 
+    def promote(self, bracket_index: int, rung: int, survivors: list[int]) -> list[int]:
+        """The trials that run rung `rung` of bracket `bracket_index`, given the best of the
+        rung below (best first). Hyperband promotes them as they are; DEHB returns new
+        trials bred from them (made with `add_trial`)."""
+        return survivors
+
+    def add_trial(self, params: dict[str, Any]) -> int:
+        trial_id = len(self.trials) + 1
+        self.trials[trial_id] = params
+        return trial_id
+
     # -- the contract --------------------------------------------------------------------
     def explain(self) -> list[str]:
         lines = [f"hyperband R={self.R} nu={self.nu} epoch_multiplier={self.epoch_multiplier}: "
                  + "; ".join(self.adjustment)]
-        for number, bracket in enumerate(self.brackets, start=1):
+        for number, bracket in enumerate(self.schedule, start=1):
             lines.append(f"bracket {number}: " + " -> ".join(f"{r.n} x {r.epochs} epochs" for r in bracket.rungs))
+        if self.iterations > 1:
+            lines.append(f"the {len(self.schedule)} brackets run {self.iterations} times over")
         return lines
 
     def planned_jobs(self) -> int:
@@ -198,8 +215,7 @@ class SuccessiveHalving(Algorithm):
         run = _BracketRun(bracket, index)
         first = bracket.rungs[0]
         for params in self.new_config(bracket, first.n):
-            trial_id = len(self.trials) + 1
-            self.trials[trial_id] = params
+            trial_id = self.add_trial(params)
             run.members.append(trial_id)
             run.queued.append(JobRequest(trial_id, params, first.epochs, 0, note=self._note(run, "new"),
                                          bracket=index + 1, rung=0))
@@ -219,15 +235,19 @@ class SuccessiveHalving(Algorithm):
         eligible = [t for t in rank(run.losses) if run.losses[t] is not None and t not in self.stopped]
         survivors = eligible[:nxt.n]
         run.rung += 1
-        run.members, run.losses = survivors, {}
         if not survivors:  # every job of the rung failed or was stopped: nothing to promote
-            run.done = True
+            run.members, run.losses, run.done = [], {}, True
             return
-        for place, trial in enumerate(survivors, start=1):
-            run.queued.append(JobRequest(
-                trial, self.trials[trial], nxt.epochs, self.trial_epochs.get(trial, rung.epochs),
-                note=self._note(run, f"promoted, rank {place} of {len(eligible)} in rung {run.rung - 1}"),
-                bracket=run.index + 1, rung=run.rung))
+        members = self.promote(run.index, run.rung, survivors)
+        run.members, run.losses = members, {}
+        for place, trial in enumerate(members, start=1):
+            if trial in survivors:
+                why = f"promoted, rank {survivors.index(trial) + 1} of {len(eligible)} in rung {run.rung - 1}"
+            else:
+                why = f"bred from rung {run.rung - 1}'s best"
+            # a promoted trial resumes from its checkpoint; a bred one trains from scratch
+            run.queued.append(JobRequest(trial, self.trials[trial], nxt.epochs, self.trial_epochs.get(trial, 0),
+                                         note=self._note(run, why), bracket=run.index + 1, rung=run.rung))
 
     def _note(self, run: _BracketRun, why: str) -> str:
         rung = run.bracket.rungs[run.rung]
