@@ -65,6 +65,7 @@ class ParamSpec:
     kind: type = int
     minimum: float | None = None
     auto: str | None = None
+    maximum: float | None = None
 
 
 class Algorithm(ABC):
@@ -156,6 +157,8 @@ def resolve_params(cls: type[Algorithm], given: dict[str, Any]) -> dict[str, Any
             raise UsageError(f"{cls.name} parameter {key}: expected {spec.kind.__name__}, got {value!r}") from None
         if spec.minimum is not None and value < spec.minimum:
             raise UsageError(f"{cls.name} parameter {key}: must be at least {spec.minimum}, got {value}")
+        if spec.maximum is not None and value > spec.maximum:
+            raise UsageError(f"{cls.name} parameter {key}: must be at most {spec.maximum}, got {value}")
         out[key] = value
     return out
 
