@@ -1,15 +1,19 @@
 """Search quality against the tools people use today, on the same cost budget.
 
     python benchmarks/quality.py [--seeds 10] [--budget-trainings 40] [--problems a,b] [--methods x,y]
-                                 [--dehb-python PATH]
+                                 [--dehb-python PATH] [--results FILE]
 
 Every method gets the same simulated cost budget (`--budget-trainings` full trainings of
 27 epochs), one worker, and is scored by the regret of the configuration it picks (its own
 incumbent), computed on the noise-free full-fidelity value. Ours run through `simulate()`
 (the real engine and algorithms on a virtual clock); Optuna runs in-process (pip install
 -e .[bench]); the `dehb` package runs in its own virtual environment because it needs
-numpy < 2 (see benchmarks/README.md). Prints a table of median final regret (IQR) per
-problem and the mean rank of each method.
+numpy < 2 (see benchmarks/README.md); it is `dehb-package` in the table, ours is `dehb`.
+Prints a table of median final regret (IQR) per problem and the mean rank of each method.
+
+With `--results FILE` each run's regret is saved as it finishes and runs already in the
+file are not repeated, so a long benchmark can be stopped, resumed, or split into parts
+(e.g. the reference tools in one go, ours after a change) and printed together.
 """
 from __future__ import annotations
 
@@ -98,13 +102,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--budget-trainings", type=float, default=40.0)
     parser.add_argument("--problems", default=",".join(ALL))
-    parser.add_argument("--methods", default=",".join([*OURS, *OPTUNA, "dehb"]))
+    parser.add_argument("--methods", default=",".join([*OURS, *OPTUNA, "dehb-package"]))
     parser.add_argument("--dehb-python", type=Path, default=DEFAULT_DEHB)
+    parser.add_argument("--results", type=Path, help="JSON file of per-run regrets: saved to, and reused from")
     args = parser.parse_args()
     methods = args.methods.split(",")
-    if "dehb" in methods and not args.dehb_python.exists():
-        print(f"skipping dehb: no interpreter at {args.dehb_python} (see benchmarks/README.md)")
-        methods.remove("dehb")
+    unknown = [m for m in methods if m not in OURS and m not in OPTUNA and m != "dehb-package"]
+    if unknown:
+        parser.error(f"unknown method(s) {', '.join(unknown)}")
+    if "dehb-package" in methods and not args.dehb_python.exists():
+        print(f"skipping dehb-package: no interpreter at {args.dehb_python} (see benchmarks/README.md)")
+        methods.remove("dehb-package")
+    saved = json.loads(args.results.read_text()) if args.results and args.results.exists() else {}
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores; seeds {args.seeds}; "
           f"budget {args.budget_trainings:g} full trainings per run; one worker")
     regrets: dict[str, dict[str, list[float]]] = {}
@@ -116,6 +125,11 @@ def main() -> None:
         for method in methods:
             values = []
             for seed in range(args.seeds):
+                key = f"{pname}/{method}/{seed}/{args.budget_trainings:g}"
+                if key in saved:
+                    values.append(saved[key]["regret"])
+                    seconds[method] += saved[key]["seconds"]
+                    continue
                 began = time.perf_counter()
                 if method in OURS:
                     config = run_ours(problem, method, seed, budget)
@@ -123,8 +137,12 @@ def main() -> None:
                     config = run_optuna(problem, method, seed, budget)
                 else:
                     config = run_dehb(problem, seed, budget, args.dehb_python)
-                seconds[method] += time.perf_counter() - began
+                took = time.perf_counter() - began
+                seconds[method] += took
                 values.append(math.inf if config is None else problem.regret(config))
+                if args.results:
+                    saved[key] = {"regret": values[-1], "seconds": took}
+                    args.results.write_text(json.dumps(saved, indent=0, sort_keys=True))
             regrets[pname][method] = values
             print(f"  {pname:<20} {method:<22} median regret {np.median(values):.4g}", flush=True)
     print_table(regrets, methods, args.seeds, seconds)
