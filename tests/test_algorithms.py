@@ -68,7 +68,7 @@ def test_unknown_or_bad_parameters_are_usage_errors():
         get_algorithm("bayesian")(BRANIN_SPACE, max_epochs=1, params={"automl_max_recommendations": 2.5})
 
 
-@pytest.mark.parametrize("name", ["random", "bayesian"])
+@pytest.mark.parametrize("name", ["random", "bayesian", "bfbo"])
 def test_seeded_runs_repeat_exactly_and_stop_at_their_budget(name):
     first, _ = drive(name, MIXED_SPACE, mixed, seed=3, budget=12, workers=2)
     again, _ = drive(name, MIXED_SPACE, mixed, seed=3, budget=12, workers=2)
@@ -78,7 +78,7 @@ def test_seeded_runs_repeat_exactly_and_stop_at_their_budget(name):
     assert len(first) == 12
 
 
-@pytest.mark.parametrize("name", ["random", "bayesian"])
+@pytest.mark.parametrize("name", ["random", "bayesian", "bfbo"])
 def test_failed_jobs_count_against_the_budget_and_the_search_goes_on(name):
     proposals, best = drive(name, MIXED_SPACE, mixed, seed=0, budget=12,
                             fail=lambda p: p["M.act"] == ["gelu"])

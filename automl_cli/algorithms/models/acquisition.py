@@ -97,7 +97,7 @@ def _lbfgs(score: Score, point: np.ndarray, free: list[int]) -> np.ndarray:
         if not torch.isfinite(value):
             return 1e10, np.zeros_like(u)
         value.backward()
-        return float(value), t.grad.numpy().copy()
+        return value.item(), t.grad.numpy().copy()
 
     result = minimize(objective, point[free], jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(free),
                       options={"maxiter": 50})

@@ -1,0 +1,72 @@
+"""bfbo: a Sobol start that fills the workers, then batches kept apart by local penalisation."""
+import numpy as np
+import torch
+
+from automl_cli.algorithms import get_algorithm
+from automl_cli.algorithms.base import Outcome
+from automl_cli.algorithms.bfbo import _penalised_log_ei
+from automl_cli.algorithms.models.gp import GP, log_expected_improvement
+
+from test_algorithms import BRANIN_SPACE, branin, drive
+
+
+def bfbo(seed=0, budget=24, **params):
+    return get_algorithm("bfbo")(BRANIN_SPACE, max_epochs=1, seed=seed,
+                                 params={"automl_max_recommendations": budget, **params})
+
+
+def finish(algo, batch, job=0):
+    for job, request in enumerate(batch, start=job + 1):
+        algo.on_finished(Outcome(request.trial_id, job, "completed", branin(request.params), 1))
+
+
+def test_the_first_batch_is_a_sobol_design_that_fills_every_worker():
+    algo = bfbo(automl_initial_random=8)
+    batch = algo.suggest(8)
+    assert len(batch) == 8 and all("Sobol" in r.note for r in batch)
+    units = np.array([BRANIN_SPACE.to_units(r.params) for r in batch])
+    # 8 Sobol points put exactly one point in each of the 8 slices of every axis; random points rarely do
+    for axis in range(2):
+        assert sorted(np.floor(units[:, axis] * 8).astype(int).tolist()) == list(range(8))
+
+
+def test_a_model_batch_is_diverse_and_each_member_says_what_it_was_penalised_by():
+    algo = bfbo(automl_initial_random=6)
+    finish(algo, algo.suggest(6))
+    batch = algo.suggest(4)
+    assert [r.note.split(":")[0] for r in batch] == [f"batch member {i}/4" for i in range(1, 5)]
+    assert "penalised" not in batch[0].note and "penalised around 3" in batch[3].note
+    units = np.array([BRANIN_SPACE.to_units(r.params) for r in batch])
+    gaps = [np.linalg.norm(units[i] - units[j]) for i in range(4) for j in range(i)]
+    assert min(gaps) > 0.02  # without the penalisers log EI would put all four on one peak
+
+
+def test_the_penaliser_carves_a_hole_around_a_chosen_point_that_grows_with_how_bad_it_looks():
+    rng = np.random.default_rng(0)
+    x = rng.random((12, 2))
+    y = (x ** 2).sum(1)
+    gp = GP.fit(x, y)
+    best = float(y.min())
+    plain = lambda q: log_expected_improvement(*gp.predict(q), best)
+    good, bad = np.array([[0.05, 0.05]]), np.array([[0.9, 0.9]])
+    for centre, depth in ((good, 0.5), (bad, 3.0)):
+        score = _penalised_log_ei(gp, best, 2.0, centre)
+        at = torch.as_tensor(centre)
+        far = torch.as_tensor(1.0 - centre)
+        # at the chosen point: at most half the value (a point as good as the best may still
+        # beat it), far less where the model expects the point to be bad
+        assert float(score(at)) < float(plain(at)) - depth
+        assert abs(float(score(far)) - float(plain(far))) < 0.5  # far away barely changes
+    # at the same offset, the hole around a bad-looking point is deeper than around a good one
+    offset = np.array([[0.12, 0.0]])
+    dent = lambda c: float(plain(torch.as_tensor(c + offset)) - _penalised_log_ei(gp, best, 2.0, c)(
+        torch.as_tensor(c + offset)))
+    assert dent(bad) > dent(good)
+
+
+def test_batches_of_four_find_branins_minimum_about_as_well_as_one_at_a_time():
+    seeds = range(4)
+    batched = [drive("bfbo", BRANIN_SPACE, branin, s, budget=24, workers=4)[1] for s in seeds]
+    rand = [drive("random", BRANIN_SPACE, branin, s, budget=24, workers=4)[1] for s in seeds]
+    assert np.median(batched) < np.median(rand)
+    assert np.median(batched) < 0.6  # global minimum 0.398
