@@ -12,23 +12,21 @@ draws `automl_kde_samples` candidates from l with every bandwidth widened by
 budget that has enough results, the configuration is random.
 
 Where ours differs from the paper (and from its reference code, hpbandster):
-- Failed jobs are kept as results with an infinite loss, so they land among the bad
-  configurations; the reference code leaves them out, which hides crashing regions.
 - Inactive conditional parameters are left out of a kernel product (a NaN coordinate)
   rather than imputed with made-up values; a candidate missing such a parameter draws it
   at random when it becomes active (`SearchSpace.from_units`).
 - A choice parameter's kernel is widened by the bandwidth factor too when sampling (the
   paper widens all bandwidths; hpbandster only the numeric ones), capped at uniform, and a
   move goes to one of the *other* categories, as the Aitchison-Aitken kernel says.
-- The split: N_good = max(N_min, q*N) and N_bad = max(N_min, N - q*N), with q*N rounded
-  down. With few results the two sets overlap (the paper's rule allows it; both sets must
-  hold N_min points to be a density at all).
-- Integers live on the unit interval like floats and are rounded when decoded; the paper
-  treats them the same way through its continuous kernel.
-- Brackets follow TAO's schedule (`brackets.py`), which omits Hyperband's s = 0 bracket.
-- Jobs still running are not in the model (the paper's parallel version does the same);
-  configurations of one bracket are all proposed when the bracket opens, from the results
-  known then.
+- The split: N_good = max(N_min, q*N) best and N_bad = max(N_min, N - q*N) worst, with q*N
+  rounded down. With few results the two sets overlap (the paper's sizes imply it; both
+  sets must hold N_min points to be a density at all); hpbandster takes its bad set from
+  just after the good ones instead, so its bad set may miss the very worst.
+- Brackets follow TAO's schedule (`brackets.py`), which omits Hyperband's s = 0 bracket;
+  a bracket's configurations are all proposed when it opens, from the results known then.
+As in the reference code: failed jobs count with an infinite loss (so they land among the
+bad configurations and a crashing region is avoided), integers live on the unit interval
+like floats and are rounded when decoded, and jobs still running are not modelled.
 """
 from __future__ import annotations
 
