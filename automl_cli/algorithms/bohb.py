@@ -1,0 +1,143 @@
+"""BOHB (Falkner, Klein & Hutter, ICML 2018): Hyperband whose new configurations come from
+a TPE-style model instead of uniform draws.
+
+Every result at a rung is kept with the rung's budget (its epochs), as the configuration's
+unit coordinates (`SearchSpace.to_units`) and its loss. To start a configuration: with
+probability `automl_random_fraction` it is drawn at random (so the search keeps exploring
+and the model cannot lock the search out of a region). Otherwise the model uses the
+largest budget holding at least N_min + 2 results, splits them into the best N_good and
+the worst N_bad, fits a density l(x) to the good and g(x) to the bad (`models/kde.py`),
+draws `automl_kde_samples` candidates from l with every bandwidth widened by
+`automl_bandwidth_factor`, and takes the candidate with the largest l(x)/g(x). Without a
+budget that has enough results, the configuration is random.
+
+Where ours differs from the paper (and from its reference code, hpbandster):
+- Inactive conditional parameters are left out of a kernel product (a NaN coordinate)
+  rather than imputed with made-up values; a candidate missing such a parameter draws it
+  at random when it becomes active (`SearchSpace.from_units`).
+- A choice parameter's kernel is widened by the bandwidth factor too when sampling (the
+  paper widens all bandwidths; hpbandster only the numeric ones), capped at uniform, and a
+  move goes to one of the *other* categories, as the Aitchison-Aitken kernel says.
+- The split: N_good = max(N_min, q*N) best and N_bad = max(N_min, N - q*N) worst, with q*N
+  rounded down. With few results the two sets overlap (the paper's sizes imply it; both
+  sets must hold N_min points to be a density at all); hpbandster takes its bad set from
+  just after the good ones instead, so its bad set may miss the very worst.
+- Brackets follow TAO's schedule (`brackets.py`), which omits Hyperband's s = 0 bracket;
+  a bracket's configurations are all proposed when it opens, from the results known then.
+As in the reference code: failed jobs count with an infinite loss (so they land among the
+bad configurations and a crashing region is avoided), integers live on the unit interval
+like floats and are rounded when decoded, and jobs still running are not modelled.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from .base import ParamSpec, register
+from .brackets import HYPERBAND_PARAMETERS, Bracket, Rung, SuccessiveHalving, _BracketRun
+from .models.kde import UnitKDE
+
+RANDOM_NOTE = "random"
+
+
+class _Model:
+    """The good and bad densities fitted at one budget, with what they were fitted on."""
+
+    def __init__(self, epochs: int, good: UnitKDE, bad: UnitKDE, n_good: int, n_bad: int):
+        self.epochs, self.good, self.bad, self.n_good, self.n_bad = epochs, good, bad, n_good, n_bad
+
+    def describe(self) -> str:
+        return f"KDE at {self.epochs} epochs from {self.n_good} good vs {self.n_bad} bad"
+
+
+@register
+class BOHB(SuccessiveHalving):
+    name = "bohb"
+    summary = "hyperband whose new configurations come from a model of good vs bad results (TPE-style KDEs)"
+    parameters = {
+        **HYPERBAND_PARAMETERS,
+        "automl_kde_samples": ParamSpec(64, "candidates drawn from the good density; the one with the best "
+                                            "good/bad ratio is run", minimum=1),
+        "automl_top_n_percent": ParamSpec(15, "percent of a budget's results that count as good", minimum=1,
+                                          maximum=99),
+        "automl_min_points_in_model": ParamSpec(0, "results each density needs at least; 0 = the number of "
+                                                   "parameters + 1 (the paper's choice)", minimum=0),
+        "automl_random_fraction": ParamSpec(1 / 3, "fraction of new configurations drawn at random",
+                                            kind=float, minimum=0, maximum=1),
+        "automl_bandwidth_factor": ParamSpec(3.0, "widens the good density's bandwidths when drawing candidates",
+                                             kind=float, minimum=1),
+    }
+
+    def __init__(self, space, **kwargs):
+        super().__init__(space, **kwargs)
+        self.min_points = self.params["automl_min_points_in_model"] or len(space.params) + 1
+        self.n_choices = [len(p.choices) if p.is_choice else 0 for p in space.params]
+        self.results: dict[int, list[tuple[np.ndarray, float]]] = {}  # epochs -> (unit point, loss)
+        self._notes: list[str] = []  # why each configuration of the bracket being opened was chosen
+
+    def explain(self) -> list[str]:
+        p = self.params
+        auto = " (auto: parameters + 1)" if not p["automl_min_points_in_model"] else ""
+        return super().explain() + [
+            f"bohb model: the top {p['automl_top_n_percent']}% of a budget's results are good, the rest bad; "
+            f"at least {self.min_points} per density{auto}, so a budget needs {self.min_points + 2} results; "
+            f"{p['automl_kde_samples']} candidates from the good density with bandwidths x "
+            f"{p['automl_bandwidth_factor']:g}; {p['automl_random_fraction']:.0%} of configurations random"]
+
+    # -- hooks -----------------------------------------------------------------------------
+    def observe(self, trial_id: int, rung: Rung, loss: float | None) -> None:
+        # a failure is the worst result there is: it belongs with the bad configurations
+        value = loss if loss is not None and not math.isnan(loss) else math.inf
+        self.results.setdefault(rung.epochs, []).append((self.space.to_units(self.trials[trial_id]), value))
+
+    def new_config(self, bracket: Bracket, count: int) -> list[dict[str, Any]]:
+        model = self._fit()  # the results cannot change while one bracket opens
+        configs, self._notes = [], []
+        for _ in range(count):
+            if model is None or self.rng.random() < self.params["automl_random_fraction"]:
+                configs.append(self.space.sample(self.rng))
+                self._notes.append(RANDOM_NOTE if model is None else f"{RANDOM_NOTE} (random fraction)")
+            else:
+                configs.append(self.space.from_units(self._best_candidate(model), self.rng))
+                self._notes.append(model.describe())
+        return configs
+
+    def _open(self, index: int) -> _BracketRun:
+        # the base class writes one note for every new job; say why each configuration was chosen
+        run = super()._open(index)
+        run.queued = [replace(job, note=f"{job.note}, {why}") for job, why in zip(run.queued, self._notes)]
+        return run
+
+    # -- the model -------------------------------------------------------------------------
+    def model_budget(self) -> int | None:
+        """The largest budget (epochs) with enough results for a model, or None."""
+        enough = [epochs for epochs, results in self.results.items() if len(results) >= self.min_points + 2]
+        return max(enough) if enough else None
+
+    def _fit(self) -> _Model | None:
+        epochs = self.model_budget()
+        if epochs is None:
+            return None
+        results = self.results[epochs]
+        # stable sort: ties keep the order results arrived in, so a replay splits them alike
+        order = sorted(range(len(results)), key=lambda i: results[i][1])
+        points = np.array([results[i][0] for i in order]).reshape(len(results), len(self.n_choices))
+        n_good, n_bad = self._split(len(results))
+        good = UnitKDE(self.n_choices).fit(points[:n_good])
+        bad = UnitKDE(self.n_choices).fit(points[len(points) - n_bad:])
+        return _Model(epochs, good, bad, n_good, n_bad)
+
+    def _split(self, n: int) -> tuple[int, int]:
+        from_fraction = self.params["automl_top_n_percent"] * n // 100
+        return max(self.min_points, from_fraction), max(self.min_points, n - from_fraction)
+
+    def _best_candidate(self, model: _Model) -> np.ndarray:
+        candidates = model.good.sample(self.rng, self.params["automl_kde_samples"],
+                                       self.params["automl_bandwidth_factor"])
+        with np.errstate(invalid="ignore"):  # -inf - -inf where both densities vanish
+            ratio = model.good.log_pdf(candidates) - model.bad.log_pdf(candidates)
+        ratio = np.where(np.isnan(ratio), -np.inf, ratio)
+        return candidates[int(np.argmax(ratio))]
