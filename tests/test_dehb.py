@@ -1,6 +1,7 @@
 """DEHB: the DE operator on the unit cube, the first pass as plain successive halving, bred
 trials at every rung later, selection against targets, determinism and failures."""
 import math
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -132,7 +133,8 @@ def test_selection_keeps_the_better_of_each_trial_and_its_target(workers):
             # the member is a running minimum over the first filler and every trial bred against it
             assert level.losses[slot] <= min(contenders, default=math.inf)
             assert level.losses[slot] == losses[(level.trials[slot], level.epochs)]
-            assert np.array_equal(level.units[slot], MIXED.to_units(algo.trials[level.trials[slot]]), equal_nan=True)
+            member = MIXED.to_units(algo.trials[level.trials[slot]])
+            assert np.array_equal(level.units[slot], member, equal_nan=True)
     replaced = sum(level.trials[s] in algo.origins for level in algo.levels.values() for s in range(level.capacity))
     assert replaced > 0
 
@@ -167,6 +169,13 @@ def test_failures_never_join_or_replace_and_the_search_goes_on():
         assert all(not failing(algo.trials[t]) for t in level.trials)
         assert all(math.isfinite(loss) for loss in level.losses)
     assert algo.incumbent() is not None and not failing(algo.incumbent()[0])
+
+
+def test_a_stopped_job_neither_joins_nor_replaces():
+    algo = get_algorithm("dehb")(MIXED, max_epochs=9, params={"automl_R": 9, "epoch_multiplier": 1})
+    [request, *_] = algo.suggest(1)
+    algo.on_finished(Outcome(request.trial_id, 1, "stopped", 0.1, 0, "cut at the time budget"))
+    assert algo.levels[Fraction(1)].units == []
 
 
 def test_parameters_are_checked_and_explained():

@@ -14,8 +14,9 @@ small budgets flow upward; when that pool is too small for mutation the global p
 at its budget.
 
 Ours, on `brackets.SuccessiveHalving` with TAO's schedule:
-- A level fills as soon as it has seen `capacity` evaluated configurations (failures do
-  not count, they carry no loss); until then a bracket's first rung is random and its
+- A level fills as soon as it has seen `capacity` evaluated configurations (failures and
+  stopped jobs, e.g. cut at a time budget, do not count, and never replace a member);
+  until then a bracket's first rung is random and its
   promotions are Hyperband's, which resume from the trial's checkpoint. After that, bred
   trials are new trials trained from scratch at their rung's epochs, as in the paper.
 - The parent pool of a higher rung is the `survivors` Hyperband would have promoted, i.e.
@@ -181,8 +182,8 @@ class DEHB(SuccessiveHalving):
         return bred
 
     def observe(self, trial_id: int, rung: Rung, loss: float | None) -> None:
-        if loss is None:
-            return  # a failure neither joins nor replaces
+        if loss is None or trial_id in self.stopped:
+            return  # a failure has no loss, a stopped job's is from fewer epochs than the level's
         origin = self.origins.get(trial_id)
         if origin is not None and origin.level == rung.resource:
             self._select(trial_id, origin, loss)
