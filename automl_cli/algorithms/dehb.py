@@ -16,9 +16,9 @@ at its budget.
 Ours, on `brackets.SuccessiveHalving` with TAO's schedule:
 - A level fills as soon as it has seen `capacity` evaluated configurations (failures and
   stopped jobs, e.g. cut at a time budget, do not count, and never replace a member);
-  until then a bracket's first rung is random and its
-  promotions are Hyperband's, which resume from the trial's checkpoint. After that, bred
-  trials are new trials trained from scratch at their rung's epochs, as in the paper.
+  until then a bracket's first rung is random and its promotions are Hyperband's, which
+  resume from the trial's checkpoint. After that, bred trials are new trials trained
+  from scratch at their rung's epochs, as in the paper.
 - The parent pool of a higher rung is the `survivors` Hyperband would have promoted, i.e.
   the rung below's best in this bracket. When it has fewer than three members we top it up
   with distinct members drawn from the global population (the paper's code adds mutants of
