@@ -41,8 +41,11 @@ OURS = {
     "hyperband": {"automl_R": 27, "automl_nu": 3, "epoch_multiplier": 1},
     "bohb": {"automl_R": 27, "automl_nu": 3, "epoch_multiplier": 1, "automl_hyperband_iterations": 1000},
     "asha": {"automl_nu": 3, "automl_max_concurrent": 1, "automl_min_top_configs": 100_000},
+    # enough passes over the brackets to fill the budget; the time budget ends the run
+    "dehb": {"automl_R": 27, "automl_nu": 3, "epoch_multiplier": 1, "automl_hyperband_iterations": 1000},
 }
 OPTUNA = ("optuna-tpe", "optuna-gp", "optuna-tpe-hyperband")
+DEHB_PACKAGE = "dehb-package"  # the authors' `dehb` package; "dehb" is ours
 DEFAULT_DEHB = ROOT / ".bench" / "dehb-venv" / "bin" / "python"
 
 
@@ -103,17 +106,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--budget-trainings", type=float, default=40.0)
     parser.add_argument("--problems", default=",".join(ALL))
-    parser.add_argument("--methods", default=",".join([*OURS, *OPTUNA, "dehb-package"]))
+    parser.add_argument("--methods", default=",".join([*OURS, *OPTUNA, DEHB_PACKAGE]))
     parser.add_argument("--dehb-python", type=Path, default=DEFAULT_DEHB)
     parser.add_argument("--results", type=Path, help="JSON file of per-run regrets: saved to, and reused from")
     args = parser.parse_args()
     methods = args.methods.split(",")
-    unknown = [m for m in methods if m not in OURS and m not in OPTUNA and m != "dehb-package"]
+    unknown = [m for m in methods if m not in OURS and m not in OPTUNA and m != DEHB_PACKAGE]
     if unknown:
         parser.error(f"unknown method(s) {', '.join(unknown)}")
-    if "dehb-package" in methods and not args.dehb_python.exists():
-        print(f"skipping dehb-package: no interpreter at {args.dehb_python} (see benchmarks/README.md)")
-        methods.remove("dehb-package")
+    if DEHB_PACKAGE in methods and not args.dehb_python.exists():
+        print(f"skipping {DEHB_PACKAGE}: no interpreter at {args.dehb_python} (see benchmarks/README.md)")
+        methods.remove(DEHB_PACKAGE)
     saved = json.loads(args.results.read_text()) if args.results and args.results.exists() else {}
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores; seeds {args.seeds}; "
           f"budget {args.budget_trainings:g} full trainings per run; one worker")
@@ -136,8 +139,10 @@ def main() -> None:
                     config = run_ours(problem, method, seed, budget)
                 elif method in OPTUNA:
                     config = run_optuna(problem, method, seed, budget)
-                else:
+                elif method == DEHB_PACKAGE:
                     config = run_dehb(problem, seed, budget, args.dehb_python)
+                else:
+                    raise SystemExit(f"unknown method {method!r}")
                 took = time.perf_counter() - began
                 seconds[method] += took
                 values.append(math.inf if config is None else problem.regret(config))

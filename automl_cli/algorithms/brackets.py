@@ -155,6 +155,10 @@ class SuccessiveHalving(Algorithm):
         trials bred from them (made with `add_trial`)."""
         return survivors
 
+    def describe_trial(self, trial_id: int, default: str) -> str:
+        """Why a new or bred trial's job exists, for the trace (`default` says it generically)."""
+        return default
+
     def add_trial(self, params: dict[str, Any]) -> int:
         trial_id = len(self.trials) + 1
         self.trials[trial_id] = params
@@ -217,7 +221,8 @@ class SuccessiveHalving(Algorithm):
         for params in self.new_config(bracket, first.n):
             trial_id = self.add_trial(params)
             run.members.append(trial_id)
-            run.queued.append(JobRequest(trial_id, params, first.epochs, 0, note=self._note(run, "new"),
+            why = self.describe_trial(trial_id, "new")
+            run.queued.append(JobRequest(trial_id, params, first.epochs, 0, note=self._note(run, why),
                                          bracket=index + 1, rung=0))
         self.runs.append(run)
         return run
@@ -244,7 +249,7 @@ class SuccessiveHalving(Algorithm):
             if trial in survivors:
                 why = f"promoted, rank {survivors.index(trial) + 1} of {len(eligible)} in rung {run.rung - 1}"
             else:
-                why = f"bred from rung {run.rung - 1}'s best"
+                why = self.describe_trial(trial, f"bred from rung {run.rung - 1}'s best")
             # a promoted trial resumes from its checkpoint; a bred one trains from scratch
             run.queued.append(JobRequest(trial, self.trials[trial], nxt.epochs, self.trial_epochs.get(trial, 0),
                                          note=self._note(run, why), bracket=run.index + 1, rung=run.rung))

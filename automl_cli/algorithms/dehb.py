@@ -1,0 +1,246 @@
+"""DEHB (Awad, Mallik & Hutter, IJCAI 2021): Hyperband whose configurations come from
+differential evolution (DE) instead of random sampling.
+
+What the paper does: it keeps one DE subpopulation per budget level, sized by the most
+configurations any Hyperband bracket runs at that budget. The first Hyperband iteration is
+plain successive halving and fills the subpopulations with what it evaluates. From then on
+every configuration is a DE trial: rand/1 mutation `a + F (b - c)` with a, b, c drawn from a
+parent pool, binomial crossover with the next target of the level's subpopulation (taken in
+turn), and selection: the trial replaces its target when it is at least as good. A
+bracket's first rung breeds from the level's own subpopulation; a higher rung breeds from
+the best configurations of the rung below in the same bracket, so good regions found on
+small budgets flow upward; when that pool is too small for mutation the global population
+(all subpopulations together) supplements it. The paper trains every trial from scratch
+at its budget.
+
+Ours, on `brackets.SuccessiveHalving` with TAO's schedule:
+- A level fills as soon as it has seen `capacity` evaluated configurations (failures and
+  stopped jobs, e.g. cut at a time budget, do not count, and never replace a member);
+  until then a bracket's first rung is random and its promotions are Hyperband's, which
+  resume from the trial's checkpoint. After that, bred trials are new trials trained
+  from scratch at their rung's epochs, as in the paper.
+- The parent pool of a higher rung is the `survivors` Hyperband would have promoted, i.e.
+  the rung below's best in this bracket. When it has fewer than three members we top it up
+  with distinct members drawn from the global population (the paper's code adds mutants of
+  the global population instead); with too few even there, with uniform random points.
+- Crossover always takes one randomly chosen coordinate from the mutant (Storn and
+  Price's j_rand); coordinates outside [0, 1], or NaN where a parameter was inactive in
+  a parent, are replaced by uniform random values, so decoding never guesses.
+- TAO's schedule has no s = 0 bracket, so the top level's subpopulation is small
+  (e.g. 2 for R = 27, nu = 3).
+- Parallel workers: brackets overlap as in SuccessiveHalving, so with many workers a later
+  bracket may start before the first pass has filled a level (it then stays random), and
+  several trials may be bred against the same target before either finishes; each is
+  compared with the target's loss when it finishes.
+All randomness comes from `self.rng`, in an order fixed by the calls the engine makes, so
+a replayed journal breeds the same trials.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from .base import ParamSpec, register
+from .brackets import HYPERBAND_PARAMETERS, Bracket, Rung, SuccessiveHalving
+
+PARENTS = 3  # rand/1 needs three distinct parents
+
+
+# -- the DE operator, on points of the unit cube (one coordinate per parameter) ----------------
+def rand1_mutant(pool: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
+    """a + F (b - c) for three distinct members a, b, c of `pool` (rows)."""
+    a, b, c = pool[rng.choice(len(pool), size=PARENTS, replace=False)]
+    return a + factor * (b - c)
+
+
+def binomial_crossover(target: np.ndarray, mutant: np.ndarray, prob: float,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Each coordinate from the mutant with probability `prob`, and one chosen at random
+    always, so the trial never equals its target."""
+    from_mutant = rng.random(len(target)) < prob
+    from_mutant[rng.integers(len(target))] = True
+    return np.where(from_mutant, mutant, target)
+
+
+def repair(point: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Coordinates outside [0, 1] or NaN replaced by uniform random values (the paper's fix)."""
+    bad = ~((point >= 0.0) & (point <= 1.0))  # NaN compares false both ways
+    out = point.copy()
+    out[bad] = rng.random(int(bad.sum()))
+    return out
+
+
+def breed(target: np.ndarray, pool: np.ndarray, factor: float, prob: float,
+          rng: np.random.Generator) -> np.ndarray:
+    """One DE rand/1/bin trial point against `target`, parents from `pool`."""
+    mutant = rand1_mutant(pool, factor, rng)
+    return repair(binomial_crossover(target, mutant, prob, rng), rng)
+
+
+# -- bookkeeping ------------------------------------------------------------------------------
+@dataclass
+class Subpopulation:
+    """The DE population of one budget level: members in the order they joined."""
+
+    capacity: int
+    epochs: int
+    units: list[np.ndarray] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    trials: list[int] = field(default_factory=list)  # the trial each member came from
+    next_target: int = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self.units) >= self.capacity
+
+    def take_target(self) -> int:
+        """Targets are taken in turn, cycling through the members."""
+        index = self.next_target
+        self.next_target = (index + 1) % self.capacity
+        return index
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Why a bred trial exists: the level and target it competes with, and its parents."""
+
+    level: Fraction
+    target: int  # index in the level's population
+    target_trial: int  # the member it was at breeding time
+    parents: str
+
+
+@register
+class DEHB(SuccessiveHalving):
+    name = "dehb"
+    summary = "hyperband brackets whose configurations are bred by differential evolution, one population per budget"
+    parameters = {
+        **HYPERBAND_PARAMETERS,
+        "automl_mutation_factor": ParamSpec(0.5, "DE mutation factor F in a + F (b - c)", kind=float,
+                                            minimum=0.0, maximum=2.0),
+        "automl_crossover_prob": ParamSpec(0.5, "DE crossover probability: each coordinate comes from the "
+                                                "mutant with this probability", kind=float, minimum=0.0, maximum=1.0),
+    }
+
+    def __init__(self, space, **kwargs):
+        super().__init__(space, **kwargs)
+        self.factor = self.params["automl_mutation_factor"]
+        self.crossover = self.params["automl_crossover_prob"]
+        self.levels = self._subpopulations(self.schedule)
+        self.origins: dict[int, Origin] = {}  # bred trial -> what it competes with
+        self.random_notes: dict[int, str] = {}  # random first-rung trial -> why it is random
+        self._pending: list[Origin | str] = []  # for the trials `_open` is about to add, in order
+
+    @staticmethod
+    def _subpopulations(schedule: list[Bracket]) -> dict[Fraction, Subpopulation]:
+        """One per budget level, as large as the most configurations a bracket runs there."""
+        levels: dict[Fraction, Subpopulation] = {}
+        for bracket in schedule:
+            for rung in bracket.rungs:
+                level = levels.setdefault(rung.resource, Subpopulation(rung.n, rung.epochs))
+                level.capacity = max(level.capacity, rung.n)
+        return dict(sorted(levels.items()))
+
+    # -- hooks -----------------------------------------------------------------------------
+    def new_config(self, bracket: Bracket, count: int) -> list[dict[str, Any]]:
+        level = self.levels[bracket.rungs[0].resource]
+        if not level.full:
+            why = f"random: the {level.epochs}-epoch population has {len(level.units)} of {level.capacity}"
+            self._pending = [why] * count
+            return [self.space.sample(self.rng) for _ in range(count)]
+        pool = np.array(level.units)
+        bred = [self._breed(bracket.rungs[0].resource, pool, f"the {level.epochs}-epoch population")
+                for _ in range(count)]
+        self._pending = [origin for _, origin in bred]
+        return [params for params, _ in bred]
+
+    def add_trial(self, params: dict[str, Any]) -> int:
+        trial_id = super().add_trial(params)
+        if self._pending:  # `_open` adds new_config's configurations in the order returned
+            why = self._pending.pop(0)
+            if isinstance(why, Origin):
+                self.origins[trial_id] = why
+            else:
+                self.random_notes[trial_id] = why
+        return trial_id
+
+    def promote(self, bracket_index: int, rung: int, survivors: list[int]) -> list[int]:
+        resource = self.brackets[bracket_index].rungs[rung].resource
+        if not self.levels[resource].full:
+            return survivors  # the first pass: Hyperband's promotion, resuming
+        pool = np.array([self.space.to_units(self.trials[t]) for t in survivors])
+        parents = f"rung {rung - 1}'s {len(survivors)} best"
+        bred = []
+        for _ in survivors:
+            params, origin = self._breed(resource, pool, parents)
+            trial_id = self.add_trial(params)
+            self.origins[trial_id] = origin
+            bred.append(trial_id)
+        return bred
+
+    def observe(self, trial_id: int, rung: Rung, loss: float | None) -> None:
+        if loss is None or trial_id in self.stopped:
+            return  # a failure has no loss, a stopped job's is from fewer epochs than the level's
+        origin = self.origins.get(trial_id)
+        if origin is not None and origin.level == rung.resource:
+            self._select(trial_id, origin, loss)
+            return
+        # a random trial, or a bred one that Hyperband promoted on to a level still filling
+        level = self.levels[rung.resource]
+        if not level.full:  # the first pass fills the population with what it evaluates
+            level.units.append(self.space.to_units(self.trials[trial_id]))
+            level.losses.append(loss)
+            level.trials.append(trial_id)
+
+    def describe_trial(self, trial_id: int, default: str) -> str:
+        origin = self.origins.get(trial_id)
+        if origin is not None:
+            level = self.levels[origin.level]
+            return (f"DE trial against target {origin.target + 1} of {level.capacity} in the {level.epochs}-epoch "
+                    f"population (trial {origin.target_trial}); parents: {origin.parents}")
+        return self.random_notes.get(trial_id, default)
+
+    def explain(self) -> list[str]:
+        sizes = ", ".join(f"{level.capacity} at {level.epochs} epochs" for level in self.levels.values())
+        return super().explain() + [
+            f"dehb: DE rand/1/bin with mutation factor {self.factor:g} and crossover probability "
+            f"{self.crossover:g}; one population per budget ({sizes}); random and promoted until a "
+            "population is full, bred (trained from scratch) after"]
+
+    # -- DE --------------------------------------------------------------------------------
+    def _breed(self, resource: Fraction, pool: np.ndarray, parents: str) -> tuple[dict[str, Any], Origin]:
+        """A configuration bred against the level's next target, and its origin."""
+        level = self.levels[resource]
+        target = level.take_target()
+        if len(pool) < PARENTS:
+            parents += ", topped up from all populations"
+            pool = self._top_up(pool)
+        point = breed(level.units[target], pool, self.factor, self.crossover, self.rng)
+        return self.space.from_units(point, self.rng), Origin(resource, target, level.trials[target], parents)
+
+    def _top_up(self, pool: np.ndarray) -> np.ndarray:
+        """Enough distinct parents for rand/1: the pool, then members of all populations
+        not already in it, then uniform random points."""
+        rows = list(pool)
+        others = [u for level in self.levels.values() for u in level.units
+                  if not any(_same(u, r) for r in rows)]
+        picks = self.rng.choice(len(others), size=min(PARENTS - len(rows), len(others)), replace=False)
+        rows += [others[i] for i in picks]
+        rows += [self.rng.random(len(self.space.params)) for _ in range(PARENTS - len(rows))]
+        return np.array(rows)
+
+    def _select(self, trial_id: int, origin: Origin, loss: float) -> None:
+        """The trial replaces its target when at least as good."""
+        level = self.levels[origin.level]
+        if loss <= level.losses[origin.target]:
+            level.units[origin.target] = self.space.to_units(self.trials[trial_id])
+            level.losses[origin.target] = loss
+            level.trials[origin.target] = trial_id
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal points, NaN (an inactive parameter) equal to NaN."""
+    return bool(np.array_equal(a, b, equal_nan=True))

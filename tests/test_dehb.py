@@ -1,0 +1,265 @@
+"""DEHB: the DE operator on the unit cube, the first pass as plain successive halving, bred
+trials at every rung later, selection against targets, determinism and failures."""
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from automl_cli.algorithms import get_algorithm
+from automl_cli.algorithms.base import Outcome
+from automl_cli.algorithms.dehb import binomial_crossover, breed, rand1_mutant, repair
+from automl_cli.errors import UsageError
+from automl_cli.simulate import simulate
+from automl_cli.space import parse_search_space
+
+MIXED = parse_search_space({
+    "model": {"name": "M", "args": {"lr": 0.1, "act": "relu", "depth": 2, "opt": "adam", "momentum": 0.9},
+              "search": [
+                  {"args": "lr", "type": "float", "targets": [1e-4, 1e-1], "log": True},
+                  {"args": "act", "type": "enum", "targets": [["relu"], ["tanh"], ["gelu"]]},
+                  {"args": "depth", "type": "int", "targets": [1, 9], "step": 2},
+                  {"args": "opt", "type": "enum", "targets": ["adam", "sgd"]},
+                  {"args": "momentum", "type": "float", "targets": [0.5, 0.99],
+                   "condition": {"param": "M.opt", "in": ["sgd"]}}]}}, Path("t.json"))
+
+TARGET = np.array([0.1, 0.2, 0.3, 0.4, 0.5])
+MUTANT = np.array([0.9, 0.8, 0.7, 0.6, 0.55])
+
+
+# -- the operator ---------------------------------------------------------------------------
+def test_crossover_with_probability_zero_takes_exactly_one_coordinate_from_the_mutant():
+    forced = set()
+    for seed in range(40):
+        child = binomial_crossover(TARGET, MUTANT, 0.0, np.random.default_rng(seed))
+        from_mutant = np.flatnonzero(child == MUTANT)
+        assert len(from_mutant) == 1
+        assert np.array_equal(np.delete(child, from_mutant), np.delete(TARGET, from_mutant))
+        forced.add(int(from_mutant[0]))
+    assert forced == set(range(5))  # the forced coordinate is drawn, not fixed
+
+
+def test_crossover_with_probability_one_is_the_mutant_and_in_between_mixes():
+    assert np.array_equal(binomial_crossover(TARGET, MUTANT, 1.0, np.random.default_rng(0)), MUTANT)
+    rng = np.random.default_rng(1)
+    taken = np.mean([np.mean(binomial_crossover(TARGET, MUTANT, 0.5, rng) == MUTANT) for _ in range(2000)])
+    assert 0.55 < taken < 0.65  # 0.5 of the coordinates plus the forced one: 0.5 + 0.5 / 5
+
+
+def test_rand1_mutant_is_a_plus_f_times_b_minus_c_of_three_distinct_members():
+    pool = np.array([[0.0], [1.0], [10.0], [100.0]])
+    for seed in range(30):
+        value = rand1_mutant(pool, 0.5, np.random.default_rng(seed))[0]
+        matches = [(a, b, c) for a in pool[:, 0] for b in pool[:, 0] for c in pool[:, 0]
+                   if len({a, b, c}) == 3 and math.isclose(a + 0.5 * (b - c), value)]
+        assert matches
+    with pytest.raises(ValueError):
+        rand1_mutant(pool[:2], 0.5, np.random.default_rng(0))  # rand/1 needs three parents
+
+
+def test_repair_redraws_out_of_bounds_and_nan_coordinates_and_keeps_the_rest():
+    point = np.array([-0.2, 0.0, 0.5, 1.0, 1.7, np.nan])
+    fixed = repair(point, np.random.default_rng(0))
+    assert np.array_equal(fixed[1:4], point[1:4])
+    assert np.all((fixed >= 0) & (fixed <= 1))
+    assert fixed[0] != 0.0 and fixed[4] != 1.0  # redrawn, not clipped
+    assert np.isnan(point[5])  # the input is left alone
+
+
+def test_breed_with_full_crossover_is_the_mutant_and_stays_in_the_cube():
+    pool = np.array([[0.5, 0.5], [0.9, 0.1], [0.1, 0.9]])
+    child = breed(np.array([0.0, 0.0]), pool, 0.0, 1.0, np.random.default_rng(0))
+    assert any(np.array_equal(child, row) for row in pool)  # F = 0: a itself
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        child = breed(np.array([0.3, 0.3]), pool, 2.0, 1.0, rng)  # F = 2 leaves the cube often
+        assert np.all((child >= 0) & (child <= 1))
+
+
+def test_bred_configurations_of_a_mixed_space_are_always_valid_and_units_round_trip():
+    rng = np.random.default_rng(0)
+    configs = [MIXED.sample(rng) for _ in range(50)]
+    for config in configs:  # enums at their cell centres, ints on their steps, log floats exact
+        back = MIXED.from_units(MIXED.to_units(config), rng)
+        assert back["M.act"] == config["M.act"] and back["M.depth"] == config["M.depth"]
+        assert back["M.opt"] == config["M.opt"] and math.isclose(back["M.lr"], config["M.lr"])
+    pool = np.array([MIXED.to_units(c) for c in configs])  # NaN where momentum is inactive
+    seen_acts = set()
+    for i in range(300):
+        child = MIXED.from_units(breed(pool[i % 50], pool, 0.8, 0.5, rng), rng)
+        assert MIXED.contains(child)
+        seen_acts.add(child["M.act"][0])
+    assert seen_acts == {"relu", "tanh", "gelu"}
+
+
+# -- the algorithm, driven directly -------------------------------------------------------------
+def loss_of(params, epochs):
+    """Better with lr near 1e-2, tanh and depth 5; falls with epochs."""
+    return (abs(math.log10(params["M.lr"]) + 2) + {"relu": 0.5, "tanh": 0.0, "gelu": 1.0}[params["M.act"][0]]
+            + 0.1 * abs(params["M.depth"] - 5) + 1.0 / epochs)
+
+
+def drive(seed=0, workers=1, iterations=2, fail=lambda params: False, R=27):
+    """Run DEHB to its end, finishing jobs oldest first; returns the algorithm and the jobs."""
+    algo = get_algorithm("dehb")(MIXED, max_epochs=R, seed=seed,
+                                 params={"automl_R": R, "automl_nu": 3, "epoch_multiplier": 1,
+                                         "automl_hyperband_iterations": iterations})
+    running, jobs = [], []
+    while not algo.is_done():
+        running += algo.suggest(workers - len(running))
+        request = running.pop(0)
+        jobs.append(request)
+        if fail(request.params):
+            algo.on_finished(Outcome(request.trial_id, len(jobs), "failed", None, request.start_epoch, "crash"))
+        else:
+            loss = loss_of(request.params, request.stop_epoch)
+            algo.on_finished(Outcome(request.trial_id, len(jobs), "completed", loss, request.stop_epoch))
+    return algo, jobs
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_selection_keeps_the_better_of_each_trial_and_its_target(workers):
+    # R = 27: the second bracket promotes its bred first rung into a level still filling,
+    # where those trials join as members rather than compete with their old targets
+    algo, jobs = drive(seed=1, workers=workers)
+    losses = {(j.trial_id, j.stop_epoch): loss_of(j.params, j.stop_epoch) for j in jobs}
+    assert algo.origins, "later brackets must breed"
+    for resource, level in algo.levels.items():
+        assert len(level.units) == level.capacity
+        for slot in range(level.capacity):
+            contenders = [losses[(t, level.epochs)] for t, o in algo.origins.items()
+                          if o.level == resource and o.target == slot]
+            # the member is a running minimum over the first filler and every trial bred against it
+            assert level.losses[slot] <= min(contenders, default=math.inf)
+            assert level.losses[slot] == losses[(level.trials[slot], level.epochs)]
+            member = MIXED.to_units(algo.trials[level.trials[slot]])
+            assert np.array_equal(level.units[slot], member, equal_nan=True)
+    replaced = sum(level.trials[s] in algo.origins for level in algo.levels.values() for s in range(level.capacity))
+    assert replaced > 0
+
+
+def test_a_worse_trial_leaves_its_target_and_an_equal_or_better_one_replaces_it():
+    algo, _ = drive(seed=2, iterations=1, R=9)
+    resource, level = next(iter(algo.levels.items()))
+    rung = next(r for b in algo.schedule for r in b.rungs if r.resource == resource)
+    before = (list(level.trials), list(level.losses))
+
+    def bred_trial(loss):
+        params, origin = algo._breed(resource, np.array(level.units), "test")
+        trial = algo.add_trial(params)
+        algo.origins[trial] = origin
+        algo.observe(trial, rung, loss)
+        return trial, origin.target
+
+    trial, slot = bred_trial(level.losses[0] + 1.0)  # targets are taken in turn, from the first
+    assert slot == 0 and level.trials[0] == before[0][0] and level.losses[0] == before[1][0]
+    trial, slot = bred_trial(None)  # a failure replaces nothing
+    assert slot == 1 and level.trials[1] == before[0][1]
+    trial, slot = bred_trial(level.losses[2])  # a tie goes to the trial
+    assert slot == 2 and level.trials[2] == trial and level.losses[2] == before[1][2]
+
+
+def test_failures_never_join_or_replace_and_the_search_goes_on():
+    failing = lambda params: params["M.act"] == ["gelu"]  # noqa: E731
+    algo, jobs = drive(seed=3, workers=3, fail=failing)
+    assert any(failing(j.params) for j in jobs)
+    for level in algo.levels.values():
+        assert len(level.units) == len(level.losses) == len(level.trials) == level.capacity
+        assert all(not failing(algo.trials[t]) for t in level.trials)
+        assert all(math.isfinite(loss) for loss in level.losses)
+    assert algo.incumbent() is not None and not failing(algo.incumbent()[0])
+
+
+def test_a_stopped_job_neither_joins_nor_replaces():
+    algo = get_algorithm("dehb")(MIXED, max_epochs=9, params={"automl_R": 9, "epoch_multiplier": 1})
+    [request, *_] = algo.suggest(1)
+    algo.on_finished(Outcome(request.trial_id, 1, "stopped", 0.1, 0, "cut at the time budget"))
+    assert algo.levels[Fraction(1)].units == []
+
+
+def test_parameters_are_checked_and_explained():
+    cls = get_algorithm("dehb")
+    with pytest.raises(UsageError, match="at most 2"):
+        cls(MIXED, max_epochs=9, params={"automl_mutation_factor": 2.5})
+    with pytest.raises(UsageError, match="at most 1"):
+        cls(MIXED, max_epochs=9, params={"automl_crossover_prob": 1.5})
+    algo = cls(MIXED, max_epochs=27, params={"automl_R": 27, "epoch_multiplier": 1, "automl_crossover_prob": 0.9})
+    line = algo.explain()[-1]
+    assert "mutation factor 0.5" in line and "crossover probability 0.9" in line
+    assert "27 at 1 epochs, 9 at 3 epochs, 6 at 9 epochs, 2 at 27 epochs" in line  # the populations' sizes
+
+
+# -- through the engine -------------------------------------------------------------------------
+SEARCH = [{"args": ["x"], "type": "float", "targets": [0, 1]},
+          {"args": ["y"], "type": "float", "targets": [0, 1]}]
+HB = {"automl_R": 27, "automl_nu": 3, "epoch_multiplier": 1}
+
+
+def curve(config, epoch, state):
+    """Loss falls with epochs toward a floor set by x and y; one second per epoch."""
+    return (config["x"] - 0.3) ** 2 + (config["y"] - 0.6) ** 2 + 1.0 / epoch, 1.0
+
+
+def shape(result, bracket):
+    return [(j.trial_id, j.start_epoch, j.stop_epoch, j.rung)
+            for j in sorted(result.view.jobs.values(), key=lambda j: j.job_id) if j.bracket == bracket]
+
+
+def test_the_first_bracket_is_plain_successive_halving():
+    dehb = simulate("dehb", SEARCH, curve, max_epochs=27, n_workers=1, params={**HB, "automl_hyperband_iterations": 2})
+    hb = simulate("hyperband", SEARCH, curve, max_epochs=27, n_workers=1, params=HB)
+    assert shape(dehb, 1) == shape(hb, 1)  # the same trials, promotions resuming where they stopped
+    assert all("random" in j.note or "promoted" in j.note for j in dehb.view.jobs.values() if j.bracket == 1)
+    # every bracket runs Hyperband's table: the same number of jobs at each rung
+    count = lambda r, b: sorted((j.rung, j.stop_epoch) for j in r.view.jobs.values() if j.bracket == b)  # noqa: E731
+    for bracket in (1, 2, 3):
+        assert count(dehb, bracket) == count(hb, bracket) == count(dehb, bracket + 3)
+
+
+def test_later_brackets_breed_new_trials_at_higher_rungs_from_scratch():
+    result = simulate("dehb", SEARCH, curve, max_epochs=27, n_workers=2, params={**HB, "automl_hyperband_iterations": 2})
+    jobs = sorted(result.view.jobs.values(), key=lambda j: j.job_id)
+    first_epochs = {j.bracket: j.stop_epoch for j in reversed(jobs) if j.rung == 0}
+    bred_high = [j for j in jobs if j.rung > 0 and j.start_epoch == 0 and j.stop_epoch > first_epochs[j.bracket]]
+    assert {j.bracket for j in bred_high} >= {4, 5, 6}  # the second pass breeds at every rung
+    assert all(j.bracket > 1 for j in bred_high)
+    for j in bred_high:
+        assert "DE trial against target" in j.note
+        earlier = [k for k in jobs if k.trial_id == j.trial_id and k.job_id != j.job_id]
+        assert not earlier  # a new trial, trained from scratch
+    assert all(0 <= j.params["x"] <= 1 and 0 <= j.params["y"] <= 1 for j in jobs)
+    top = [j for j in result.jobs if j["stop_epoch"] == 27 and j["status"] == "completed"]
+    assert result.best[1] == min(j["metrics"][-1] for j in top)
+
+
+def test_same_seed_same_jobs_and_another_seed_others():
+    run = lambda seed: simulate("dehb", SEARCH, curve, max_epochs=27, n_workers=3, seed=seed,  # noqa: E731
+                                params={**HB, "automl_hyperband_iterations": 2}).jobs
+    key = lambda jobs: [(j["trial_id"], j["params"], j["start_epoch"], j["stop_epoch"], j["start_time"])  # noqa: E731
+                        for j in jobs]
+    first = run(4)
+    assert key(first) == key(run(4))
+    assert key(first) != key(run(5))
+
+
+def test_a_failing_objective_does_not_crash_the_search():
+    def objective(config, epoch, state):
+        if config["x"] > 0.7:
+            raise RuntimeError("diverged")
+        return curve(config, epoch, state)
+
+    result = simulate("dehb", SEARCH, objective, max_epochs=27, n_workers=4, seed=1,
+                      params={**HB, "automl_hyperband_iterations": 2})
+    failed = [j for j in result.jobs if j["status"] == "failed"]
+    assert failed and all(j["config"]["x"] > 0.7 for j in failed)
+    assert result.best[0]["x"] <= 0.7
+
+
+def test_dehb_beats_hyperband_on_a_smooth_problem_over_several_seeds():
+    params = {**HB, "automl_hyperband_iterations": 3}
+    floor = lambda result: (result.best[0]["x"] - 0.3) ** 2 + (result.best[0]["y"] - 0.6) ** 2  # noqa: E731
+    dehb = [floor(simulate("dehb", SEARCH, curve, max_epochs=27, seed=s, params=params)) for s in range(5)]
+    hb = [floor(simulate("hyperband", SEARCH, curve, max_epochs=27, seed=s, params=params)) for s in range(5)]
+    print(f"median regret: dehb {np.median(dehb):.2g}, hyperband {np.median(hb):.2g}")
+    assert np.median(dehb) < np.median(hb)
