@@ -31,6 +31,7 @@ _JITTER = 1e-8
 _NOISE_BOUNDS = (1e-6, 1.0)  # variances, on the standardised scale
 _SIGNAL_BOUNDS = (0.05, 20.0)
 _LENGTH_BOUNDS = (1e-3, 1e3)
+_NOISE_PRIOR_CENTRE = math.log(1e-5)  # log noise variance, standardised scale
 
 
 def _length_prior_mean(dims: int) -> float:
@@ -149,7 +150,7 @@ def _unpack(theta: torch.Tensor, dims: int):
 
 def _prior_centre(dims: int) -> np.ndarray:
     mu = _length_prior_mean(dims)
-    return np.concatenate([np.full(dims, mu), [0.0], [math.log(1e-5)]])
+    return np.concatenate([np.full(dims, mu), [0.0], [_NOISE_PRIOR_CENTRE]])
 
 
 def _neg_log_posterior(theta: torch.Tensor, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -164,7 +165,7 @@ def _neg_log_posterior(theta: torch.Tensor, x: torch.Tensor, z: torch.Tensor) ->
     # priors: log length as above; log signal ~ N(0, 1); log noise ~ N(log 1e-5, 3)
     mu = _length_prior_mean(dims)
     prior = (((theta[:dims] - mu) ** 2).sum() / (2 * 3.0) + theta[dims] ** 2 / 2.0
-             + (theta[dims + 1] - math.log(1e-5)) ** 2 / (2 * 9.0))
+             + (theta[dims + 1] - _NOISE_PRIOR_CENTRE) ** 2 / (2 * 9.0))
     return nll + prior
 
 
