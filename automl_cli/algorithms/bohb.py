@@ -31,13 +31,12 @@ like floats and are rounded when decoded, and jobs still running are not modelle
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from .base import ParamSpec, register
-from .brackets import HYPERBAND_PARAMETERS, Bracket, Rung, SuccessiveHalving, _BracketRun
+from .brackets import HYPERBAND_PARAMETERS, Bracket, Rung, SuccessiveHalving
 from .models.kde import UnitKDE
 
 RANDOM_NOTE = "random"
@@ -105,11 +104,9 @@ class BOHB(SuccessiveHalving):
                 self._notes.append(model.describe())
         return configs
 
-    def _open(self, index: int) -> _BracketRun:
-        # the base class writes one note for every new job; say why each configuration was chosen
-        run = super()._open(index)
-        run.queued = [replace(job, note=f"{job.note}, {why}") for job, why in zip(run.queued, self._notes)]
-        return run
+    def describe_trial(self, trial_id: int, default: str) -> str:
+        # new trials are described in the order new_config made them
+        return f"{default}, {self._notes.pop(0)}" if self._notes else default
 
     # -- the model -------------------------------------------------------------------------
     def model_budget(self) -> int | None:
