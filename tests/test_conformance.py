@@ -74,9 +74,9 @@ def test_conformance(name, tmp_path):
 
     # stops at its budget: it says it is done, everything it started ended, within its plan
     assert algo.is_done()
-    assert len(finished) == len(started) > 0
+    assert len(finished) == len(started) > 0  # a job retried after a crash starts (and ends) twice
     planned = algo.planned_jobs()
-    assert planned is None or len(started) <= planned
+    assert planned is None or len({job["job_id"] for job in started}) <= planned
 
     # never outside the space, and survives the configurations that crash
     assert all(SPACE.contains(job["params"]) for job in started)

@@ -19,8 +19,11 @@ Ours, on `brackets.SuccessiveHalving` with TAO's schedule:
   until then a bracket's first rung is random and its promotions are Hyperband's, which
   resume from the trial's checkpoint. After that, bred trials are new trials trained
   from scratch at their rung's epochs, as in the paper.
-- The parent pool of a higher rung is the `survivors` Hyperband would have promoted, i.e.
-  the rung below's best in this bracket. When it has fewer than three members we top it up
+- The parent pool of a rung is the best members (as many as the rung runs) of the
+  population one budget below (for a bracket's first rung, of its own level's population),
+  as the authors' code does: the best the lower budget has seen in any bracket, not only in
+  this one. While that population is still filling, it is the rung below's survivors in
+  this bracket. When the pool has fewer than three members we top it up
   with distinct members drawn from the global population (the paper's code adds mutants of
   the global population instead); with too few even there, with uniform random points.
 - Crossover always takes one randomly chosen coordinate from the mutant (Storn and
@@ -96,6 +99,11 @@ class Subpopulation:
     def full(self) -> bool:
         return len(self.units) >= self.capacity
 
+    def best(self, count: int) -> np.ndarray:
+        """The `count` members with the lowest losses (ties: the earlier member)."""
+        order = sorted(range(len(self.losses)), key=lambda i: (self.losses[i], i))[:count]
+        return np.array([self.units[i] for i in order])
+
     def take_target(self) -> int:
         """Targets are taken in turn, cycling through the members."""
         index = self.next_target
@@ -151,8 +159,8 @@ class DEHB(SuccessiveHalving):
             why = f"random: the {level.epochs}-epoch population has {len(level.units)} of {level.capacity}"
             self._pending = [why] * count
             return [self.space.sample(self.rng) for _ in range(count)]
-        pool = np.array(level.units)
-        bred = [self._breed(bracket.rungs[0].resource, pool, f"the {level.epochs}-epoch population")
+        pool = level.best(count)
+        bred = [self._breed(bracket.rungs[0].resource, pool, f"the {level.epochs}-epoch population's {len(pool)} best")
                 for _ in range(count)]
         self._pending = [origin for _, origin in bred]
         return [params for params, _ in bred]
@@ -171,8 +179,12 @@ class DEHB(SuccessiveHalving):
         resource = self.brackets[bracket_index].rungs[rung].resource
         if not self.levels[resource].full:
             return survivors  # the first pass: Hyperband's promotion, resuming
-        pool = np.array([self.space.to_units(self.trials[t]) for t in survivors])
-        parents = f"rung {rung - 1}'s {len(survivors)} best"
+        lower = self.levels[self.brackets[bracket_index].rungs[rung - 1].resource]
+        if lower.full:  # the best the lower budget has seen in any bracket, as the paper's code does
+            pool, parents = lower.best(len(survivors)), f"the {lower.epochs}-epoch population's {len(survivors)} best"
+        else:
+            pool = np.array([self.space.to_units(self.trials[t]) for t in survivors])
+            parents = f"rung {rung - 1}'s {len(survivors)} best"
         bred = []
         for _ in survivors:
             params, origin = self._breed(resource, pool, parents)
