@@ -111,7 +111,8 @@ class BOHB(SuccessiveHalving):
     # -- the model -------------------------------------------------------------------------
     def model_budget(self) -> int | None:
         """The largest budget (epochs) with enough results for a model, or None."""
-        enough = [epochs for epochs, results in self.results.items() if len(results) >= self.min_points + 2]
+        enough = [epochs for epochs, results in self.results.items()
+                  if len(results) - self._split(len(results))[0] >= self.min_points]
         return max(enough) if enough else None
 
     def _fit(self) -> _Model | None:
@@ -124,12 +125,12 @@ class BOHB(SuccessiveHalving):
         points = np.array([results[i][0] for i in order]).reshape(len(results), len(self.n_choices))
         n_good, n_bad = self._split(len(results))
         good = UnitKDE(self.n_choices).fit(points[:n_good])
-        bad = UnitKDE(self.n_choices).fit(points[len(points) - n_bad:])
+        bad = UnitKDE(self.n_choices).fit(points[n_good:])
         return _Model(epochs, good, bad, n_good, n_bad)
 
     def _split(self, n: int) -> tuple[int, int]:
-        from_fraction = self.params["automl_top_n_percent"] * n // 100
-        return max(self.min_points, from_fraction), max(self.min_points, n - from_fraction)
+        n_good = max(self.min_points, self.params["automl_top_n_percent"] * n // 100)
+        return n_good, n - n_good
 
     def _best_candidate(self, model: _Model) -> np.ndarray:
         candidates = model.good.sample(self.rng, self.params["automl_kde_samples"],
