@@ -187,7 +187,7 @@ def test_parameters_are_checked_and_explained():
     algo = cls(MIXED, max_epochs=27, params={"automl_R": 27, "epoch_multiplier": 1, "automl_crossover_prob": 0.9})
     line = algo.explain()[-1]
     assert "mutation factor 0.5" in line and "crossover probability 0.9" in line
-    assert "27 at 1 epochs, 9 at 3 epochs, 6 at 9 epochs, 2 at 27 epochs" in line  # the populations' sizes
+    assert "27 at 1 epochs, 9 at 3 epochs, 6 at 9 epochs, 4 at 27 epochs" in line  # with the s = 0 bracket
 
 
 # -- through the engine -------------------------------------------------------------------------
@@ -211,10 +211,12 @@ def test_the_first_bracket_is_plain_successive_halving():
     hb = simulate("hyperband", SEARCH, curve, max_epochs=27, n_workers=1, params=HB)
     assert shape(dehb, 1) == shape(hb, 1)  # the same trials, promotions resuming where they stopped
     assert all("random" in j.note or "promoted" in j.note for j in dehb.view.jobs.values() if j.bracket == 1)
-    # every bracket runs Hyperband's table: the same number of jobs at each rung
+    # every bracket runs Hyperband's table: the same number of jobs at each rung; dehb adds
+    # the paper's s = 0 bracket (4 trainings in full) to each pass of TAO's three
     count = lambda r, b: sorted((j.rung, j.stop_epoch) for j in r.view.jobs.values() if j.bracket == b)  # noqa: E731
     for bracket in (1, 2, 3):
-        assert count(dehb, bracket) == count(hb, bracket) == count(dehb, bracket + 3)
+        assert count(dehb, bracket) == count(hb, bracket) == count(dehb, bracket + 4)
+    assert count(dehb, 4) == count(dehb, 8) == [(0, 27)] * 4
 
 
 def test_later_brackets_breed_new_trials_at_higher_rungs_from_scratch():
@@ -222,7 +224,7 @@ def test_later_brackets_breed_new_trials_at_higher_rungs_from_scratch():
     jobs = sorted(result.view.jobs.values(), key=lambda j: j.job_id)
     first_epochs = {j.bracket: j.stop_epoch for j in reversed(jobs) if j.rung == 0}
     bred_high = [j for j in jobs if j.rung > 0 and j.start_epoch == 0 and j.stop_epoch > first_epochs[j.bracket]]
-    assert {j.bracket for j in bred_high} >= {4, 5, 6}  # the second pass breeds at every rung
+    assert {j.bracket for j in bred_high} >= {5, 6, 7}  # the second pass breeds at every rung
     assert all(j.bracket > 1 for j in bred_high)
     for j in bred_high:
         assert "DE trial against target" in j.note

@@ -95,6 +95,13 @@ def test_hyperband_runs_the_table_and_promoted_jobs_resume_where_their_trial_sto
     assert result.best[1] == min(j["metrics"][-1] for j in top)
 
 
+def test_the_full_bracket_that_bohb_and_dehb_keep_trains_nu_plus_one_configurations_in_full():
+    tao = hyperband_schedule(27, 3, 1)
+    paper = hyperband_schedule(27, 3, 1, full_bracket=True)
+    assert paper[:-1] == tao
+    assert paper[-1].s == 0 and [(r.n, r.epochs) for r in paper[-1].rungs] == [(4, 27)]
+
+
 def test_hyperband_iterations_repeat_the_bracket_list_with_new_configurations():
     params = {"automl_R": 9, "automl_nu": 3, "epoch_multiplier": 1}
     once = simulate("hyperband", SEARCH, hb_curve, max_epochs=9, n_workers=2, params=params)

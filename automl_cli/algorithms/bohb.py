@@ -22,7 +22,7 @@ Where ours differs from the paper (and from its reference code, hpbandster):
   rounded down. With few results the two sets overlap (the paper's sizes imply it; both
   sets must hold N_min points to be a density at all); hpbandster takes its bad set from
   just after the good ones instead, so its bad set may miss the very worst.
-- Brackets follow TAO's schedule (`brackets.py`), which omits Hyperband's s = 0 bracket;
+- Brackets follow TAO's schedule (`brackets.py`) plus the paper's s = 0 bracket, which TAO omits;
   a bracket's configurations are all proposed when it opens, from the results known then.
 As in the reference code: failed jobs count with an infinite loss (so they land among the
 bad configurations and a crashing region is avoided), integers live on the unit interval
@@ -56,6 +56,7 @@ class _Model:
 class BOHB(SuccessiveHalving):
     name = "bohb"
     summary = "hyperband whose new configurations come from a model of good vs bad results (TPE-style KDEs)"
+    full_bracket = True
     parameters = {
         **HYPERBAND_PARAMETERS,
         "automl_kde_samples": ParamSpec(64, "candidates drawn from the good density; the one with the best "

@@ -41,11 +41,12 @@ class Bracket:
     rungs: tuple[Rung, ...]
 
 
-def hyperband_schedule(R: int, nu: int, epoch_multiplier: int) -> list[Bracket]:
-    """The brackets of Hyperband(R, nu), in the order they run (s = smax first)."""
+def hyperband_schedule(R: int, nu: int, epoch_multiplier: int, full_bracket: bool = False) -> list[Bracket]:
+    """The brackets of Hyperband(R, nu), in the order they run (s = smax first); with
+    `full_bracket`, also the paper's last bracket (s = 0: configurations trained in full)."""
     smax = integer_log(R, nu)
     brackets = []
-    for s in range(smax, 0, -1):
+    for s in range(smax, -1 if full_bracket else 0, -1):
         n = ((smax + 1) // (s + 1)) * nu ** s
         r = Fraction(R, nu ** s)
         rungs = tuple(Rung(n // nu ** i, r * nu ** i, max(1, round(r * nu ** i * epoch_multiplier)))
@@ -128,11 +129,12 @@ class SuccessiveHalving(Algorithm):
     new configurations by overriding `new_config` (random here)."""
 
     parameters = HYPERBAND_PARAMETERS
+    full_bracket = False  # TAO's tables leave out the s = 0 bracket; the BOHB and DEHB papers keep it
 
     def __init__(self, space, **kwargs):
         super().__init__(space, **kwargs)
         self.R, self.nu, self.epoch_multiplier, self.adjustment = resolve_hyperband(self.params, self.max_epochs)
-        self.schedule = hyperband_schedule(self.R, self.nu, self.epoch_multiplier)
+        self.schedule = hyperband_schedule(self.R, self.nu, self.epoch_multiplier, self.full_bracket)
         self.iterations = self.params["automl_hyperband_iterations"]
         self.brackets = self.schedule * self.iterations  # the order they run in
         self.runs: list[_BracketRun] = []

@@ -13,7 +13,7 @@ small budgets flow upward; when that pool is too small for mutation the global p
 (all subpopulations together) supplements it. The paper trains every trial from scratch
 at its budget.
 
-Ours, on `brackets.SuccessiveHalving` with TAO's schedule:
+Ours, on `brackets.SuccessiveHalving` with TAO's schedule plus the paper's s = 0 bracket:
 - A level fills as soon as it has seen `capacity` evaluated configurations (failures and
   stopped jobs, e.g. cut at a time budget, do not count, and never replace a member);
   until then a bracket's first rung is random and its promotions are Hyperband's, which
@@ -29,8 +29,8 @@ Ours, on `brackets.SuccessiveHalving` with TAO's schedule:
 - Crossover always takes one randomly chosen coordinate from the mutant (Storn and
   Price's j_rand); coordinates outside [0, 1], or NaN where a parameter was inactive in
   a parent, are replaced by uniform random values, so decoding never guesses.
-- TAO's schedule has no s = 0 bracket, so the top level's subpopulation is small
-  (e.g. 2 for R = 27, nu = 3).
+- The s = 0 bracket that TAO's tables leave out is kept, as in the paper: without it the
+  top level's subpopulation would hold 2 members for R = 27, nu = 3 (with it, 4).
 - Parallel workers: brackets overlap as in SuccessiveHalving, so with many workers a later
   bracket may start before the first pass has filled a level (it then stays random), and
   several trials may be bred against the same target before either finishes; each is
@@ -125,6 +125,7 @@ class Origin:
 class DEHB(SuccessiveHalving):
     name = "dehb"
     summary = "hyperband brackets whose configurations are bred by differential evolution, one population per budget"
+    full_bracket = True
     parameters = {
         **HYPERBAND_PARAMETERS,
         "automl_mutation_factor": ParamSpec(0.5, "DE mutation factor F in a + F (b - c)", kind=float,
