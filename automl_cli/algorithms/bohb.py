@@ -22,7 +22,7 @@ Where ours differs from the paper (and from its reference code, hpbandster):
   rounded down. With few results the two sets overlap (the paper's sizes imply it; both
   sets must hold N_min points to be a density at all); hpbandster takes its bad set from
   just after the good ones instead, so its bad set may miss the very worst.
-- Brackets follow TAO's schedule (`brackets.py`) plus the paper's s = 0 bracket, which TAO omits;
+- Brackets follow TAO's schedule (`brackets.py`), which omits Hyperband's s = 0 bracket;
   a bracket's configurations are all proposed when it opens, from the results known then.
 As in the reference code: failed jobs count with an infinite loss (so they land among the
 bad configurations and a crashing region is avoided), integers live on the unit interval
@@ -56,7 +56,7 @@ class _Model:
 class BOHB(SuccessiveHalving):
     name = "bohb"
     summary = "hyperband whose new configurations come from a model of good vs bad results (TPE-style KDEs)"
-    full_bracket = True
+    full_bracket = False  # measured: the s = 0 bracket's 4 random full trainings per pass cost more than they find
     parameters = {
         **HYPERBAND_PARAMETERS,
         "automl_kde_samples": ParamSpec(64, "candidates drawn from the good density; the one with the best "
@@ -112,8 +112,7 @@ class BOHB(SuccessiveHalving):
     # -- the model -------------------------------------------------------------------------
     def model_budget(self) -> int | None:
         """The largest budget (epochs) with enough results for a model, or None."""
-        enough = [epochs for epochs, results in self.results.items()
-                  if len(results) - self._split(len(results))[0] >= self.min_points]
+        enough = [epochs for epochs, results in self.results.items() if len(results) >= self.min_points + 2]
         return max(enough) if enough else None
 
     def _fit(self) -> _Model | None:
@@ -126,12 +125,12 @@ class BOHB(SuccessiveHalving):
         points = np.array([results[i][0] for i in order]).reshape(len(results), len(self.n_choices))
         n_good, n_bad = self._split(len(results))
         good = UnitKDE(self.n_choices).fit(points[:n_good])
-        bad = UnitKDE(self.n_choices).fit(points[n_good:])
+        bad = UnitKDE(self.n_choices).fit(points[len(points) - n_bad:])
         return _Model(epochs, good, bad, n_good, n_bad)
 
     def _split(self, n: int) -> tuple[int, int]:
-        n_good = max(self.min_points, self.params["automl_top_n_percent"] * n // 100)
-        return n_good, n - n_good
+        from_fraction = self.params["automl_top_n_percent"] * n // 100
+        return max(self.min_points, from_fraction), max(self.min_points, n - from_fraction)
 
     def _best_candidate(self, model: _Model) -> np.ndarray:
         candidates = model.good.sample(self.rng, self.params["automl_kde_samples"],
