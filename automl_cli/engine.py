@@ -289,7 +289,8 @@ class Engine:
         if epoch <= job.epoch:
             # a job restarted from an older checkpoint (requeued, preempted, re-attached after
             # the tool died) reports epochs again: each epoch counts once, as first reported
-            self.trace(f"job {job.name}: epoch {epoch} reported again after a restart; already counted")
+            self.trace(f"job {job.name}: epoch {epoch} reported again (the job restarted, or was re-attached); "
+                       "already counted")
             return None
         self._record("metrics", job_id=job_id, epoch=epoch, values=values)
         loss = self._score_epoch(job_id, values)

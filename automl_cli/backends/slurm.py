@@ -194,8 +194,8 @@ class SlurmBackend(Backend):
         if states is not None and str(slurm_id) not in states and not (directory / EXIT_FILE).exists():
             return False  # SLURM forgot it and it left no exit status: the engine runs it again
         spec = self.folders.adopt(job)
-        self.jobs[job.job_id] = _Tracked(spec, str(slurm_id))
         state = states.get(str(slurm_id), ("gone", ""))[0] if states else "unknown"
+        self.jobs[job.job_id] = _Tracked(spec, str(slurm_id), state=state)
         self.trace(f"job {job.name}: re-attached to SLURM job {slurm_id} ({state})", key=True)
         self.last_query = 0.0
         return True

@@ -209,7 +209,9 @@ on_term() {{ echo "automl-slurm: SIGTERM (preempted, requeued or cancelled): che
             [ -n "$child" ] && kill -TERM "$child" 2>/dev/null; }}
 trap on_usr1 USR1
 trap on_term TERM
-{argv} &
+# USR1 ignored in the trainer unless it handles it itself: `scancel --signal=USR1 --batch`
+# reaches every process of the batch step, and its default action would kill the trainer
+(trap '' USR1; exec {argv}) &
 child=$!
 # a trapped signal ends `wait` early: wait again until the trainer itself has ended
 while :; do
