@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import Any, Callable, Protocol
 from ..errors import AutomlError, UsageError
 from .base import Backend, Job, JobExit, JobSpec, MetricsReport
 from .local import LocalBackend, _tail
-from .slurm_script import (EXIT_FILE, RECORD_FILE, SCRIPT_FILE, SlurmOptions, is_alive, job_name, map_state,
+from .slurm_script import (EXIT_FILE, RECORD_FILE, SCRIPT_FILE, SUBMITTING_FILE, SlurmOptions, is_alive, job_name, map_state,
                            render_script, sbatch_argv)
 
 COMMANDS = ("sbatch", "squeue", "scontrol", "scancel")
@@ -152,15 +153,30 @@ class SlurmBackend(Backend):
         script.chmod(0o755)
         argv = sbatch_argv(self.options, name=name, directory=str(spec.directory), log_file=str(spec.log_file),
                            script=str(script))
+        # sbatch outlives a tool killed while it waits for the answer, and its job then exists
+        # without a record: the marker tells a resumed run to wait for that sbatch and look
+        # the job up by its name instead of submitting again
+        marker = spec.directory / SUBMITTING_FILE
+        marker.write_text(json.dumps({"pid": None, "host": socket.gethostname()}))
         try:
-            result = slurm(argv)
-        except AutomlError as exc:
+            process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                       stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            raise AutomlError(f"sbatch failed: {exc}") from None
+        marker.write_text(json.dumps({"pid": process.pid, "host": socket.gethostname()}))
+        try:
+            out, err = process.communicate(timeout=_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, err = process.communicate()
+        if process.returncode != 0:
+            message = f"sbatch failed ({process.returncode}): {(err or out).strip()[:400]}"
             if not self.submitted:  # the cluster refused the settings before anything ran
-                raise UsageError(f"{exc}; check the SLURM options (partition, account, qos, gres, ...)") from None
-            raise
-        slurm_id = result.stdout.strip().split(";")[0]  # --parsable: "ID" or "ID;CLUSTER"
+                raise UsageError(f"{message}; check the SLURM options (partition, account, qos, gres, ...)")
+            raise AutomlError(message)
+        slurm_id = out.strip().split(";")[0]  # --parsable: "ID" or "ID;CLUSTER"
         if not slurm_id.isdigit():
-            raise AutomlError(f"sbatch answered {result.stdout.strip()!r}, not a job id")
+            raise AutomlError(f"sbatch answered {out.strip()!r}, not a job id")
         self.submitted += 1
         _write_record(spec.directory, {"slurm_job_id": slurm_id, "job_id": job.job_id, "name": job.name,
                                        "slurm_name": name, "submitted": time.time()})
@@ -178,12 +194,17 @@ class SlurmBackend(Backend):
             if states is None or slurm_id in states or (directory / EXIT_FILE).exists():
                 return slurm_id
             return None
-        if not directory.exists():
+        marker = directory / SUBMITTING_FILE
+        if not marker.exists():
+            return None  # never handed to sbatch
+        _wait_for_sbatch(marker)
+        result = slurm(["squeue", "-h", "-t", "all", "-n", name, "-o", "%i|%T"], check=False)
+        known = [line.split("|")[0] for line in result.stdout.splitlines() if line.split("|")[0].isdigit()]
+        if not known:
             return None
-        result = slurm(["squeue", "-h", "-n", name, "-o", "%i|%T"], check=False)
-        alive = [line.split("|")[0] for line in result.stdout.splitlines()
-                 if "|" in line and is_alive(map_state(line.split("|")[1]))]
-        return max(alive, key=int) if alive else None
+        slurm_id = max(known, key=int)
+        _write_record(directory, {"slurm_job_id": slurm_id, "slurm_name": name, "found_by_name": True})
+        return slurm_id
 
     def reattach(self, job: Job, placed: dict[str, Any]) -> bool:
         slurm_id = placed.get("slurm_job_id")
@@ -324,6 +345,31 @@ class SlurmBackend(Backend):
             events.append(JobExit(job_id, -15, True, tail))
         self.jobs.clear()
         return events
+
+
+def _wait_for_sbatch(marker: Path, timeout: float = _TIMEOUT) -> None:
+    """Wait until the sbatch a dead tool started for this folder has ended (it is then in
+    squeue, or it failed). From another host, or without its pid, a short wait stands in."""
+    try:
+        info = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        info = {}
+    pid = info.get("pid")
+    if not pid or info.get("host") != socket.gethostname():
+        time.sleep(3.0)
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                if b"sbatch" not in handle.read():
+                    return  # the pid is another process now
+            with open(f"/proc/{pid}/stat") as handle:
+                if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return
+        except OSError:
+            return
+        time.sleep(0.1)
 
 
 def _write_record(directory: Path, record: dict) -> None:

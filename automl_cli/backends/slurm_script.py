@@ -173,6 +173,7 @@ JOB_ENV = ("MMAR_ROOT", "AUTOML_METRICS_FILE", "AUTOML_JOB_NAME", "PYTHONUNBUFFE
 EXIT_FILE = "slurm_exit"  # the trainer's exit status, written by the job script when it ends
 RECORD_FILE = "slurm_job.json"  # the SLURM job id of this folder, written by the tool after sbatch
 SCRIPT_FILE = "slurm_job.sh"
+SUBMITTING_FILE = "slurm_submitting.json"  # sbatch was started for this folder (its pid, host)
 
 
 def render_script(options: SlurmOptions, *, job_label: str, directory: str, command: Iterable[str],
