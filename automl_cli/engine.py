@@ -70,6 +70,7 @@ class Engine:
         self.requests: dict[int, JobRequest] = {}  # job id -> the request it runs
         self.relaunch: list[Job] = []  # jobs a resumed run starts again first
         self.reattached: list[Job] = []  # jobs a resumed run found still with the backend
+        self.repeating: set[int] = set()  # jobs now reporting epochs already counted
         self.resumed = False
         self.stopped_unfinished: list[Job] = []
         self.unstarted: list[JobRequest] = []
@@ -214,7 +215,8 @@ class Engine:
                 self.algorithm.on_finished(self._record_exit(JobExit(job.job_id, -15, True), free_worker=False))
             self.trace(f"run {s.run_id} resumed from its journal: {len(self.view.jobs)} job(s) known, "
                        f"{len(self.relaunch)} to continue from their checkpoints"
-                       + (f", {len(self.reattached)} still running" if self.reattached else ""), key=True)
+                       + (f", {len(self.reattached)} re-attached where they are" if self.reattached else ""),
+                       key=True)
             return
         workers = [{"name": w.name, "gpus": list(w.gpus)} for w in s.workers]
         space = [{"name": p.name, "domain": p.domain, "type": p.kind, "range": p.describe(), "source": p.source}
@@ -289,9 +291,12 @@ class Engine:
         if epoch <= job.epoch:
             # a job restarted from an older checkpoint (requeued, preempted, re-attached after
             # the tool died) reports epochs again: each epoch counts once, as first reported
-            self.trace(f"job {job.name}: epoch {epoch} reported again (the job restarted, or was re-attached); "
-                       "already counted")
+            if job_id not in self.repeating:
+                self.repeating.add(job_id)
+                self.trace(f"job {job.name}: epoch {epoch} reported again (the job restarted, or was re-attached); "
+                           f"epochs up to {job.epoch} are already counted and their repeats ignored")
             return None
+        self.repeating.discard(job_id)
         self._record("metrics", job_id=job_id, epoch=epoch, values=values)
         loss = self._score_epoch(job_id, values)
         if job_id in self.job_nan and job_id not in self.stop_reason:

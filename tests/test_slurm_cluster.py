@@ -157,7 +157,7 @@ def test_hyperband_runs_4_gpu_jobs_at_a_time_survives_a_requeue_and_matches_the_
 
 def test_kill_9_of_the_tool_then_resume_reattaches_and_submits_no_job_twice(slurm_cluster, fake_mmar,
                                                                             cancel_afterwards):
-    set_epoch_seconds(fake_mmar, 1.0)
+    set_epoch_seconds(fake_mmar, 3.0)  # jobs of 9 s: still running when the tool comes back
     run_dir = fake_mmar / "automl" / "kill"
     cancel_afterwards.append(run_dir)
     args = ["--run-id", "kill", "--backend", "slurm", *FAST, "--set", "automl_max_recommendations=7"]
@@ -196,7 +196,46 @@ def test_kill_9_of_the_tool_then_resume_reattaches_and_submits_no_job_twice(slur
     # every epoch counted once although re-attached jobs re-read their metrics files from the start
     epochs = [(m["job_id"], m["epoch"]) for m in journal_events(run_dir, "metrics")]
     assert len(epochs) == len(set(epochs)) == 21
-    assert "re-attached to SLURM job" in (run_dir / "trace.log").read_text()
+    trace = (run_dir / "trace.log").read_text()
+    assert "re-attached to SLURM job" in trace and "(RUNNING)" in trace
+
+
+def test_a_job_whose_sbatch_outlived_the_tool_is_found_by_name_not_submitted_again(slurm_cluster, tmp_path):
+    from automl_cli.backends.base import Job, JobSpec
+    from automl_cli.backends.slurm import SlurmBackend
+    from automl_cli.backends.slurm_script import RECORD_FILE, SUBMITTING_FILE, SlurmOptions
+    from automl_cli.workers import Worker
+
+    directory = tmp_path / "run" / "W1_1_J1"
+    directory.mkdir(parents=True)
+
+    class Folders:
+        def job_dir(self, job):
+            return directory
+
+        def prepare(self, job):
+            raise AssertionError("the job was prepared and submitted again")
+
+        def adopt(self, job):
+            return JobSpec(job.job_id, job.name, directory, ["true"], {}, directory / "train.log",
+                           directory / "metrics.jsonl")
+
+    # the state a tool leaves when killed while sbatch ran: the marker, a job, no record
+    (directory / SUBMITTING_FILE).write_text(json.dumps({"pid": None, "host": "elsewhere"}))
+    name = job_name("run", "W1_1_J1", str(directory))
+    submitted = subprocess.run(["sbatch", "--parsable", "-J", name, "-o", "/dev/null", "--wrap", "sleep 60"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    backend = SlurmBackend(Folders(), SlurmOptions(poll_seconds=0.5), "run", grace_seconds=5)
+    try:
+        placed = backend.start(Job(1, "W1_1_J1", 1, Worker(1, ()), {}, 0, 1))
+        assert placed["slurm_job_id"] == submitted
+        assert json.loads((directory / RECORD_FILE).read_text())["slurm_job_id"] == submitted
+        time.sleep(1.0)
+        assert backend.poll() == [] and backend.running() == [1]  # followed as running
+    finally:
+        events = backend.stop_all()
+        subprocess.run(["scancel", submitted], capture_output=True)
+    assert [(e.job_id, e.stop_requested) for e in events if hasattr(e, "returncode")] == [(1, True)]
 
 
 def test_time_limit_signal_and_preemption_requeue_jobs_that_resume_from_their_checkpoints(
