@@ -286,3 +286,36 @@ def test_time_limit_signal_and_preemption_requeue_jobs_that_resume_from_their_ch
     trace = (run_dir / "trace.log").read_text()
     assert trace.count("requeued") >= 2 and "SLURM_RESTART_COUNT=1" in trace
     assert len(journal_events(run_dir, "job_started")) == 2
+
+
+def test_ctrl_c_cancels_the_slurm_jobs_after_their_checkpoint_and_resume_finishes_the_run(
+        slurm_cluster, fake_mmar, cancel_afterwards):
+    set_epoch_seconds(fake_mmar, 2.0)
+    run_dir = fake_mmar / "automl" / "int"
+    cancel_afterwards.append(run_dir)
+    args = ["--run-id", "int", "--backend", "slurm", *FAST, "--slurm-max-jobs", "2"]
+    tool = start_run(fake_mmar, *args)
+    assert wait_for(lambda: (run_dir / JOURNAL).exists() and len(journal_events(run_dir, "metrics")) >= 2,
+                    timeout=120)
+    tool.send_signal(signal.SIGINT)
+    out, err = tool.communicate(timeout=120)
+    assert tool.returncode == 130, err
+    # the tool waited for its jobs: cancelled and ended, nothing left in the queue
+    jobs = run_slurm_jobs(run_dir)
+    assert len(jobs) == 2 and all(state == "CANCELLED" for ids in jobs.values() for _, state in ids), jobs
+    view = RunView.load(run_dir)
+    assert [j.status for j in view.jobs.values()] == ["interrupted"] * 2
+    for name in jobs:
+        assert "SIGTERM (preempted, requeued or cancelled): checkpointing" in (run_dir / name / "train.log").read_text()
+
+    set_epoch_seconds(fake_mmar, 0.05)
+    again = run_cli("run", "-m", str(fake_mmar), *args, "--resume")
+    assert again.returncode == 0, again.stderr[-3000:]
+    view = RunView.load(run_dir)
+    assert view.status == "completed" and len(view.jobs) == 4
+    assert all(j.status == "completed" and sorted(j.epochs) == [1, 2, 3] for j in view.jobs.values())
+    # the interrupted jobs ran again as attempt 2 (new folders, new SLURM jobs) from their checkpoints
+    assert sorted(j.name.split("_")[1] for j in view.jobs.values()) == ["1", "1", "2", "2"]
+    for job in view.jobs.values():
+        if job.name.split("_")[1] == "2":
+            assert "resume at 0" not in (Path(job.directory) / "train.log").read_text()
