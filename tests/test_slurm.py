@@ -230,3 +230,11 @@ def test_slurm_executor_args_in_config_are_checked_and_name_the_file(fake_mmar):
     result = run_cli("run", "-m", str(fake_mmar), "--run-id", "x")
     assert result.returncode == 2
     assert "config_automl.json: $.executor.args: bad executor.args.mem 'lots'" in result.stderr
+
+
+def test_without_the_slurm_commands_the_slurm_backend_is_a_usage_error(fake_mmar, tmp_path):
+    result = run_cli("run", "-m", str(fake_mmar), "--run-id", "x", "--backend", "slurm",
+                     env={"PATH": str(tmp_path)})
+    assert result.returncode == 2, result.stderr
+    assert "missing: sbatch, squeue, scontrol, scancel" in result.stderr
+    assert not (fake_mmar / "automl" / "x").exists()
