@@ -53,9 +53,11 @@ def cli() -> None:
 @click.option("--slurm-gres", help="sbatch --gres of one job ('' for none).  [default: gpu:1]")
 @click.option("--slurm-cpus", type=int, help="sbatch --cpus-per-task of one job.  [default: 1]")
 @click.option("--slurm-mem", help="sbatch --mem of one job, e.g. 16G.")
-@click.option("--slurm-sbatch", multiple=True, help="More sbatch options, one per use, e.g. --slurm-sbatch=--constraint=a100.")
+@click.option("--slurm-sbatch", multiple=True,
+              help="More sbatch options, one per use, e.g. --slurm-sbatch=--constraint=a100.")
 @click.option("--slurm-max-jobs", type=int, help="The most SLURM jobs queued or running at once.  [default: 4]")
-@click.option("--slurm-setup", help="Shell lines run before the trainer (module load, venv activation); @FILE reads a file.")
+@click.option("--slurm-setup",
+              help="Shell lines run before the trainer (module load, venv activation); @FILE reads a file.")
 @click.option("--slurm-signal-seconds", type=int,
               help="Seconds before the time limit at which a job checkpoints and requeues (0: never).  [default: 120]")
 @click.option("--slurm-poll-seconds", type=float, help="Seconds between squeue calls.  [default: 5]")

@@ -28,8 +28,8 @@ from typing import Any, Callable, Protocol
 from ..errors import AutomlError, UsageError
 from .base import Backend, Job, JobExit, JobSpec, MetricsReport
 from .local import LocalBackend, _tail
-from .slurm_script import (EXIT_FILE, RECORD_FILE, SCRIPT_FILE, SUBMITTING_FILE, SlurmOptions, is_alive, job_name, map_state,
-                           render_script, sbatch_argv)
+from .slurm_script import (EXIT_FILE, RECORD_FILE, SCRIPT_FILE, SUBMITTING_FILE, SlurmOptions, job_name,
+                           map_state, is_alive, render_script, sbatch_argv)
 
 COMMANDS = ("sbatch", "squeue", "scontrol", "scancel")
 _TIMEOUT = 60  # seconds a SLURM command may take (a loaded slurmctld is slow, not dead)
