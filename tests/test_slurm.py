@@ -238,3 +238,103 @@ def test_without_the_slurm_commands_the_slurm_backend_is_a_usage_error(fake_mmar
     assert result.returncode == 2, result.stderr
     assert "missing: sbatch, squeue, scontrol, scancel" in result.stderr
     assert not (fake_mmar / "automl" / "x").exists()
+
+
+@pytest.fixture
+def fake_slurm(tmp_path, monkeypatch):
+    """sbatch/squeue/scontrol/scancel stand-ins on PATH: squeue prints states.txt, scontrol
+    the job's line of show.txt, sbatch hands out ids from 101, scancel logs its arguments."""
+    bin_dir, state = tmp_path / "fakebin", tmp_path / "fakeslurm"
+    bin_dir.mkdir()
+    state.mkdir()
+    scripts = {
+        "sbatch": 'n=$(cat "$S/next" 2>/dev/null || echo 101); echo $((n + 1)) > "$S/next"; echo "$@" >> "$S/sbatch.log"; echo "$n"',
+        "squeue": 'cat "$S/states.txt" 2>/dev/null; true',
+        "scontrol": 'grep "^JobId=$4 " "$S/show.txt" 2>/dev/null; true',
+        "scancel": 'echo "$@" >> "$S/scancel.log"',
+    }
+    for name, body in scripts.items():
+        path = bin_dir / name
+        path.write_text(f"#!/bin/bash\nS={state}\n{body}\n")
+        path.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return state
+
+
+def _backend(tmp_path, traced):
+    from automl_cli.backends.base import Job, JobSpec
+    from automl_cli.backends.slurm import SlurmBackend
+
+    class Folders:
+        def job_dir(self, job):
+            return tmp_path / "run" / job.name
+
+        def prepare(self, job):
+            directory = self.job_dir(job)
+            (directory / "models").mkdir(parents=True)
+            return self.adopt(job)
+
+        def adopt(self, job):
+            directory = self.job_dir(job)
+            return JobSpec(job.job_id, job.name, directory, ["true"], {}, directory / "train.log",
+                           directory / "models" / "metrics.jsonl")
+
+    backend = SlurmBackend(Folders(), SlurmOptions(poll_seconds=0.1), "run",
+                           trace=lambda message, **kw: traced.append(message))
+    jobs = [Job(i, f"W{i}_1_J{i}", i, Worker(i, ()), {}, 0, 2) for i in (1, 2, 3, 4)]
+    return backend, jobs
+
+
+def _poll(backend, state, lines, show=""):
+    (state / "states.txt").write_text("".join(line + "\n" for line in lines))
+    (state / "show.txt").write_text(show)
+    backend.last_query = 0.0
+    return backend.poll()
+
+
+def test_slurm_states_reach_the_engine_as_exits_with_the_trainer_s_code_or_slurm_s(fake_slurm, tmp_path):
+    traced = []
+    backend, jobs = _backend(tmp_path, traced)
+    ids = [backend.start(job)["slurm_job_id"] for job in jobs]
+    assert ids == ["101", "102", "103", "104"]
+    assert "--requeue" in (fake_slurm / "sbatch.log").read_text()
+    running = [f"{i}|RUNNING|None" for i in ids]
+    assert _poll(backend, fake_slurm, running) == []
+    # a requeue: back to PENDING, then RUNNING again, with the restart count in the trace
+    assert _poll(backend, fake_slurm, [f"101|PENDING|BeginTime", *running[1:]]) == []
+    assert _poll(backend, fake_slurm, running, show="JobId=101 JobState=RUNNING Restarts=1 ExitCode=0:0") == []
+    assert any("requeued" in t for t in traced) and any("SLURM_RESTART_COUNT=1" in t for t in traced)
+    # epochs the job writes come as metrics before its exit
+    (tmp_path / "run" / "W1_1_J1" / "models" / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
+    (tmp_path / "run" / "W3_1_J3" / "slurm_exit").write_text("3\n")
+    events = _poll(backend, fake_slurm, ["101|COMPLETED|None", "102|TIMEOUT|TimeLimit", "103|FAILED|NonZeroExitCode",
+                                         "104|RUNNING|None"], show="JobId=102 ExitCode=0:15 Restarts=0")
+    assert [e.values["epoch"] for e in events if isinstance(e, MetricsReport)] == [1, 2]
+    exits = {e.job_id: e for e in events if isinstance(e, JobExit)}
+    assert exits[1].returncode == 0
+    assert exits[2].returncode == -15 and exits[2].log_tail[-1] == \
+        "automl-slurm: SLURM job 102 ended TIMEOUT (TimeLimit)"
+    assert exits[3].returncode == 3  # the trainer's own status, from the job folder
+    assert backend.running() == [4]
+    # the tool's own cancel is a stop; a job gone from squeue ends with the status it left
+    backend.stop(4)
+    assert (fake_slurm / "scancel.log").read_text().split() == ["104"]
+    events = _poll(backend, fake_slurm, ["104|CANCELLED|None"])
+    assert [(e.returncode, e.stop_requested) for e in events] == [(-15, True)]
+
+
+def test_preempted_waits_for_the_requeue_and_a_vanished_job_is_not_ended_at_once(fake_slurm, tmp_path,
+                                                                                  monkeypatch):
+    import automl_cli.backends.slurm as slurm_module
+
+    backend, jobs = _backend(tmp_path, [])
+    backend.start(jobs[0])
+    backend.start(jobs[1])
+    assert _poll(backend, fake_slurm, ["101|PREEMPTED|None", "102|RUNNING|None"]) == []
+    assert _poll(backend, fake_slurm, ["101|PENDING|BeginTime"]) == []  # 102 missing once: not ended yet
+    monkeypatch.setattr(slurm_module, "_PREEMPTED_GRACE", 0.0)  # a PreemptMode=CANCEL cluster
+    events = _poll(backend, fake_slurm, ["101|PREEMPTED|None"])
+    assert [(e.job_id, e.returncode != 0) for e in events] == [(1, True)]
+    (tmp_path / "run" / "W2_1_J2" / "slurm_exit").write_text("0\n")
+    events = _poll(backend, fake_slurm, [])
+    assert [(e.job_id, e.returncode) for e in events] == [(2, 0)]

@@ -273,6 +273,7 @@ class SlurmBackend(Backend):
             job.preempted_since = job.preempted_since or now
             if now - job.preempted_since < _PREEMPTED_GRACE:
                 return None
+            return self._exit(job_id, job, state, reason)  # never requeued: final after all
         else:
             job.preempted_since = None
         if is_alive(ours):
@@ -291,19 +292,21 @@ class SlurmBackend(Backend):
         script recorded it, else SLURM's; a job that did not complete is never 0."""
         ours = map_state(state)
         code = _read_exit(job.spec.directory)
-        if code is None and state != "GONE":
-            code = _exit_code(show_job(job.slurm_id).get("ExitCode", ""))
         if ours == "completed":
             code = 0 if code is None else code
-        elif job.stop_requested and ours == "cancelled":
-            code = code if code not in (None, 0) else -15
-        elif not code:
-            code = 1
+        elif state == "GONE":  # purged from squeue: the job folder is all there is
+            code = 1 if code is None else code
+        else:
+            if code is None:
+                code = _exit_code(show_job(job.slurm_id).get("ExitCode", ""))
+            if job.stop_requested and ours == "cancelled":
+                code = code if code not in (None, 0) else -15
+            elif not code:
+                code = 1  # TIMEOUT, NODE_FAIL, ... can report 0:0: it did not complete all the same
         tail = _tail(job.spec.log_file)
-        if ours != "completed":
+        if code != 0 or (ours != "completed" and state != "GONE"):
             tail.append(f"automl-slurm: SLURM job {job.slurm_id} ended {state}" + (f" ({reason})" if reason and
                                                                                    reason != "None" else ""))
-        if ours != "completed":  # the engine reports a completed job with its score
             self.trace(f"job {job.spec.name}: SLURM job {job.slurm_id} ended {state}",
                        level="INFO" if job.stop_requested else "WARN")
         return JobExit(job_id, code, job.stop_requested, tail)
