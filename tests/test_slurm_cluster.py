@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -52,11 +53,15 @@ def slurm_id(job_dir: Path) -> str:
 
 
 def journal_events(run_dir: Path, kind: str) -> list[dict]:
-    journal = Journal(run_dir / JOURNAL)
+    """The run's journal events of `kind`; none while the tool is still creating the journal."""
     try:
-        return [e.data for e in journal.events() if e.kind == kind]
-    finally:
-        journal.close()
+        journal = Journal(run_dir / JOURNAL, readonly=True)
+        try:
+            return [e.data for e in journal.events() if e.kind == kind]
+        finally:
+            journal.close()
+    except sqlite3.OperationalError:  # the file exists, its table not yet
+        return []
 
 
 @pytest.fixture
@@ -88,7 +93,7 @@ def test_hyperband_runs_4_gpu_jobs_at_a_time_survives_a_requeue_and_matches_the_
                      "gpu:1", *FAST, *HYPERBAND)
 
     def promoted_mid_training():
-        if not (run_dir / JOURNAL).exists():
+        if not journal_events(run_dir, "job_started"):
             return None
         jobs = RunView.load(run_dir).jobs.values()
         return next((j for j in jobs if j.start_epoch > 0 and j.start_epoch < j.epoch < j.stop_epoch - 1), None)
