@@ -43,8 +43,27 @@ def cli() -> None:
 @click.option("--set", "use_set", is_flag=True,
               help="Read the following KEY=VALUE words as settings, as Clara's script passes them: "
                    "run_id, workers, traceout, trainconf, automlconf, algorithm, seed, or any algorithm parameter.")
+@click.option("--backend", type=click.Choice(["local", "slurm"]),
+              help="Where jobs run: processes here, or one sbatch job each (see docs/slurm.md).  "
+                   "[default: local, or slurm with executor SlurmExecutor]")
+@click.option("--slurm-partition", help="sbatch --partition.")
+@click.option("--slurm-account", help="sbatch --account.")
+@click.option("--slurm-qos", help="sbatch --qos.")
+@click.option("--slurm-time", help="sbatch --time, the time limit of one job, e.g. 4:00:00 (jobs requeue at it).")
+@click.option("--slurm-gres", help="sbatch --gres of one job ('' for none).  [default: gpu:1]")
+@click.option("--slurm-cpus", type=int, help="sbatch --cpus-per-task of one job.  [default: 1]")
+@click.option("--slurm-mem", help="sbatch --mem of one job, e.g. 16G.")
+@click.option("--slurm-sbatch", multiple=True,
+              help="More sbatch options, one per use, e.g. --slurm-sbatch=--constraint=a100.")
+@click.option("--slurm-max-jobs", type=int, help="The most SLURM jobs queued or running at once.  [default: 4]")
+@click.option("--slurm-setup",
+              help="Shell lines run before the trainer (module load, venv activation); @FILE reads a file.")
+@click.option("--slurm-signal-seconds", type=int,
+              help="Seconds before the time limit at which a job checkpoints and requeues (0: never).  [default: 120]")
+@click.option("--slurm-poll-seconds", type=float, help="Seconds between squeue calls.  [default: 5]")
 @click.argument("pairs", nargs=-1, metavar="[KEY=VALUE]...")
-def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resume, use_set, pairs) -> None:
+def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resume, use_set, pairs, backend,
+        **slurm_flags) -> None:
     """Run a search: train the configurations the algorithm picks, keep the best."""
     from .run import run_search
     from .runconfig import load_mmar, parse_set_pairs, settings_for_run
@@ -58,7 +77,8 @@ def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resum
     settings, _ = settings_for_run(
         loaded, run_id=run_id or values.get("run_id"),
         workers=workers if workers is not None else values.get("workers"),
-        algorithm=algorithm or values.get("algorithm"), traceout=traceout, set_values=values, warn=_warn)
+        algorithm=algorithm or values.get("algorithm"), traceout=traceout, set_values=values, warn=_warn,
+        backend=backend, slurm=_slurm_values(slurm_flags))
     click.echo(f"automl: MMAR {loaded.mmar.root}; configs {loaded.train_path.name}, {loaded.automl_path.name}")
     click.echo(f"automl: run folder {settings.run_dir}")
     algo = get_algorithm(settings.algorithm)(settings.space, max_epochs=settings.max_epochs, seed=settings.seed,
@@ -68,6 +88,19 @@ def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resum
     best = view.best()
     click.echo(f"best {view.metric_name} {best.metric:.4f} from {best.name}; config and weights in "
                f"{settings.run_dir / 'best'}")
+
+
+def _slurm_values(flags: dict) -> dict:
+    """--slurm-* flags as SlurmOptions fields (None: not given)."""
+    values = {key[len("slurm_"):]: value for key, value in flags.items()}
+    values["extra"] = list(values.pop("sbatch")) or None
+    setup = values.get("setup")
+    if setup is not None and setup.startswith("@"):
+        try:
+            values["setup"] = Path(setup[1:]).read_text()
+        except OSError as exc:
+            raise UsageError(f"bad --slurm-setup '{setup}': cannot read {setup[1:]}: {exc.strerror}") from None
+    return values
 
 
 def _print_leaderboard(view, limit: int = 10) -> None:

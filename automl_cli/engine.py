@@ -69,6 +69,8 @@ class Engine:
         self.stop_reason: dict[int, str] = {}
         self.requests: dict[int, JobRequest] = {}  # job id -> the request it runs
         self.relaunch: list[Job] = []  # jobs a resumed run starts again first
+        self.reattached: list[Job] = []  # jobs a resumed run found still with the backend
+        self.repeating: set[int] = set()  # jobs now reporting epochs already counted
         self.resumed = False
         self.stopped_unfinished: list[Job] = []
         self.unstarted: list[JobRequest] = []
@@ -122,6 +124,7 @@ class Engine:
         calls in the same order (so it makes the decisions it would have made). Jobs that
         were running when the run stopped are started again first, from their checkpoints."""
         workers = {w.name: w for w in self.s.workers}
+        placed: dict[int, dict[str, Any]] = {}  # job id -> its last job_started event
         pending: list[int] = []  # trials of the last suggest call, waiting for their job_started
         suggested: dict[int, JobRequest] = {}
         for event in events:
@@ -143,6 +146,7 @@ class Engine:
                     pending.remove(d["trial_id"])
                     self.requests[job_id] = request
                 self.relaunch = [j for j in self.relaunch if j.job_id != job_id]
+                placed[job_id] = d
                 worker = workers.get(d["worker"]) or self.s.workers[0]
                 self.jobs[job_id] = Job(job_id, d["name"], d["trial_id"], worker, d["params"], d["start_epoch"],
                                         d["stop_epoch"], d.get("attempt", 1))
@@ -166,9 +170,17 @@ class Engine:
         # asked for but never started (the tool died in between): start them as new jobs
         self.unstarted = [suggested[t] for t in pending if t in suggested]
         unfinished = sorted([*self.relaunch, *self.jobs.values()], key=lambda j: j.job_id)
+        running = {j.job_id for j in self.jobs.values()}
+        self.jobs = {}
+        # a job still with the backend (a SLURM job outlives the tool) is followed, not run twice
+        self.reattached = [j for j in unfinished if j.job_id in running and self.backend.reattach(j, placed[j.job_id])]
+        for job in self.reattached:
+            self.jobs[job.job_id] = job
+            if job.worker in self.free:
+                self.free.remove(job.worker)
+        unfinished = [j for j in unfinished if j not in self.reattached]
         self.relaunch = [j for j in unfinished if j.job_id not in self.stop_reason]
         self.stopped_unfinished = [j for j in unfinished if j.job_id in self.stop_reason]
-        self.jobs = {}
         self.resumed = True
 
     def finish(self, published: Callable[[JobView], str] | None = None) -> JobView:
@@ -193,12 +205,18 @@ class Engine:
     def _start(self) -> None:
         s = self.s
         if self.resumed:
-            self._record("run_resumed", relaunched=[j.job_id for j in self.relaunch])
+            self._record("run_resumed", relaunched=[j.job_id for j in self.relaunch],
+                         reattached=[j.job_id for j in self.reattached])
+            for job in self.reattached:
+                if job.job_id in self.stop_reason:  # asked to stop before the tool died: ask again
+                    self.backend.stop(job.job_id)
             for job in self.stopped_unfinished:
                 self.jobs[job.job_id] = job
                 self.algorithm.on_finished(self._record_exit(JobExit(job.job_id, -15, True), free_worker=False))
             self.trace(f"run {s.run_id} resumed from its journal: {len(self.view.jobs)} job(s) known, "
-                       f"{len(self.relaunch)} to continue from their checkpoints", key=True)
+                       f"{len(self.relaunch)} to continue from their checkpoints"
+                       + (f", {len(self.reattached)} re-attached where they are" if self.reattached else ""),
+                       key=True)
             return
         workers = [{"name": w.name, "gpus": list(w.gpus)} for w in s.workers]
         space = [{"name": p.name, "domain": p.domain, "type": p.kind, "range": p.describe(), "source": p.source}
@@ -249,7 +267,7 @@ class Engine:
                      start_epoch=job.start_epoch, stop_epoch=job.stop_epoch, note=request.note,
                      bracket=request.bracket, rung=request.rung, attempt=attempt,
                      copy_from_job=request.copy_from_job, **placed)
-        where = f"GPUs {placed['devices']}" if placed.get("devices") else "CPU"
+        where = placed.get("where") or (f"GPUs {placed['devices']}" if placed.get("devices") else "CPU")
         self.trace(f"job {job.name} started on {worker.name} ({where}): trial {job.trial_id}, epochs "
                    f"{job.start_epoch}->{job.stop_epoch}, {format_params(job.params)}"
                    + (f" [{request.note}]" if request.note else ""), key=True)
@@ -270,6 +288,15 @@ class Engine:
             self.trace(f"job {job.name}: ignored a metrics line without an integer epoch: {json.dumps(values)[:200]}",
                        level="WARN")
             return None
+        if epoch <= job.epoch:
+            # a job restarted from an older checkpoint (requeued, preempted, re-attached after
+            # the tool died) reports epochs again: each epoch counts once, as first reported
+            if job_id not in self.repeating:
+                self.repeating.add(job_id)
+                self.trace(f"job {job.name}: epoch {epoch} reported again (the job restarted, or was re-attached); "
+                           f"epochs up to {job.epoch} are already counted and their repeats ignored")
+            return None
+        self.repeating.discard(job_id)
         self._record("metrics", job_id=job_id, epoch=epoch, values=values)
         loss = self._score_epoch(job_id, values)
         if job_id in self.job_nan and job_id not in self.stop_reason:

@@ -21,6 +21,7 @@ from typing import Any
 from .algorithms.base import Algorithm
 from .backends.base import Job, JobSpec
 from .backends.local import LocalBackend, kill_stale_group
+from .backends.slurm_script import SlurmOptions
 from .engine import Engine, EngineSettings
 from .errors import Interrupted, UsageError
 from .mmar import MMAR, clone_job, write_json_atomic
@@ -57,6 +58,8 @@ class RunSettings:
     grace_seconds: float = 30.0
     max_retries: int = 1
     config_files: dict[str, str] = field(default_factory=dict)
+    backend: str = "local"  # "local" | "slurm"
+    slurm: SlurmOptions | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -78,9 +81,19 @@ class MMARJobs:
         self.trial_dirs: dict[int, Path] = {}  # each trial's latest job folder: where its checkpoint is
         self.job_dirs: dict[int, Path] = {}  # every job's latest folder (a donor for PBT's exploit)
 
+    def job_dir(self, job: Job) -> Path:
+        return self.s.run_dir / job.name
+
+    def adopt(self, job: Job) -> JobSpec:
+        """The spec of a job whose folder a backend found already submitted (SLURM jobs
+        outlive the tool): bookkeeping only, the folder is left as it is."""
+        job_dir = self.job_dir(job)
+        self.trial_dirs[job.trial_id] = self.job_dirs[job.job_id] = job_dir
+        return self._spec(job, job_dir)
+
     def prepare(self, job: Job) -> JobSpec:
         s = self.s
-        job_dir = s.run_dir / job.name
+        job_dir = self.job_dir(job)
         if job_dir.exists():  # made by a run that died before journaling the job: nothing refers to it
             shutil.rmtree(job_dir)
         config = s.space.apply(s.train_config, job.params, remove_search=s.remove_search_augs)
@@ -91,6 +104,10 @@ class MMARJobs:
         elif previous is not None:  # a promotion, a retry or a resumed job continues its trial
             carry_checkpoint(previous, job_dir)
         self.trial_dirs[job.trial_id] = self.job_dirs[job.job_id] = job_dir
+        return self._spec(job, job_dir)
+
+    def _spec(self, job: Job, job_dir: Path) -> JobSpec:
+        s = self.s
         env = dict(os.environ)
         env.update({"CUDA_VISIBLE_DEVICES": device_env(job.worker, s.have_gpus), "MMAR_ROOT": str(job_dir),
                     "AUTOML_METRICS_FILE": str(job_dir / METRICS_FILE), "AUTOML_JOB_NAME": job.name,
@@ -130,12 +147,19 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
     trace = Trace(run_dir, settings.traceout, live=live)
     status = _StatusWriter(run_dir, trace)
     jobs = MMARJobs(settings)
+    if settings.backend == "slurm":
+        from .backends.slurm import SlurmBackend
+
+        backend = SlurmBackend(jobs, settings.slurm or SlurmOptions(), settings.run_id, trace=trace,
+                               grace_seconds=settings.grace_seconds)
+    else:
+        backend = LocalBackend(jobs.prepare, settings.grace_seconds)
     engine = Engine(
         EngineSettings(settings.run_id, settings.algorithm, settings.space, settings.workers, settings.metric,
                        settings.direction, settings.max_epochs, max_retries=settings.max_retries,
                        info={"mmar": str(settings.mmar.root), "device": "gpu" if settings.have_gpus else "cpu",
-                             "config_files": settings.config_files}),
-        algorithm, LocalBackend(jobs.prepare, settings.grace_seconds), journal, trace=trace, refresh=status)
+                             "config_files": settings.config_files, "backend": settings.backend}),
+        algorithm, backend, journal, trace=trace, refresh=status)
     if resume:
         _check_same_run(settings, algorithm, history)
         ended = {e.data["job_id"] for e in history if e.kind == "job_finished"}
@@ -149,6 +173,8 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
         engine.resume(history)
     where = ", ".join(f"{w.name} on {'GPUs ' + ','.join(map(str, w.gpus)) if settings.have_gpus else 'CPU'}"
                       for w in settings.workers)
+    if settings.backend == "slurm":
+        where = f"up to {len(settings.workers)} SLURM jobs at a time"
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         trace(f"workers: {where}", key=True)
@@ -235,6 +261,8 @@ def _check_same_run(settings: RunSettings, algorithm: Algorithm, history) -> Non
     now = {"algorithm": settings.algorithm, "params": algorithm.params, "seed": algorithm.seed,
            "metric": settings.metric, "direction": settings.direction, "max_epochs": settings.max_epochs,
            "space": [p.name for p in settings.space.params]}
+    if "backend" in started:  # SLURM jobs of the run are re-attached only by the SLURM backend
+        now["backend"] = settings.backend
     then = {**{k: started.get(k) for k in now}, "space": [p["name"] for p in started.get("space", [])]}
     for key in now:
         if json.loads(json.dumps(now[key])) != then[key]:

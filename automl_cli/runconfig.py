@@ -16,6 +16,8 @@ from .errors import ConfigError, UsageError
 from .mmar import AUTOML_CONFIG, MMAR, TRAIN_CONFIG
 from .customize import customize
 from .space import SearchSpace, parse_search_space
+from .backends.slurm import check_commands
+from .backends.slurm_script import SlurmOptions
 from .workers import Worker, check_against_devices, count_gpus, parse_workers
 
 # --set keys that are settings of the run rather than algorithm parameters
@@ -92,18 +94,54 @@ def controller(loaded: Loaded, override: str | None) -> tuple[str, dict[str, Any
     return name, args
 
 
+# executor.args every executor understands; SlurmExecutor's other args are SLURM options
+_EXECUTOR_ARGS = {"train_command", "remove_search_augs", "grace_seconds"}
+EXECUTORS = {"MMARExecutor": "local", "SlurmExecutor": "slurm"}
+
+
+def slurm_options(loaded: Loaded, executor: dict, given: dict[str, Any]) -> SlurmOptions:
+    """SlurmExecutor's args in config_automl.json, overridden by the --slurm-* options."""
+    from_config = {k: v for k, v in (executor.get("args") or {}).items() if k not in _EXECUTOR_ARGS} \
+        if executor.get("name") == "SlurmExecutor" else {}
+    try:
+        SlurmOptions.from_dict(from_config, where="executor.args.")
+    except UsageError as exc:
+        raise ConfigError(loaded.automl_path, ["executor", "args"], str(exc)) from None
+    return SlurmOptions.from_dict({**from_config, **{k: v for k, v in given.items() if v is not None}})
+
+
 def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None, algorithm: str | None,
-                     traceout: str | None, set_values: dict[str, Any], warn) -> tuple[RunSettings, list[Worker]]:
+                     traceout: str | None, set_values: dict[str, Any], warn, backend: str | None = None,
+                     slurm: dict[str, Any] | None = None) -> tuple[RunSettings, list[Worker]]:
     """The RunSettings of `automl run`, with every input checked before anything starts."""
     if not run_id:
         raise UsageError("no run id: give --run-id ID or --set run_id=ID")
     if "/" in run_id or run_id in (".", "..") or not run_id.strip():
         raise UsageError(f"bad run id '{run_id}': it names a folder under automl/, so no '/'")
-    workers = "0" if workers is None else workers
-    worker_list = parse_workers(workers)
-    n_gpus = count_gpus()
-    if n_gpus:
-        check_against_devices(worker_list, n_gpus)
+    executor = (loaded.automl_doc.get("executor") or {})
+    if executor.get("name", "MMARExecutor") not in EXECUTORS:
+        raise ConfigError(loaded.automl_path, ["executor", "name"],
+                          f"unknown executor '{executor.get('name')}' (known: {', '.join(EXECUTORS)})")
+    backend = backend or EXECUTORS[executor.get("name", "MMARExecutor")]
+    options = None
+    if backend == "slurm":
+        # the tool runs on a login node: SLURM places jobs on GPUs (--gres), so the workers
+        # are slots, one per SLURM job queued or running at a time
+        options = slurm_options(loaded, executor, slurm or {})
+        check_commands()
+        given_workers = workers
+        workers = ":".join("0" for _ in range(options.max_jobs))
+        worker_list = [Worker(i, ()) for i in range(1, options.max_jobs + 1)]
+        n_gpus = 0
+    else:
+        if any(v is not None for v in (slurm or {}).values()):
+            raise UsageError("--slurm-* options need --backend slurm (or executor SlurmExecutor in config_automl.json)")
+        given_workers = None
+        workers = "0" if workers is None else workers
+        worker_list = parse_workers(workers)
+        n_gpus = count_gpus()
+        if n_gpus:
+            check_against_devices(worker_list, n_gpus)
 
     name, params = controller(loaded, algorithm)
     algo_cls = get_algorithm(name)
@@ -118,10 +156,6 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
         raise UsageError(f"automl_max_retries must be an integer >= 0, got {retries!r}")
     resolve_params(algo_cls, params)  # fail now, not after the run folder exists
 
-    executor = (loaded.automl_doc.get("executor") or {})
-    if executor.get("name", "MMARExecutor") != "MMARExecutor":
-        raise ConfigError(loaded.automl_path, ["executor", "name"],
-                          f"unknown executor '{executor.get('name')}' (known: MMARExecutor)")
     exec_args = executor.get("args") or {}
     if "train_command" in exec_args:
         try:
@@ -131,7 +165,10 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
     else:
         command = list(DEFAULT_TRAIN_COMMAND)
     # warnings only once every check has passed, so an error stays one line
-    if n_gpus == 0:
+    if backend == "slurm" and given_workers is not None:
+        warn(f"--workers '{given_workers}' is ignored with --backend slurm: up to {options.max_jobs} SLURM jobs "
+             "(--slurm-max-jobs) run at a time, each on the GPUs of --slurm-gres")
+    elif n_gpus == 0:
         warn(f"no GPU visible: running {len(worker_list)} CPU worker(s) for the spec '{workers}'")
     if loaded.automl_doc.get("handlers"):
         names = ", ".join(h.get("name") or h.get("path", "?") for h in loaded.automl_doc["handlers"])
@@ -144,5 +181,6 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
         traceout=traceout or "file", train_command=command, max_retries=retries,
         remove_search_augs=bool(exec_args.get("remove_search_augs", True)),
         grace_seconds=float(exec_args.get("grace_seconds", 30.0)),
-        config_files={"train": str(loaded.train_path), "automl": str(loaded.automl_path)})
+        config_files={"train": str(loaded.train_path), "automl": str(loaded.automl_path)},
+        backend=backend, slurm=options)
     return settings, worker_list

@@ -89,3 +89,42 @@ def job_processes(marker: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+SLURM_CLUSTER = ROOT / "scripts" / "slurm" / "cluster.sh"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The local single-node SLURM cluster of scripts/slurm/cluster.sh, started (or found
+    running) once per session; the SLURM tests skip, saying why, where none can be started.
+    A cluster this fixture started is stopped at the end, after its jobs are cancelled."""
+    import shutil
+
+    state_dir = Path(os.environ.get("AUTOML_SLURM_DIR", "/tmp/automl-slurm"))
+    conf = state_dir / "slurm.conf"
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    status = subprocess.run(["bash", str(SLURM_CLUSTER), "status"], capture_output=True, text=True, env=env)
+    started_here = status.returncode != 0
+    if started_here:
+        if os.geteuid() != 0:
+            pytest.skip("no SLURM cluster: scripts/slurm/cluster.sh must run as root to start one")
+        if shutil.which("slurmctld") is None and shutil.which("apt-get") is None:
+            pytest.skip("no SLURM cluster: slurmctld is not installed and there is no apt-get to install it")
+        try:
+            start = subprocess.run(["bash", str(SLURM_CLUSTER), "start"], capture_output=True, text=True, env=env,
+                                   timeout=300)
+        except subprocess.TimeoutExpired:
+            pytest.skip("no SLURM cluster: scripts/slurm/cluster.sh start took more than 300 s")
+        if start.returncode != 0:
+            pytest.skip(f"no SLURM cluster: {(start.stderr or start.stdout).strip().splitlines()[-1:]}")
+    previous = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = str(conf)  # for the tests' own squeue/scontrol and every automl they start
+    yield {"dir": state_dir, "conf": conf}
+    if previous is None:
+        os.environ.pop("SLURM_CONF", None)
+    else:
+        os.environ["SLURM_CONF"] = previous
+    if started_here:  # jobs first: processes outside cgroups would outlive the daemons
+        subprocess.run(["bash", "-c", "scancel $(squeue -h -o %i) 2>/dev/null; sleep 1"], env=env)
+        subprocess.run(["bash", str(SLURM_CLUSTER), "stop"], capture_output=True, env=env)

@@ -142,23 +142,26 @@ def test_the_metrics_file_comes_from_the_argument_else_the_environment(tmp_path,
 # ---- SIGTERM ---------------------------------------------------------------------------
 
 
-def test_sigterm_mid_epoch_stops_at_a_batch_keeps_the_last_epoch_and_restores_the_handler(tmp_path, monkeypatch):
+# SIGUSR1 is SLURM's time-limit warning (--signal=USR1@N): the same checkpoint-and-stop
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
+def test_sigterm_mid_epoch_stops_at_a_batch_keeps_the_last_epoch_and_restores_the_handler(tmp_path, monkeypatch,
+                                                                                         sig):
     config = small_config()  # 32 samples in batches of 8: four losses per epoch
     root = mmar(tmp_path)
-    before = signal.getsignal(signal.SIGTERM)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGUSR1)
     real, calls = DiceLoss.__call__, []
 
     def loss_then_sigterm_in_epoch_2(self, probs, label):
         calls.append(1)
         if len(calls) == 6:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), sig)
         return real(self, probs, label)
 
     monkeypatch.setattr(DiceLoss, "__call__", loss_then_sigterm_in_epoch_2)
     with pytest.raises(loop.TrainingInterrupted) as stopped:
         loop.train(config, root, epochs=50, **QUIET)
     assert stopped.value.epoch == 1 and len(calls) == 6  # stopped at the next batch
-    assert signal.getsignal(signal.SIGTERM) is before
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGUSR1)) == before
     assert torch.load(root / "models" / "checkpoint.pt", weights_only=True)["epoch"] == 1
     assert [r["epoch"] for r in metric_lines(root)] == [1]
 

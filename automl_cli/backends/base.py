@@ -80,6 +80,12 @@ class Backend(ABC):
     def running(self) -> list[int]:
         """Job ids still running."""
 
+    def reattach(self, job: Job, placed: dict[str, Any]) -> bool:
+        """A resumed run offers each job it saw start but not end, with what `start`
+        returned for it; True if the backend found the job still there (queued, running or
+        ended but not yet reported) and follows it again, so it is not started twice."""
+        return False
+
     def now(self) -> float:
         """The backend's clock (wall time here; virtual time in a simulation)."""
         return time.time()

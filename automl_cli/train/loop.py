@@ -186,6 +186,7 @@ class _SigtermFlag:
         self.requested = False
         self._log = log
         self._previous: Any = None
+        self._previous_usr1: Any = None
         self._installed = False
 
     def _handle(self, signum: int, frame: Any) -> None:
@@ -194,6 +195,8 @@ class _SigtermFlag:
     def __enter__(self) -> "_SigtermFlag":
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGTERM, self._handle)
+            # SLURM's time-limit warning (--signal=USR1@N) means the same: checkpoint and stop
+            self._previous_usr1 = signal.signal(signal.SIGUSR1, self._handle)
             self._installed = True
         else:
             self._log("not on the main thread: SIGTERM will not stop training at a batch boundary")
@@ -202,6 +205,7 @@ class _SigtermFlag:
     def __exit__(self, *exc: Any) -> None:
         if self._installed:
             signal.signal(signal.SIGTERM, self._previous)
+            signal.signal(signal.SIGUSR1, self._previous_usr1)
 
 
 def _save_atomic(obj: Any, path: Path) -> None:
