@@ -31,6 +31,7 @@ _JITTER = 1e-8
 _NOISE_BOUNDS = (1e-6, 1.0)  # variances, on the standardised scale
 _SIGNAL_BOUNDS = (0.05, 20.0)
 _LENGTH_BOUNDS = (1e-3, 1e3)
+_LENGTH_PRIOR_VAR = 3.0  # of log length
 _NOISE_PRIOR_CENTRE = math.log(0.03)  # log noise variance, standardised scale: validation scores are noisy
 
 
@@ -164,7 +165,7 @@ def _neg_log_posterior(theta: torch.Tensor, x: torch.Tensor, z: torch.Tensor) ->
     nll = 0.5 * (z @ alpha) + torch.log(torch.diagonal(chol)).sum()
     # priors: log length as above; log signal ~ N(0, 1); log noise ~ N(log 0.03, 3)
     mu = _length_prior_mean(dims)
-    prior = (((theta[:dims] - mu) ** 2).sum() / (2 * 3.0) + theta[dims] ** 2 / 2.0
+    prior = (((theta[:dims] - mu) ** 2).sum() / (2 * _LENGTH_PRIOR_VAR) + theta[dims] ** 2 / 2.0
              + (theta[dims + 1] - _NOISE_PRIOR_CENTRE) ** 2 / (2 * 9.0))
     return nll + prior
 
