@@ -32,6 +32,7 @@ _NOISE_BOUNDS = (1e-6, 1.0)  # variances, on the standardised scale
 _SIGNAL_BOUNDS = (0.05, 20.0)
 _LENGTH_BOUNDS = (1e-3, 1e3)
 _LENGTH_PRIOR_VAR = 3.0  # of log length
+_LENGTH_PRIOR_BASE = 0.5  # the median length scale in one dimension (unit cube)
 _NOISE_PRIOR_CENTRE = math.log(0.03)  # log noise variance, standardised scale: validation scores are noisy
 
 
@@ -39,7 +40,7 @@ def _length_prior_mean(dims: int) -> float:
     # log length ~ N(log(1/2) + log(d)/2, 3): the sqrt(d) growth of Hvarfner et al., centred
     # shorter than their sqrt(2) + log(d)/2; on the benchmark's 2-6 dimensional problems their
     # centre kept the model so smooth that searches stalled on a boundary of the cube.
-    return math.log(0.5) + 0.5 * math.log(dims)
+    return math.log(_LENGTH_PRIOR_BASE) + 0.5 * math.log(dims)
 
 
 @contextmanager
