@@ -228,6 +228,8 @@ def test_later_brackets_breed_new_trials_at_higher_rungs_from_scratch():
     assert all(j.bracket > 1 for j in bred_high)
     for j in bred_high:
         assert "DE trial against target" in j.note
+        # parents: the best of the lower budget's whole population, not only this bracket's survivors
+        assert "-epoch population's" in j.note.split("parents:")[1]
         earlier = [k for k in jobs if k.trial_id == j.trial_id and k.job_id != j.job_id]
         assert not earlier  # a new trial, trained from scratch
     assert all(0 <= j.params["x"] <= 1 and 0 <= j.params["y"] <= 1 for j in jobs)
