@@ -30,6 +30,16 @@ def test_the_first_batch_is_a_sobol_design_that_fills_every_worker():
         assert sorted(np.floor(units[:, axis] * 8).astype(int).tolist()) == list(range(8))
 
 
+def test_bayesian_starts_from_the_same_kind_of_sobol_design_one_point_at_a_time():
+    algo = get_algorithm("bayesian")(BRANIN_SPACE, max_epochs=1, seed=0,
+                                     params={"automl_max_recommendations": 20, "automl_initial_random": 8})
+    batch = [algo.suggest(1)[0] for _ in range(8)]
+    assert all("Sobol" in r.note for r in batch)
+    units = np.array([BRANIN_SPACE.to_units(r.params) for r in batch])
+    for axis in range(2):
+        assert sorted(np.floor(units[:, axis] * 8).astype(int).tolist()) == list(range(8))
+
+
 def test_a_model_batch_is_diverse_and_each_member_says_what_it_was_penalised_by():
     algo = bfbo(automl_initial_random=6)
     finish(algo, algo.suggest(6))

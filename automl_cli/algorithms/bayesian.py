@@ -1,6 +1,7 @@
 """Bayesian optimisation: a Gaussian-process model of the loss and log expected improvement.
 
-The first few configurations are random (the GP needs points to stand on); each later one
+The first few configurations are a scrambled Sobol design (the GP needs points to stand on,
+and Sobol points cover the space evenly where random ones clump); each later one
 maximises log EI over the unit-cube encoding of the space (log ranges in log scale, enums
 one-hot), by gradient from the best of many candidates (models/acquisition.py). The GP's
 hyperparameters are refitted (MAP, models/gp.py) at every proposal while there are few
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.stats import qmc
 
 from .base import FullTrainings, ParamSpec, register
 from .models.acquisition import config_key, maximize
@@ -28,8 +30,8 @@ class GPSearch(FullTrainings):
 
     parameters = {
         "automl_max_recommendations": ParamSpec(20, "configurations to train", minimum=1),
-        "automl_initial_random": ParamSpec(0, "random configurations before the GP leads "
-                                              "(0: picked from the space's size)", minimum=0),
+        "automl_initial_random": ParamSpec(0, "configurations of the initial (Sobol) design before the GP "
+                                              "leads (0: picked from the space's size)", minimum=0),
     }
 
     def __init__(self, space, **kwargs):
@@ -38,6 +40,16 @@ class GPSearch(FullTrainings):
         self.n_initial = min(self.book.budget, self.params["automl_initial_random"] or auto)
         self.theta = None  # the last fitted hyperparameters, reused until the data has grown enough
         self.theta_points = 0
+        # one scrambled Sobol sequence for the initial design, seeded from the run's generator so it replays
+        self.sobol = qmc.Sobol(d=len(space), scramble=True, seed=int(self.rng.integers(2 ** 31)))
+
+    def initial_point(self, taken: set[str]) -> tuple[dict[str, Any], str]:
+        """The next point of the Sobol design (even cover of the space; random points clump)."""
+        for _ in range(100):  # an enum-only space repeats Sobol cells; skip configurations already run
+            config = self.space.from_units(self.sobol.random(1)[0], self.rng)
+            if config_key(config) not in taken:
+                return config, "initial design (Sobol)"
+        return self.space.sample(self.rng), "initial design (random: the Sobol cells were all taken)"
 
     def observations(self) -> tuple[list[dict[str, Any]], np.ndarray]:
         done = [(tid, loss) for tid, loss in self.book.losses.items() if loss is not None and np.isfinite(loss)]
@@ -73,7 +85,7 @@ class BayesianSearch(GPSearch):
 
     def next_config(self) -> tuple[dict, str]:
         if len(self.book.proposed) < self.n_initial:
-            return self.space.sample(self.rng), "initial random design"
+            return self.initial_point(self.seen())
         configs, losses = self.observations()
         if len(losses) < 2:
             return self.space.sample(self.rng), "random (too few finished jobs for the GP)"

@@ -27,9 +27,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import qmc
 
-from .base import JobRequest, ParamSpec, register
+from .base import JobRequest, register
 from .bayesian import GPSearch
 from .models.acquisition import config_key, maximize
 from .models.gp import GP, log_expected_improvement, one_thread
@@ -42,17 +41,6 @@ _MIN_LIPSCHITZ = 1e-7  # a flat model (L = 0) would penalise nothing; the paper 
 class BatchFirstBO(GPSearch):
     name = "bfbo"
     summary = "batch-first Bayesian optimisation: a Sobol start, then diverse batches by local penalisation"
-    parameters = {
-        **GPSearch.parameters,
-        "automl_initial_random": ParamSpec(0, "Sobol configurations before the GP leads "
-                                              "(0: picked from the space's size, rounded up to fill a batch)",
-                                           minimum=0),
-    }
-
-    def __init__(self, space, **kwargs):
-        super().__init__(space, **kwargs)
-        # one Sobol sequence for the whole run, seeded from the run's generator so it replays
-        self.sobol = qmc.Sobol(d=len(space), scramble=True, seed=int(self.rng.integers(2 ** 31)))
 
     def suggest(self, free_slots: int) -> list[JobRequest]:
         batch = self._batch(min(free_slots, self.book.remaining()))
@@ -70,12 +58,7 @@ class BatchFirstBO(GPSearch):
         return batch
 
     def _sobol_point(self, batch: list[tuple[dict, str]]) -> tuple[dict[str, Any], str]:
-        taken = self.seen() | {config_key(c) for c, _ in batch}
-        for _ in range(100):  # an enum-only space repeats Sobol cells; skip configurations already run
-            config = self.space.from_units(self.sobol.random(1)[0], self.rng)
-            if config_key(config) not in taken:
-                return config, "initial design (Sobol)"
-        return self.space.sample(self.rng), "initial design (random: the Sobol cells were all taken)"
+        return self.initial_point(self.seen() | {config_key(c) for c, _ in batch})
 
     def _penalised_batch(self, count: int, chosen: list[dict]) -> list[tuple[dict[str, Any], str]]:
         configs, losses = self.observations()
