@@ -55,7 +55,14 @@ class Journal:
         return Event(cur.lastrowid, now, kind, data)
 
     def events(self, after: int = 0) -> Iterator[Event]:
-        rows = self.db.execute("SELECT seq, time, kind, data FROM events WHERE seq > ? ORDER BY seq", (after,))
+        try:
+            rows = self.db.execute("SELECT seq, time, kind, data FROM events WHERE seq > ? ORDER BY seq", (after,))
+        except sqlite3.OperationalError as exc:
+            # a reader (automl status) that opens the journal of a run still creating it finds
+            # no table yet: no events so far, not an error
+            if "no such table" in str(exc):
+                return
+            raise
         for seq, when, kind, data in rows:
             yield Event(seq, when, kind, json.loads(data))
 

@@ -40,3 +40,16 @@ def test_a_terminal_gets_the_live_table(fake_mmar):
     assert "\x1b[" in text  # a real terminal gets the live display
     assert re.search(r"run tty · random · jobs \d/4 done · best val_mean_dice", text)
     assert "progress" in text and "W1_1_J1" in text
+
+
+def test_a_journal_still_being_created_reads_as_a_run_with_no_events_yet(tmp_path):
+    import sqlite3
+
+    from automl_cli.status import RunView
+    from automl_cli.store import JOURNAL
+
+    db = sqlite3.connect(tmp_path / JOURNAL)  # the file exists, its table not yet
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    assert RunView.load(tmp_path).jobs == {}

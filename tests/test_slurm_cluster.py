@@ -60,7 +60,7 @@ def journal_events(run_dir: Path, kind: str) -> list[dict]:
             return [e.data for e in journal.events() if e.kind == kind]
         finally:
             journal.close()
-    except sqlite3.OperationalError:  # the file exists, its table not yet
+    except sqlite3.OperationalError:  # the file does not exist yet
         return []
 
 
