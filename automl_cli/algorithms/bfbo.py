@@ -52,13 +52,10 @@ class BatchFirstBO(GPSearch):
     def _batch(self, count: int) -> list[tuple[dict[str, Any], str]]:
         batch: list[tuple[dict[str, Any], str]] = []
         while len(self.book.proposed) + len(batch) < self.n_initial and len(batch) < count:
-            batch.append(self._sobol_point(batch))
+            batch.append(self.initial_point(self.seen() | {config_key(c) for c, _ in batch}))
         if len(batch) < count:
             batch += self._penalised_batch(count - len(batch), [c for c, _ in batch])
         return batch
-
-    def _sobol_point(self, batch: list[tuple[dict, str]]) -> tuple[dict[str, Any], str]:
-        return self.initial_point(self.seen() | {config_key(c) for c, _ in batch})
 
     def _penalised_batch(self, count: int, chosen: list[dict]) -> list[tuple[dict[str, Any], str]]:
         configs, losses = self.observations()

@@ -231,7 +231,6 @@ class SuccessiveHalving(Algorithm):
 
     def _advance(self, run: _BracketRun) -> None:
         """The rung is complete: promote its best to the next rung, or close the bracket."""
-        rung = run.bracket.rungs[run.rung]
         if run.rung == len(run.bracket.rungs) - 1:
             for trial, loss in run.losses.items():
                 if loss is not None and trial not in self.stopped:
