@@ -76,7 +76,6 @@ class BOHB(SuccessiveHalving):
         self.min_points = self.params["automl_min_points_in_model"] or len(space.params) + 1
         self.n_choices = [len(p.choices) if p.is_choice else 0 for p in space.params]
         self.results: dict[int, list[tuple[np.ndarray, float]]] = {}  # epochs -> (unit point, loss)
-        self._notes: list[str] = []  # why each configuration of the bracket being opened was chosen
 
     def explain(self) -> list[str]:
         p = self.params
@@ -93,21 +92,16 @@ class BOHB(SuccessiveHalving):
         value = loss if loss is not None and not math.isnan(loss) else math.inf
         self.results.setdefault(rung.epochs, []).append((self.space.to_units(self.trials[trial_id]), value))
 
-    def new_config(self, bracket: Bracket, count: int) -> list[dict[str, Any]]:
+    def new_config(self, bracket: Bracket, count: int) -> list[tuple[dict[str, Any], str]]:
         model = self._fit()  # the results cannot change while one bracket opens
-        configs, self._notes = [], []
+        configs = []
         for _ in range(count):
             if model is None or self.rng.random() < self.params["automl_random_fraction"]:
-                configs.append(self.space.sample(self.rng))
-                self._notes.append(RANDOM_NOTE if model is None else f"{RANDOM_NOTE} (random fraction)")
+                why = RANDOM_NOTE if model is None else f"{RANDOM_NOTE} (random fraction)"
+                configs.append((self.space.sample(self.rng), f"new, {why}"))
             else:
-                configs.append(self.space.from_units(self._best_candidate(model), self.rng))
-                self._notes.append(model.describe())
+                configs.append((self.space.from_units(self._best_candidate(model), self.rng), f"new, {model.describe()}"))
         return configs
-
-    def describe_trial(self, trial_id: int, default: str) -> str:
-        # new trials are described in the order new_config made them
-        return f"{default}, {self._notes.pop(0)}" if self._notes else default
 
     # -- the model -------------------------------------------------------------------------
     def model_budget(self) -> int | None:

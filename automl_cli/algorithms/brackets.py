@@ -144,9 +144,10 @@ class SuccessiveHalving(Algorithm):
         self.stopped: set[int] = set()  # trials stopped early: never promoted
 
     # -- hooks for the model-based variants ------------------------------------------------
-    def new_config(self, bracket: Bracket, count: int) -> list[dict[str, Any]]:
-        """`count` new configurations for the first rung of `bracket`."""
-        return [self.space.sample(self.rng) for _ in range(count)]
+    def new_config(self, bracket: Bracket, count: int) -> list[tuple[dict[str, Any], str]]:
+        """`count` new configurations for the first rung of `bracket`, each with why it was
+        chosen (for the trace)."""
+        return [(self.space.sample(self.rng), "new") for _ in range(count)]
 
     def observe(self, trial_id: int, rung: Rung, loss: float | None) -> None:
         """A trial's result at a rung (for models of good and bad configurations)."""
@@ -220,10 +221,10 @@ class SuccessiveHalving(Algorithm):
         bracket = self.brackets[index]
         run = _BracketRun(bracket, index)
         first = bracket.rungs[0]
-        for params in self.new_config(bracket, first.n):
+        for params, why in self.new_config(bracket, first.n):
             trial_id = self.add_trial(params)
             run.members.append(trial_id)
-            why = self.describe_trial(trial_id, "new")
+            why = self.describe_trial(trial_id, why)
             run.queued.append(JobRequest(trial_id, params, first.epochs, 0, note=self._note(run, why),
                                          bracket=index + 1, rung=0))
         self.runs.append(run)

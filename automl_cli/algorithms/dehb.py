@@ -140,8 +140,7 @@ class DEHB(SuccessiveHalving):
         self.crossover = self.params["automl_crossover_prob"]
         self.levels = self._subpopulations(self.schedule)
         self.origins: dict[int, Origin] = {}  # bred trial -> what it competes with
-        self.random_notes: dict[int, str] = {}  # random first-rung trial -> why it is random
-        self._pending: list[Origin | str] = []  # for the trials `_open` is about to add, in order
+        self._pending: list[Origin] = []  # origins of the bred trials `_open` is about to add, in order
 
     @staticmethod
     def _subpopulations(schedule: list[Bracket]) -> dict[Fraction, Subpopulation]:
@@ -154,26 +153,22 @@ class DEHB(SuccessiveHalving):
         return dict(sorted(levels.items()))
 
     # -- hooks -----------------------------------------------------------------------------
-    def new_config(self, bracket: Bracket, count: int) -> list[dict[str, Any]]:
+    def new_config(self, bracket: Bracket, count: int) -> list[tuple[dict[str, Any], str]]:
         level = self.levels[bracket.rungs[0].resource]
         if not level.full:
             why = f"random: the {level.epochs}-epoch population has {len(level.units)} of {level.capacity}"
-            self._pending = [why] * count
-            return [self.space.sample(self.rng) for _ in range(count)]
+            self._pending = []
+            return [(self.space.sample(self.rng), why) for _ in range(count)]
         pool = level.best(count)
         bred = [self._breed(bracket.rungs[0].resource, pool, f"the {level.epochs}-epoch population's {len(pool)} best")
                 for _ in range(count)]
         self._pending = [origin for _, origin in bred]
-        return [params for params, _ in bred]
+        return [(params, "new") for params, _ in bred]  # describe_trial names the origin
 
     def add_trial(self, params: dict[str, Any]) -> int:
         trial_id = super().add_trial(params)
         if self._pending:  # `_open` adds new_config's configurations in the order returned
-            why = self._pending.pop(0)
-            if isinstance(why, Origin):
-                self.origins[trial_id] = why
-            else:
-                self.random_notes[trial_id] = why
+            self.origins[trial_id] = self._pending.pop(0)
         return trial_id
 
     def promote(self, bracket_index: int, rung: int, survivors: list[int]) -> list[int]:
@@ -214,7 +209,7 @@ class DEHB(SuccessiveHalving):
             level = self.levels[origin.level]
             return (f"DE trial against target {origin.target + 1} of {level.capacity} in the {level.epochs}-epoch "
                     f"population (trial {origin.target_trial}); parents: {origin.parents}")
-        return self.random_notes.get(trial_id, default)
+        return default
 
     def explain(self) -> list[str]:
         sizes = ", ".join(f"{level.capacity} at {level.epochs} epochs" for level in self.levels.values())
