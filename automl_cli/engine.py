@@ -51,7 +51,12 @@ class EngineSettings:
 
 class Engine:
     """Runs one search to its end. `trace(message, level=, key=)` receives the human-readable
-    events; `refresh(view)` is called after each round (status file, live table)."""
+    events; `refresh(view)` is called after each round (status file, live table).
+
+    Others act on a live run through `listeners` (each journaled event, as it happens: event
+    handlers) and `tick_hooks` (called once per loop turn with the engine: e.g. a control
+    inbox), using the control methods `request_stop`, `suspend_worker`, `resume_worker` and
+    `abort_job`. Each control is journaled, so `automl status` and the replay see it."""
 
     def __init__(self, settings: EngineSettings, algorithm: Algorithm, backend: Backend, journal: Journal, *,
                  trace: Callable[..., None] = _quiet, refresh: Callable[[RunView], None] | None = None):
@@ -76,9 +81,16 @@ class Engine:
         self.unstarted: list[JobRequest] = []
         self.interrupted: set[int] = set()  # jobs cut by Ctrl-C or an error: a resumed run continues them
         self.next_job = 1
+        self.suspended: set[str] = set()  # worker names given no new job
+        self.stopping: str | None = None  # why the run is finishing early: no new jobs, running ones end
+        self.listeners: list[Callable[[Event], None]] = []
+        self.tick_hooks: list[Callable[["Engine"], None]] = []
 
     def _record(self, kind: str, **data: Any) -> None:
-        self.view.apply(self.journal.append(kind, when=self.backend.now(), **data))
+        event = self.journal.append(kind, when=self.backend.now(), **data)
+        self.view.apply(event)
+        for listener in self.listeners:
+            listener(event)
 
     def _loss(self, metric: float) -> float:
         return -metric if self.s.direction == "maximize" else metric
@@ -90,16 +102,19 @@ class Engine:
         pause = _POLL_MIN
         try:
             self._start()
-            while not (self.algorithm.is_done() and not self.backend.running()):
+            while not ((self.algorithm.is_done() or self.stopping) and not self.backend.running()):
                 if self.s.deadline is not None and self.backend.now() >= self.s.deadline:
                     self.trace("time budget reached: cutting the running jobs", key=True)
                     self._stop_everything("time budget reached", interrupting=False)
                     break
-                started = self._fill_workers()
+                for hook in self.tick_hooks:
+                    hook(self)
+                started = False if self.stopping else self._fill_workers()
                 events = self.backend.poll()
                 for event in events:
                     self._handle(event)
-                if not started and not events and not self.backend.running() and not self.algorithm.is_done():
+                if (not started and not events and not self.backend.running() and not self.algorithm.is_done()
+                        and not self.stopping and self.free):
                     raise SearchFailed(f"{self.s.algorithm} asked for no job while none is running and it is not done")
                 if self.refresh:
                     self.refresh(self.view)
@@ -196,6 +211,8 @@ class Engine:
             self.trace(message, level="ERROR")
             raise SearchFailed(message)
         message = f"AutoML run is successful: best {self.s.metric} {best.metric:.4f} in {best.name}"
+        if self.stopping and not self.algorithm.is_done():
+            message += f" (stopped early: {self.stopping}; --resume continues the search)"
         if published:
             message += "; " + published(best)
         self._record("run_finished", status="completed", message=message, best_job=best.name)
@@ -271,6 +288,72 @@ class Engine:
         self.trace(f"job {job.name} started on {worker.name} ({where}): trial {job.trial_id}, epochs "
                    f"{job.start_epoch}->{job.stop_epoch}, {format_params(job.params)}"
                    + (f" [{request.note}]" if request.note else ""), key=True)
+
+    # -- control of a live run ------------------------------------------------------------
+    def request_stop(self, reason: str) -> bool:
+        """Finish early and gracefully: start no new job, let the running ones end, then
+        finish as usual (best/ published). False if a stop was already requested. The search
+        is not over for good: `--resume` continues it."""
+        if self.stopping:
+            return False
+        self.stopping = reason
+        self._record("run_stop_requested", reason=reason)
+        running = len(self.jobs)
+        self.trace(f"stopping the search: {reason}; no new jobs"
+                   + (f", waiting for the {running} running job(s) to end" if running else ""), key=True)
+        return True
+
+    def suspend_worker(self, name: str) -> str:
+        """Give worker `name` no new job (its running job goes on). Returns what happened."""
+        worker = self._worker(name)
+        if name in self.suspended:
+            return f"{name} is already suspended"
+        self.suspended.add(name)
+        self.free = [w for w in self.free if w.name != name]
+        self._record("worker_suspended", worker=name)
+        busy = next((j.name for j in self.jobs.values() if j.worker == worker), None)
+        message = f"{name} suspended" + (f"; its job {busy} runs on" if busy else "")
+        self.trace(message, key=True)
+        return message
+
+    def resume_worker(self, name: str) -> str:
+        worker = self._worker(name)
+        if name not in self.suspended:
+            return f"{name} is not suspended"
+        self.suspended.discard(name)
+        if not any(j.worker == worker for j in self.jobs.values()):
+            self.free.append(worker)
+            self.free.sort(key=lambda w: w.index)
+        self._record("worker_resumed", worker=name)
+        message = f"{name} resumed"
+        self.trace(message, key=True)
+        return message
+
+    def abort_job(self, name: str, reason: str = "aborted by the user") -> str:
+        """Stop the running job of worker `name` (or the job named `name`, e.g. W2_1_J7);
+        it ends as stopped, scored on the epochs it reported, and the search goes on."""
+        job = next((j for j in self.jobs.values() if name in (j.name, j.worker.name)), None)
+        if job is None:
+            self._worker_or_job(name)
+            return f"{name} has no running job"
+        if job.job_id in self.stop_reason:
+            return f"job {job.name} is already stopping ({self.stop_reason[job.job_id]})"
+        self.stop_reason[job.job_id] = reason
+        self._record("stop_requested", job_id=job.job_id, reason=reason)
+        self.trace(f"job {job.name}: {reason}", key=True)
+        self.backend.stop(job.job_id)
+        return f"job {job.name} stopping"
+
+    def _worker(self, name: str) -> Worker:
+        worker = next((w for w in self.s.workers if w.name == name), None)
+        if worker is None:
+            raise UsageError(f"no worker '{name}' (workers: {', '.join(w.name for w in self.s.workers)})")
+        return worker
+
+    def _worker_or_job(self, name: str) -> None:
+        if any(w.name == name for w in self.s.workers) or any(j.name == name for j in self.view.jobs.values()):
+            return
+        raise UsageError(f"no worker or job '{name}' (workers: {', '.join(w.name for w in self.s.workers)})")
 
     # -- events from the backend --------------------------------------------------------
     def _handle(self, event: MetricsReport | JobExit) -> None:
@@ -388,7 +471,7 @@ class Engine:
                      epochs=view.epoch, returncode=event.returncode,
                      log_tail=event.log_tail if status in ("failed", "retried") else [])
         job = self.jobs.pop(job_id)
-        if free_worker:
+        if free_worker and job.worker.name not in self.suspended:
             self.free.append(job.worker)
             self.free.sort(key=lambda w: w.index)
         return Outcome(job.trial_id, job_id, status, best_loss, view.epoch, cause)
