@@ -1,4 +1,6 @@
-"""The `automl` command line: run, status, validate, train, algorithms."""
+"""The `automl` command line: run, status, plan, validate, train, report, algorithms, and the
+admin commands that act on a running search from another shell (workers, summary, suspend,
+resume, abort, stop)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .errors import AutomlError, UsageError
+from .errors import AutomlError, NoLiveRun, UsageError
 from .trace import TRACEOUT, add_plain_row
 
 MMAR_OPTION = click.option("-m", "--mmar", "mmar", required=True, type=click.Path(file_okay=False),
@@ -133,13 +135,9 @@ def status(mmar, run_id, as_json, watch, interval) -> None:
     from rich.console import Group
     from rich.live import Live
 
-    from .mmar import MMAR
     from .status import RunView
-    from .store import JOURNAL
 
-    run_dir = MMAR.open(mmar).runs_dir / run_id
-    if not (run_dir / JOURNAL).is_file():
-        raise UsageError(f"no run '{run_id}' in {run_dir.parent}")
+    run_dir = _run_dir(mmar, run_id)
     view = RunView.load(run_dir)
     if as_json:
         click.echo(json.dumps(view.status_json(), indent=2))
@@ -175,6 +173,12 @@ def _status_view(view) -> list:
     if best:
         parts.append(Text(f"best {view.metric_name} {best.metric:.4f} from {best.name} (epoch {best.best_epoch}) "
                           f"{format_params(best.params)}"))
+    controls = ([f"suspended: {', '.join(view.suspended_workers())} (no new jobs for them)"]
+                if view.suspended_workers() else [])
+    if view.stop_requested and view.status == "running":
+        controls.append(f"stopping: {view.stop_requested} (no new jobs; the running ones end)")
+    if controls:
+        parts.append(Text("; ".join(controls)))
     table = Table(title_justify="left")
     for column in ("job", "worker", "trial", "rung", "status", "epoch", view.metric_name, "eta", "params", "why"):
         table.add_column(column)
@@ -183,6 +187,173 @@ def _status_view(view) -> list:
                       f"{job.epoch}/{job.stop_epoch}", "-" if job.metric is None else f"{job.metric:.4f}",
                       _clock(job.eta()) or "?", format_params(job.params), job.note[:90])
     return parts + [table]
+
+
+def _run_dir(mmar: str, run_id: str) -> Path:
+    """The folder of an existing run (one with a journal), else a usage error."""
+    from .mmar import MMAR
+    from .store import JOURNAL
+
+    run_dir = MMAR.open(mmar).runs_dir / run_id
+    if not (run_dir / JOURNAL).is_file():
+        raise UsageError(f"no run '{run_id}' in {run_dir.parent}")
+    return run_dir
+
+
+# -- acting on a running search (read: workers, summary; act: suspend, resume, abort, stop) ------
+TIMEOUT_OPTION = click.option("--timeout", default=10.0, type=click.FloatRange(min=0.1),
+                              help="Seconds to wait for the run's answer.")
+
+
+def _act(mmar: str, run_id: str, command: str, target: str, timeout: float) -> None:
+    from .control import send
+
+    click.echo(send(_run_dir(mmar, run_id), run_id, command, target, timeout))
+
+
+@cli.command()
+@click.argument("worker")
+@MMAR_OPTION
+@click.option("--run-id", required=True, help="The running search to act on.")
+@TIMEOUT_OPTION
+def suspend(worker, mmar, run_id, timeout) -> None:
+    """Give WORKER (e.g. W2) no new job; the job it runs now goes on."""
+    _act(mmar, run_id, "suspend", worker, timeout)
+
+
+@cli.command("resume")
+@click.argument("worker")
+@MMAR_OPTION
+@click.option("--run-id", required=True, help="The running search to act on.")
+@TIMEOUT_OPTION
+def resume_worker(worker, mmar, run_id, timeout) -> None:
+    """Give a suspended WORKER jobs again."""
+    _act(mmar, run_id, "resume", worker, timeout)
+
+
+@cli.command()
+@click.argument("worker_or_job", metavar="WORKER|JOB")
+@MMAR_OPTION
+@click.option("--run-id", required=True, help="The running search to act on.")
+@TIMEOUT_OPTION
+def abort(worker_or_job, mmar, run_id, timeout) -> None:
+    """Stop the job a worker runs (W1) or a job by name (W1_1_J7): it ends as stopped, scored
+    on the epochs it reported, and the search goes on."""
+    _act(mmar, run_id, "abort", worker_or_job, timeout)
+
+
+@cli.command()
+@MMAR_OPTION
+@click.option("--run-id", required=True, help="The running search to act on.")
+@TIMEOUT_OPTION
+@click.option("--wait", is_flag=True, help="Return only when the run has finished, with its closing message.")
+def stop(mmar, run_id, timeout, wait) -> None:
+    """Finish the search gracefully: no new jobs, the running ones end, best/ is published and
+    the run exits 0; `automl run ... --resume` continues it later."""
+    import time
+
+    from .control import is_running, send
+    from .status import RunView
+
+    run_dir = _run_dir(mmar, run_id)
+    click.echo(send(run_dir, run_id, "stop", "", timeout))
+    if not wait:
+        return
+    while is_running(run_dir):
+        time.sleep(0.5)
+    view = RunView.load(run_dir)
+    if view.status == "running":
+        raise NoLiveRun(f"run '{run_id}' ended without finishing (killed?); --resume continues it")
+    click.echo(view.message or f"run '{run_id}' {view.status}")
+    if view.status != "completed":
+        sys.exit(1)
+
+
+@cli.command("workers")
+@MMAR_OPTION
+@click.option("--run-id", required=True, help="The run to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the workers as JSON.")
+def workers_command(mmar, run_id, as_json) -> None:
+    """Show each worker: its GPUs, state (idle, busy, suspended), jobs run so far and current job."""
+    from .status import RunView
+
+    view = RunView.load(_run_dir(mmar, run_id))
+    rows = _worker_rows(view)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    console = _console()
+    header = f"run {view.run_id}: {view.status}"
+    if view.stop_requested and view.status == "running":
+        header += f"; stopping ({view.stop_requested})"
+    table = Table(title=header, title_justify="left")
+    for column in ("worker", "GPUs", "state", "jobs", "current job"):
+        table.add_column(column)
+    for row in rows:
+        current = "-"
+        if row["current_job"]:
+            current = f"{row['current_job']} (epoch {row['epoch']})" + (f" on {row['where']}" if row["where"] else "")
+        add_plain_row(table, row["worker"], row["gpus"], row["state"], str(row["jobs"]), current)
+    console.print(table)
+
+
+def _worker_rows(view) -> list[dict]:
+    rows = []
+    for worker in view.workers.values():
+        job = view.jobs.get(worker.current) if worker.current is not None else None
+        rows.append({"worker": worker.name, "gpus": _placement(view, worker), "state": worker.state,
+                     "jobs": worker.jobs_run, "current_job": job.name if job else None,
+                     "epoch": f"{job.epoch}/{job.stop_epoch}" if job else None, "where": worker.where or None})
+    return rows
+
+
+def _placement(view, worker) -> str:
+    """What a worker runs on: its GPUs, CPU, or a slot for one SLURM job (SLURM picks the GPUs)."""
+    if view.settings.get("backend") == "slurm":
+        return "SLURM slot"
+    if view.settings.get("device") == "cpu" or not worker.gpus:
+        return "CPU"
+    return ",".join(map(str, worker.gpus))
+
+
+@cli.command()
+@MMAR_OPTION
+@click.option("--run-id", required=True, help="The run to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the jobs as JSON (times in ISO 8601).")
+def summary(mmar, run_id, as_json) -> None:
+    """One row per job: start, end, job folder, score, worker and status."""
+    from .status import RunView
+
+    view = RunView.load(_run_dir(mmar, run_id))
+    rows = _summary_rows(view)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    console = _console()
+    table = Table(title=f"jobs of run {view.run_id}: {view.status}; score: best {view.metric_name} "
+                        f"({view.settings.get('direction')})", title_justify="left")
+    for column in ("start", "end", "job folder", "score", "worker", "status"):
+        table.add_column(column)
+    for row in rows:
+        status = row["status"] + (f" ({row['cause'][:80]})" if row["cause"] else "")
+        add_plain_row(table, _local_time(row["start"]), _local_time(row["end"]), row["folder"],
+                      "-" if row["score"] is None else f"{row['score']:.4f}", row["worker"], status)
+    console.print(table)
+
+
+def _summary_rows(view) -> list[dict]:
+    import datetime as dt
+
+    def stamp(when):
+        return None if when is None else dt.datetime.fromtimestamp(when).astimezone().isoformat(timespec="seconds")
+
+    return [{"job": j.name, "trial": j.trial_id, "start": stamp(j.started), "end": stamp(j.ended),
+             "folder": j.directory, "score": j.metric, "epoch": j.epoch, "worker": j.worker, "status": j.status,
+             "cause": j.cause} for j in sorted(view.jobs.values(), key=lambda j: j.job_id)]
+
+
+def _local_time(iso: str | None) -> str:
+    return "-" if iso is None else iso[:19].replace("T", " ")
 
 
 @cli.command()
@@ -285,16 +456,10 @@ def _train(loop, config, root, epochs, validate_only) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), help="HTML file to write.  [default: <run>/report.html]")
 def report(mmar, run_id, out) -> None:
     """Write a self-contained HTML report (leaderboard, curves, importance) and a leaderboard CSV."""
-    from pathlib import Path
-
-    from .mmar import MMAR
     from .report import write_report
     from .status import RunView
-    from .store import JOURNAL
 
-    run_dir = MMAR.open(mmar).runs_dir / run_id
-    if not (run_dir / JOURNAL).is_file():
-        raise UsageError(f"no run '{run_id}' in {run_dir.parent}")
+    run_dir = _run_dir(mmar, run_id)
     view = RunView.load(run_dir)
     page, table = write_report(view, run_dir, Path(out) if out else run_dir / "report.html")
     click.echo(f"report: {page}\nleaderboard: {table}")

@@ -221,9 +221,11 @@ class Engine:
 
     def _start(self) -> None:
         s = self.s
+        workers = [{"name": w.name, "gpus": list(w.gpus)} for w in s.workers]
         if self.resumed:
+            # the workers too: a resumed run may be given others than the run started with
             self._record("run_resumed", relaunched=[j.job_id for j in self.relaunch],
-                         reattached=[j.job_id for j in self.reattached])
+                         reattached=[j.job_id for j in self.reattached], workers=workers)
             for job in self.reattached:
                 if job.job_id in self.stop_reason:  # asked to stop before the tool died: ask again
                     self.backend.stop(job.job_id)
@@ -235,7 +237,6 @@ class Engine:
                        + (f", {len(self.reattached)} re-attached where they are" if self.reattached else ""),
                        key=True)
             return
-        workers = [{"name": w.name, "gpus": list(w.gpus)} for w in s.workers]
         space = [{"name": p.name, "domain": p.domain, "type": p.kind, "range": p.describe(), "source": p.source}
                  for p in s.space.params]
         self._record("run_started", run_id=s.run_id, algorithm=s.algorithm, params=self.algorithm.params,

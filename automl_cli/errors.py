@@ -1,7 +1,7 @@
 """Errors a user can act on: each renders as one line and carries its exit code.
 
-Exit codes follow SPEC.md: 1 the search ran but failed, 2 a usage or config error (nothing
-was started), 130 interrupted.
+Exit codes follow SPEC.md: 1 the search ran but failed (or an admin command found no live
+run to act on), 2 a usage or config error (nothing was started), 130 interrupted.
 """
 from __future__ import annotations
 
@@ -43,6 +43,13 @@ class ConfigError(UsageError):
 
 class SearchFailed(AutomlError):
     """The search ran but produced no usable result."""
+
+    exit_code = 1
+
+
+class NoLiveRun(AutomlError):
+    """An admin command (suspend, resume, abort, stop) found the run not running, or the run
+    did not answer it; nothing was done."""
 
     exit_code = 1
 

@@ -22,6 +22,7 @@ from .algorithms.base import Algorithm
 from .backends.base import Job, JobSpec
 from .backends.local import LocalBackend, kill_stale_group
 from .backends.slurm_script import SlurmOptions
+from .control import ControlInbox
 from .engine import Engine, EngineSettings
 from .errors import Interrupted, UsageError
 from .mmar import MMAR, clone_job, write_json_atomic
@@ -171,6 +172,7 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
                     if kill_stale_group(event.data["pid"], event.data["dir"]):
                         trace(f"stopped job {event.data['name']} left running by the previous run", level="WARN")
         engine.resume(history)
+    ControlInbox(run_dir, trace).attach(engine)  # automl suspend|resume|abort|stop from another shell
     where = ", ".join(f"{w.name} on {'GPUs ' + ','.join(map(str, w.gpus)) if settings.have_gpus else 'CPU'}"
                       for w in settings.workers)
     if settings.backend == "slurm":

@@ -66,6 +66,24 @@ class JobView:
 
 
 @dataclass
+class WorkerView:
+    """One worker as the journal tells it: suspended or not, the jobs it ran, its current job."""
+
+    name: str
+    gpus: list[int]
+    suspended: bool = False
+    jobs_run: int = 0  # job starts on this worker, each attempt counted
+    current: int | None = None  # the job id it runs now
+    where: str = ""  # the backend's word for where the current job runs ("SLURM job 123")
+
+    @property
+    def state(self) -> str:
+        if self.suspended:
+            return "suspended (busy)" if self.current is not None else "suspended"
+        return "busy" if self.current is not None else "idle"
+
+
+@dataclass
 class RunView:
     run_id: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
@@ -76,6 +94,8 @@ class RunView:
     jobs: dict[int, JobView] = field(default_factory=dict)
     last_seq: int = 0
     best_job_id: int | None = None  # kept up to date by apply(), so best() costs nothing
+    workers: dict[str, WorkerView] = field(default_factory=dict)
+    stop_requested: str | None = None  # why the run was asked to finish early (no new jobs)
 
     @property
     def metric_name(self) -> str:
@@ -98,15 +118,19 @@ class RunView:
         self.last_seq = event.seq
         if event.kind == "run_started":
             self.run_id, self.settings, self.started = d["run_id"], d, event.time
+            self._set_workers(d.get("workers", []))
         elif event.kind == "job_started" and d["job_id"] in self.jobs:  # run again after an interruption
             job = self.jobs[d["job_id"]]
+            self._worker_done(job)
             job.name, job.worker, job.gpus, job.directory = d["name"], d["worker"], d["gpus"], d.get("dir", "")
             job.status, job.ended, job.cause, job.started = "running", None, "", event.time
+            self._worker_busy(d)
         elif event.kind == "job_started":
             self.jobs[d["job_id"]] = JobView(
                 d["job_id"], d["name"], d["trial_id"], d["worker"], d["gpus"], d["params"],
                 d["start_epoch"], d["stop_epoch"], event.time, d.get("dir", ""), d.get("bracket"), d.get("rung"),
                 d.get("note", ""), d.get("copy_from_job"))
+            self._worker_busy(d)
         elif event.kind == "metrics":
             job = self.jobs[d["job_id"]]
             job.epochs[d["epoch"]] = d["values"]
@@ -119,6 +143,7 @@ class RunView:
         elif event.kind == "job_finished":
             job = self.jobs[d["job_id"]]
             job.status, job.ended, job.cause = d["status"], event.time, d.get("cause", "")
+            self._worker_done(job)
             if d.get("metric") is not None and d["metric"] != job.metric:  # scored on its last epoch
                 job.metric, job.best_epoch = d["metric"], job.epoch
             if self.best_job_id == job.job_id or self.better(job.metric, self.best().metric if self.best() else None):
@@ -128,6 +153,44 @@ class RunView:
             self.status, self.ended, self.message = d["status"], event.time, d.get("message", "")
         elif event.kind == "run_resumed":
             self.status, self.ended, self.message = "running", None, ""
+            # a resumed run starts with every worker taking jobs and no stop asked for
+            self.stop_requested = None
+            if "workers" in d:
+                self._set_workers(d["workers"])
+            kept = set(d.get("reattached", []))  # jobs still with the backend stay where they run
+            for worker in self.workers.values():
+                worker.suspended = False
+                if worker.current not in kept:
+                    worker.current, worker.where = None, ""
+        elif event.kind == "worker_suspended" and d["worker"] in self.workers:
+            self.workers[d["worker"]].suspended = True
+        elif event.kind == "worker_resumed" and d["worker"] in self.workers:
+            self.workers[d["worker"]].suspended = False
+        elif event.kind == "run_stop_requested":
+            self.stop_requested = d.get("reason", "")
+
+    def _set_workers(self, workers: list[dict[str, Any]]) -> None:
+        """The run's workers (at its start, or as a resumed run names them); jobs counted so far stay."""
+        old = self.workers
+        self.workers = {w["name"]: WorkerView(w["name"], list(w.get("gpus", []))) for w in workers}
+        for name, worker in old.items():
+            if name in self.workers:
+                self.workers[name].jobs_run, self.workers[name].current = worker.jobs_run, worker.current
+                self.workers[name].where = worker.where
+            elif worker.jobs_run:  # a worker of an earlier start that ran jobs stays in the table
+                self.workers[name] = worker
+
+    def _worker_busy(self, started: dict[str, Any]) -> None:
+        worker = self.workers.get(started["worker"])
+        if worker is None:  # a journal written before workers were recorded
+            worker = self.workers[started["worker"]] = WorkerView(started["worker"], list(started["gpus"]))
+        worker.jobs_run += 1
+        worker.current, worker.where = started["job_id"], started.get("where", "")
+
+    def _worker_done(self, job: JobView) -> None:
+        worker = self.workers.get(job.worker)
+        if worker is not None and worker.current == job.job_id:
+            worker.current, worker.where = None, ""
 
     @classmethod
     def load(cls, run_dir: Path) -> "RunView":
@@ -166,6 +229,9 @@ class RunView:
         """The job with the best metric so far (failed jobs excluded; ties: the earlier job)."""
         return None if self.best_job_id is None else self.jobs[self.best_job_id]
 
+    def suspended_workers(self) -> list[str]:
+        return [w.name for w in self.workers.values() if w.suspended]
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for job in self.jobs.values():
@@ -200,6 +266,8 @@ class RunView:
             "eta": _clock(self.eta()),
             "best": None if best is None else {"job": best.name, "value": best.metric, "epoch": best.best_epoch,
                                                 "params": best.params},
+            "suspended_workers": self.suspended_workers(),
+            "stop_requested": self.stop_requested,
         }}
         for job in sorted(self.jobs.values(), key=lambda j: j.job_id):
             stamp = dt.datetime.fromtimestamp(job.ended or time.time())

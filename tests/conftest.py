@@ -49,12 +49,29 @@ def run_cli(*args: str, timeout: float = 600, env: dict | None = None) -> subpro
                           timeout=timeout, env=full_env, cwd=ROOT)
 
 
-def set_epoch_seconds(mmar: Path, seconds: float) -> None:
-    """How long each epoch of the stand-in trainer takes (slow enough to act on a live run)."""
+def set_epoch_seconds(mmar: Path, seconds) -> None:
+    """How long each epoch of the stand-in trainer takes (slow enough to act on a live run):
+    seconds, or a list of seconds per epoch (the last repeated). Runs started later see it;
+    pace_jobs reaches jobs already running."""
     path = mmar / "config" / "config_train.json"
     config = json.loads(path.read_text())
     config["sleep"] = seconds
     write_json(path, config)
+
+
+def pace_jobs(mmar: Path, seconds) -> None:
+    """How long each epoch of the stand-in trainer takes, seconds or a list per epoch (the last
+    repeated), read again while jobs train: unlike set_epoch_seconds this reaches jobs already
+    running, e.g. [0.1, 600] holds them in epoch 2 until a later pace_jobs(mmar, 0.05). The
+    first call must come before the run starts."""
+    path = mmar / "config" / "config_train.json"
+    config = json.loads(path.read_text())
+    if "pace_file" not in config:
+        config["pace_file"] = str(mmar / "pace.json")
+        write_json(path, config)
+    tmp = mmar / ".pace.json.tmp"
+    tmp.write_text(json.dumps(seconds))
+    os.replace(tmp, mmar / "pace.json")  # a trainer never reads half a file
 
 
 def start_run(mmar: Path, *args: str) -> subprocess.Popen:

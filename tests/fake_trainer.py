@@ -13,6 +13,29 @@ import time
 from pathlib import Path
 
 
+def epoch_seconds(config: dict, epoch: int) -> float:
+    """How long `epoch` takes: config "sleep", seconds or a list with one per epoch (the last
+    repeated); with "pace_file", what that file holds now (the same forms), so a test can
+    hold jobs in an epoch and release them while they run."""
+    sleep = config.get("sleep", 0.05)
+    pace = config.get("pace_file")
+    if pace:
+        try:
+            sleep = json.loads(Path(pace).read_text())
+        except (OSError, ValueError):
+            pass
+    return sleep[min(epoch, len(sleep)) - 1] if isinstance(sleep, list) else sleep
+
+
+def train_one_epoch(config: dict, epoch: int) -> None:
+    started = time.monotonic()
+    while True:
+        left = started + epoch_seconds(config, epoch) - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.05) if config.get("pace_file") else left)
+
+
 def main(mmar: str, epochs: int) -> int:
     root = Path(mmar)
     config = json.loads((root / "config" / "config_train.json").read_text())
@@ -24,7 +47,7 @@ def main(mmar: str, epochs: int) -> int:
     print(f"resume at {start}", flush=True)
     quality = math.exp(-(math.log10(lr) - math.log10(0.003)) ** 2) * (1.0 if choice == "good" else 0.6)
     for epoch in range(start + 1, epochs + 1):
-        time.sleep(config.get("sleep", 0.05))
+        train_one_epoch(config, epoch)
         if args.get("behaviour") == "crash" and epoch == 2:
             print("Traceback: RuntimeError: CUDA out of memory (simulated)", flush=True)
             return 1
