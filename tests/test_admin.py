@@ -4,6 +4,9 @@ channel's rules (a run that is not running, malformed and stale requests, two co
 once, a run that does not answer)."""
 import fcntl
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +22,7 @@ from automl_cli.space import parse_search_space
 from automl_cli.status import RunView
 from automl_cli.store import JOURNAL, Event, Journal
 from automl_cli.workers import Worker
-from conftest import pace_jobs, run_cli, start_run, wait_for
+from conftest import ROOT, pace_jobs, run_cli, start_run, wait_for
 
 HOLD = [0.1, 600]  # epoch 1 is reported at once, then jobs stay in epoch 2 until released
 QUICK = 0.05
@@ -27,6 +30,16 @@ QUICK = 0.05
 
 def admin(mmar: Path, run_id: str, *args: str):
     return run_cli(*args, "-m", str(mmar), "--run-id", run_id)
+
+
+def admin_at_once(mmar: Path, run_id: str, *commands: list[str]) -> list[subprocess.CompletedProcess]:
+    """Several admin commands started together, as from several shells; their results in order."""
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    started = [subprocess.Popen([sys.executable, "-m", "automl_cli", *args, "-m", str(mmar), "--run-id", run_id],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+               for args in commands]
+    outputs = [p.communicate(timeout=120) for p in started]
+    return [subprocess.CompletedProcess(p.args, p.returncode, *out) for p, out in zip(started, outputs)]
 
 
 def view_of(run_dir: Path) -> RunView:
@@ -56,27 +69,29 @@ def test_one_live_run_suspended_aborted_resumed_stopped_and_continued_from_anoth
 
         done = admin(fake_mmar, "adm", "suspend", "W2")
         assert done.returncode == 0 and done.stdout.strip() == "W2 suspended; its job W2_1_J2 runs on", done.stderr
-        rows = as_json(admin(fake_mmar, "adm", "workers", "--json"))
+        workers, summary, status, unknown, unknown_job = admin_at_once(
+            fake_mmar, "adm", ["workers", "--json"], ["summary", "--json"], ["status"], ["suspend", "W9"],
+            ["abort", "W9_1_J1"])
+        rows = as_json(workers)
         assert [(r["worker"], r["gpus"], r["state"], r["jobs"], r["current_job"], r["epoch"]) for r in rows] == [
             ("W1", "CPU", "busy", 1, "W1_1_J1", "1/3"), ("W2", "CPU", "suspended (busy)", 1, "W2_1_J2", "1/3")]
-        live = as_json(admin(fake_mmar, "adm", "summary", "--json"))
+        live = as_json(summary)
         assert [(r["job"], r["worker"], r["status"], r["end"]) for r in live] == [
             ("W1_1_J1", "W1", "running", None), ("W2_1_J2", "W2", "running", None)]
         assert all(r["start"] and r["score"] is not None and r["folder"].endswith(r["job"]) for r in live)
-        assert "suspended: W2 (no new jobs for them)" in admin(fake_mmar, "adm", "status").stdout
-
-        one_line_error(admin(fake_mmar, "adm", "suspend", "W9"), 2, "no worker 'W9' (workers: W1, W2)")
-        one_line_error(admin(fake_mmar, "adm", "abort", "W9_1_J1"), 2, "no worker or job 'W9_1_J1' (workers: W1, W2)")
+        assert "suspended: W2 (no new jobs for them)" in status.stdout
+        one_line_error(unknown, 2, "no worker 'W9' (workers: W1, W2)")
+        one_line_error(unknown_job, 2, "no worker or job 'W9_1_J1' (workers: W1, W2)")
 
         # W2's job by its name, then W1's by the worker: W1 gets the next job, W2 (free but
         # suspended) none, although four trials wait
-        assert admin(fake_mmar, "adm", "abort", "W2_1_J2").stdout.strip() == "job W2_1_J2 stopping"
-        assert admin(fake_mmar, "adm", "abort", "W1").stdout.strip() == "job W1_1_J1 stopping"
+        by_name, by_worker = admin_at_once(fake_mmar, "adm", ["abort", "W2_1_J2"], ["abort", "W1"])
+        assert (by_name.stdout.strip(), by_worker.stdout.strip()) == ("job W2_1_J2 stopping", "job W1_1_J1 stopping")
         assert wait_for(lambda: 3 in (v := view_of(run_dir)).jobs and v.jobs[3].epoch == 1)
-        rows = as_json(admin(fake_mmar, "adm", "workers", "--json"))
-        assert [(r["worker"], r["state"], r["jobs"], r["current_job"]) for r in rows] == [
-            ("W1", "busy", 2, "W1_1_J3"), ("W2", "suspended", 1, None)]
-        assert [j.worker for j in view_of(run_dir).jobs.values()] == ["W1", "W2", "W1"]
+        view = view_of(run_dir)
+        assert [j.worker for j in view.jobs.values()] == ["W1", "W2", "W1"]
+        assert [(w.name, w.state, w.jobs_run) for w in view.workers.values()] == [("W1", "busy", 2),
+                                                                                  ("W2", "suspended", 1)]
 
         assert admin(fake_mmar, "adm", "resume", "W2").stdout.strip() == "W2 resumed"
         assert wait_for(lambda: 4 in (v := view_of(run_dir)).jobs and v.jobs[4].worker == "W2")
@@ -85,9 +100,9 @@ def test_one_live_run_suspended_aborted_resumed_stopped_and_continued_from_anoth
         assert asked.returncode == 0, asked.stderr
         assert asked.stdout.strip() == ("run 'adm' stopping: no new jobs; its 2 running job(s) end first, then best/ "
                                         "is published (--resume continues the search)")
-        assert admin(fake_mmar, "adm", "stop").stdout.strip() == "run 'adm' is already stopping (asked by automl stop)"
-        assert "stopping: asked by automl stop (no new jobs; the running ones end)" in \
-            admin(fake_mmar, "adm", "status").stdout
+        again, status = admin_at_once(fake_mmar, "adm", ["stop"], ["status"])
+        assert again.stdout.strip() == "run 'adm' is already stopping (asked by automl stop)"
+        assert "stopping: asked by automl stop (no new jobs; the running ones end)" in status.stdout
         pace_jobs(fake_mmar, QUICK)  # the two running jobs train on to their end
         out, err = tool.communicate(timeout=60)
     finally:
@@ -109,15 +124,15 @@ def test_one_live_run_suspended_aborted_resumed_stopped_and_continued_from_anoth
     assert "control: 'suspend W2' from pid" in (run_dir / "trace.log").read_text()
 
     # after the end: every worker idle; one summary row per job
-    rows = as_json(admin(fake_mmar, "adm", "workers", "--json"))
-    assert [(r["worker"], r["state"], r["jobs"], r["current_job"]) for r in rows] == [
+    workers, workers_table, status, summary, table = admin_at_once(
+        fake_mmar, "adm", ["workers", "--json"], ["workers"], ["status", "--json"], ["summary", "--json"], ["summary"])
+    assert [(r["worker"], r["state"], r["jobs"], r["current_job"]) for r in as_json(workers)] == [
         ("W1", "idle", 2, None), ("W2", "idle", 2, None)]
-    assert "run adm: completed" in admin(fake_mmar, "adm", "workers").stdout
-    assert as_json(admin(fake_mmar, "adm", "status", "--json"))["adm"]["stop_requested"] == "asked by automl stop"
-    final = as_json(admin(fake_mmar, "adm", "summary", "--json"))
+    assert "run adm: completed" in workers_table.stdout
+    assert as_json(status)["adm"]["stop_requested"] == "asked by automl stop"
+    final = as_json(summary)
     assert [r["job"] for r in final] == [j.name for j in view.jobs.values()]
     assert all(r["end"] >= r["start"] for r in final)
-    table = admin(fake_mmar, "adm", "summary")
     assert table.returncode == 0
     for job in view.jobs.values():
         line = next(line for line in table.stdout.splitlines() if job.directory in line)
@@ -126,8 +141,8 @@ def test_one_live_run_suspended_aborted_resumed_stopped_and_continued_from_anoth
 
     # a run that is not running: one line, exit 1, nothing written
     before = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*"))
-    for args in (["suspend", "W1"], ["resume", "W1"], ["abort", "W1"], ["stop"]):
-        one_line_error(admin(fake_mmar, "adm", *args), 1, "run 'adm' is not running")
+    for result in admin_at_once(fake_mmar, "adm", ["suspend", "W1"], ["resume", "W1"], ["abort", "W1"], ["stop"]):
+        one_line_error(result, 1, "run 'adm' is not running")
     assert sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*")) == before
     one_line_error(admin(fake_mmar, "nope", "stop"), 2, f"no run 'nope' in {fake_mmar / 'automl'}")
 
