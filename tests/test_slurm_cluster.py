@@ -16,7 +16,7 @@ import pytest
 from automl_cli.backends.slurm_script import job_name
 from automl_cli.status import RunView
 from automl_cli.store import JOURNAL, Journal
-from conftest import ROOT, run_cli, set_epoch_seconds, start_run, wait_for, write_json
+from conftest import ROOT, pace_jobs, run_cli, set_epoch_seconds, start_run, wait_for, write_json
 
 FAST = ["--slurm-poll-seconds", "0.5"]
 
@@ -324,3 +324,37 @@ def test_ctrl_c_cancels_the_slurm_jobs_after_their_checkpoint_and_resume_finishe
     for job in view.jobs.values():
         if job.name.split("_")[1] == "2":
             assert "resume at 0" not in (Path(job.directory) / "train.log").read_text()
+
+
+def test_admin_commands_act_on_a_slurm_run_as_on_a_local_one(slurm_cluster, fake_mmar, cancel_afterwards):
+    """suspend, abort (scancel) and stop from another shell: the tool on the login node acts."""
+    pace_jobs(fake_mmar, [0.1, 600])  # jobs report epoch 1, then wait in epoch 2 until released
+    run_dir = fake_mmar / "automl" / "adm"
+    cancel_afterwards.append(run_dir)
+    tool = start_run(fake_mmar, "--run-id", "adm", "--backend", "slurm", *FAST, "--slurm-max-jobs", "2",
+                     "--set", "automl_max_recommendations=4")
+
+    def admin(*args):
+        return run_cli(*args, "-m", str(fake_mmar), "--run-id", "adm")
+    try:
+        assert wait_for(lambda: len(journal_events(run_dir, "metrics")) >= 2, timeout=120)
+        assert admin("suspend", "W2").stdout.strip() == "W2 suspended; its job W2_1_J2 runs on"
+        rows = json.loads(admin("workers", "--json").stdout)
+        assert [(r["worker"], r["gpus"], r["state"], r["current_job"]) for r in rows] == [
+            ("W1", "SLURM slot", "busy", "W1_1_J1"), ("W2", "SLURM slot", "suspended (busy)", "W2_1_J2")]
+        assert rows[1]["where"] == f"SLURM job {slurm_id(run_dir / 'W2_1_J2')}"
+        assert admin("abort", "W2").stdout.strip() == "job W2_1_J2 stopping"
+        assert wait_for(lambda: journal_events(run_dir, "job_finished"), timeout=120)
+        stopping = admin("stop")
+        assert stopping.returncode == 0 and "its 1 running job(s) end first" in stopping.stdout, stopping.stderr
+        pace_jobs(fake_mmar, 0.05)
+        out, err = tool.communicate(timeout=300)
+    finally:
+        if tool.poll() is None:
+            tool.kill()
+    assert tool.returncode == 0, err[-3000:]
+    view = RunView.load(run_dir)
+    assert [(j.name, j.status, j.cause) for j in view.jobs.values()] == [
+        ("W1_1_J1", "completed", ""), ("W2_1_J2", "stopped", "aborted by the user")]
+    assert "stopped early: asked by automl stop" in view.message and (run_dir / "best").is_dir()
+    assert [(d["job_id"], d["status"]) for d in journal_events(run_dir, "job_finished")][0] == (2, "stopped")
