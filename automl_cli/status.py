@@ -170,19 +170,17 @@ class RunView:
             self.stop_requested = d.get("reason", "")
 
     def _set_workers(self, workers: list[dict[str, Any]]) -> None:
-        """The run's workers (at its start, or as a resumed run names them); jobs counted so far stay."""
+        """The run's workers (at its start, or as a resumed run names them: it may have others);
+        a worker kept keeps its count of jobs (the summary keeps every job's worker)."""
         old = self.workers
         self.workers = {w["name"]: WorkerView(w["name"], list(w.get("gpus", []))) for w in workers}
-        for name, worker in old.items():
-            if name in self.workers:
-                self.workers[name].jobs_run, self.workers[name].current = worker.jobs_run, worker.current
-                self.workers[name].where = worker.where
-            elif worker.jobs_run:  # a worker of an earlier start that ran jobs stays in the table
-                self.workers[name] = worker
+        for name, worker in self.workers.items():
+            if name in old:
+                worker.jobs_run, worker.current, worker.where = old[name].jobs_run, old[name].current, old[name].where
 
     def _worker_busy(self, started: dict[str, Any]) -> None:
         worker = self.workers.get(started["worker"])
-        if worker is None:  # a journal written before workers were recorded
+        if worker is None:  # a worker the run did not name at its start or resume
             worker = self.workers[started["worker"]] = WorkerView(started["worker"], list(started["gpus"]))
         worker.jobs_run += 1
         worker.current, worker.where = started["job_id"], started.get("where", "")

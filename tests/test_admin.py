@@ -96,15 +96,20 @@ def test_one_live_run_suspended_aborted_resumed_stopped_and_continued_from_anoth
         assert admin(fake_mmar, "adm", "resume", "W2").stdout.strip() == "W2 resumed"
         assert wait_for(lambda: 4 in (v := view_of(run_dir)).jobs and v.jobs[4].worker == "W2")
 
-        asked = admin(fake_mmar, "adm", "stop")
-        assert asked.returncode == 0, asked.stderr
-        assert asked.stdout.strip() == ("run 'adm' stopping: no new jobs; its 2 running job(s) end first, then best/ "
-                                        "is published (--resume continues the search)")
+        waiting = subprocess.Popen([sys.executable, "-m", "automl_cli", "stop", "--wait", "-m", str(fake_mmar),
+                                    "--run-id", "adm"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   cwd=ROOT)
+        assert wait_for(lambda: view_of(run_dir).stop_requested)
         again, status = admin_at_once(fake_mmar, "adm", ["stop"], ["status"])
         assert again.stdout.strip() == "run 'adm' is already stopping (asked by automl stop)"
         assert "stopping: asked by automl stop (no new jobs; the running ones end)" in status.stdout
         pace_jobs(fake_mmar, QUICK)  # the two running jobs train on to their end
         out, err = tool.communicate(timeout=60)
+        asked, _ = waiting.communicate(timeout=60)
+        assert waiting.returncode == 0, asked
+        assert asked.splitlines()[0] == ("run 'adm' stopping: no new jobs; its 2 running job(s) end first, then best/ "
+                                         "is published (--resume continues the search)")
+        assert asked.splitlines()[1].startswith("AutoML run is successful") and "stopped early" in asked
     finally:
         if tool.poll() is None:
             tool.kill()
@@ -273,3 +278,28 @@ def test_a_command_on_a_run_nobody_runs_writes_nothing(tmp_path):
     with pytest.raises(NoLiveRun, match=r"^run 'idle' is not running$"):
         send(run_dir, "idle", "suspend", "W1")
     assert [p.name for p in run_dir.iterdir()] == [".lock"]
+
+
+def test_workers_are_followed_through_suspension_a_stop_and_a_resume_with_other_workers():
+    view = RunView()
+    started = {"run_id": "r", "workers": [{"name": "W1", "gpus": [0]}, {"name": "W2", "gpus": [1]}]}
+
+    def job(job_id, worker):
+        return {"job_id": job_id, "name": f"{worker}_1_J{job_id}", "trial_id": job_id, "worker": worker, "gpus": [],
+                "params": {}, "start_epoch": 0, "stop_epoch": 3, "where": f"SLURM job {100 + job_id}"}
+    for seq, (kind, data) in enumerate([
+            ("run_started", started), ("job_started", job(1, "W1")), ("job_started", job(2, "W2")),
+            ("worker_suspended", {"worker": "W2"}), ("run_stop_requested", {"reason": "asked by automl stop"}),
+            ("job_finished", {"job_id": 1, "status": "completed"})], start=1):
+        view.apply(Event(seq, float(seq), kind, data))
+    assert [(w.name, w.state, w.jobs_run, w.current, w.where) for w in view.workers.values()] == [
+        ("W1", "idle", 1, None, ""), ("W2", "suspended (busy)", 1, 2, "SLURM job 102")]
+    assert view.status_json()["r"]["suspended_workers"] == ["W2"]
+    assert view.status_json()["r"]["stop_requested"] == "asked by automl stop"
+
+    # the tool died; the resumed run has three workers and found J2 still with SLURM
+    view.apply(Event(7, 7.0, "run_resumed", {"relaunched": [], "reattached": [2], "workers": [
+        {"name": "W1", "gpus": [0]}, {"name": "W2", "gpus": [1]}, {"name": "W3", "gpus": [2]}]}))
+    assert [(w.name, w.state, w.jobs_run, w.current) for w in view.workers.values()] == [
+        ("W1", "idle", 1, None), ("W2", "busy", 1, 2), ("W3", "idle", 0, None)]
+    assert view.stop_requested is None and view.suspended_workers() == []
