@@ -2,11 +2,15 @@
 handlers, a user's own controller and handler from the MMAR's custom/ folder, MMARHandler's
 options. The runs use the stand-in trainer, so each takes seconds."""
 import json
+import os
+import sys
 import textwrap
 
 import pytest
 
 from automl_cli.algorithms import REGISTRY, load_all
+from automl_cli.errors import ConfigError
+from automl_cli.runconfig import describe_components, load_mmar, settings_for_run
 from automl_cli.status import RunView
 from conftest import run_cli, write_json
 
@@ -84,6 +88,17 @@ CUSTOM_MODULE = textwrap.dedent('''
             assert outcome.name.startswith("W") and outcome.status == "completed" and outcome.score > 0
             return self._next(1)
 ''')
+
+
+@pytest.fixture(autouse=True)
+def own_imports():
+    """Each test's custom/ modules are its own: forget those an earlier test imported."""
+    path, modules = list(sys.path), set(sys.modules)
+    yield
+    sys.path[:] = path
+    for name in set(sys.modules) - modules:
+        if "/custom/" in (getattr(sys.modules[name], "__file__", None) or ""):
+            del sys.modules[name]
 
 
 def automl_config(mmar, **changes):
@@ -232,7 +247,8 @@ def test_num_mmars_to_keep_leaves_exactly_the_best_n_folders_with_weights(fake_m
     assert all((run_dir / j.name / "models" / "metrics.jsonl").is_file() for j in view.jobs.values())
     summary = json.loads((run_dir / "best" / "summary.json").read_text())
     assert summary["job"] == view.best().name and (run_dir / "best" / "models" / "model.pt").is_file()
-    assert json.loads((run_dir / "best" / "models" / "model.pt").read_text())["value"] == pytest.approx(summary["value"])
+    weights = json.loads((run_dir / "best" / "models" / "model.pt").read_text())
+    assert weights["value"] == pytest.approx(summary["value"])
 
 
 def test_num_mmars_to_keep_never_removes_a_checkpoint_a_promoted_job_continues_from(fake_mmar):
@@ -281,48 +297,62 @@ def test_work_dir_holds_the_runs_and_status_and_report_find_them(fake_mmar, tmp_
         missing.stderr
 
 
-@pytest.mark.parametrize("change, path, known", [
-    ({"controller": {"name": "GeneticController"}}, "$.controller.name", "ReinforcementController"),
-    ({"handlers": [{"name": "StatsHandler"}, {"name": "SlackHandler"}]}, "$.handlers[1].name", "MMARHandler"),
-    ({"executor": {"name": "KubernetesExecutor"}}, "$.executor.name", "MMARExecutor, SlurmExecutor"),
-])
-def test_unknown_component_names_list_the_known_ones(fake_mmar, change, path, known):
-    automl_config(fake_mmar, **change)
+def test_an_unknown_controller_is_one_line_exit_2_listing_the_known_ones(fake_mmar):
+    automl_config(fake_mmar, controller={"name": "GeneticController"})
     result = run_cli("run", "-m", str(fake_mmar), "--set", "run_id=u")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"config_automl.json: {path}: unknown" in lines[0] and known in lines[0]
+    assert len(lines) == 1 and "config_automl.json: $.controller.name: unknown controller 'GeneticController' " \
+        "(known: asha, bayesian" in lines[0] and "ReinforcementController" in lines[0]
     assert not (fake_mmar / "automl").exists()
 
 
-def test_a_custom_path_that_does_not_load_is_a_one_line_config_error(fake_mmar):
-    add_custom_module(fake_mmar, "import numpy\nclass NotAHandler:\n    pass\n", name="mine")
-    cases = [
-        ({"handlers": [{"path": "nowhere.Handler"}]}, "$.handlers[0].path: cannot import module 'nowhere' (looked "
-                                                      f"in {fake_mmar / 'custom'} and the Python path)"),
-        ({"handlers": [{"path": "mine.Missing"}]}, "$.handlers[0].path: module 'mine'"),
-        ({"handlers": [{"path": "mine.NotAHandler"}]}, "mine.NotAHandler is not a handler"),
-        ({"controller": {"path": "mine.NotAHandler"}}, "$.controller.path: mine.NotAHandler is not a controller"),
-        ({"handlers": [{"name": "MMARHandler", "args": {"num_mmars_to_keep": 0}}]},
-         "$.handlers[0].args.num_mmars_to_keep: expected an integer >= 1, got 0"),
-        ({"handlers": [{"name": "MMARHandler", "args": {"keep": 3}}]}, "(its args: num_mmars_to_keep,"),
-        ({"executor": {"name": "MMARExecutor", "args": {"msg_destination": "console"}}},
-         '$.executor.args.msg_destination: expected one of "file", got "console"'),
-    ]
-    for change, expected in cases:
-        automl_config(fake_mmar, **change)
-        result = run_cli("validate", "-m", str(fake_mmar))
-        lines = result.stderr.strip().splitlines()
-        assert result.returncode == 2 and len(lines) == 1 and expected in lines[0], (change, result.stderr)
-        automl_config(fake_mmar, handlers=[], controller={"name": "random"})
+def config_error(mmar, **change):
+    """The one-line error `automl validate` / `automl run` gives for config_automl.json changed so."""
+    automl_config(mmar, **change)
+    with pytest.raises(ConfigError) as caught:
+        loaded = load_mmar(str(mmar))
+        describe_components(loaded)
+        settings_for_run(loaded, run_id="x", workers=None, algorithm=None, traceout=None, set_values={},
+                         warn=lambda message: None)
+    assert "\n" not in str(caught.value)
+    return str(caught.value)
 
 
-def test_mlflow_handler_logs_each_job_and_says_how_to_install_mlflow_when_missing(fake_mmar, tmp_path):
+@pytest.mark.parametrize("change, expected", [
+    ({"handlers": [{"name": "StatsHandler"}, {"name": "SlackHandler"}]},
+     "$.handlers[1].name: unknown handler 'SlackHandler' (known: MLflowHandler, MMARHandler, MMARStatsHandler, "
+     "MMARTensorboardHandler, StatsHandler; or {\"path\": \"module.Class\"} for your own)"),
+    ({"executor": {"name": "KubernetesExecutor"}},
+     "$.executor.name: unknown executor 'KubernetesExecutor' (known: MMARExecutor, SlurmExecutor)"),
+    ({"handlers": [{"path": "nowhere.Handler"}]}, "$.handlers[0].path: cannot import module 'nowhere' (looked "
+                                                  "in CUSTOM and the Python path): ModuleNotFoundError"),
+    ({"handlers": [{"path": "mine.Missing"}]}, "$.handlers[0].path: module 'mine' (CUSTOM/mine.py) has no class"),
+    ({"handlers": [{"path": "mine.NotAHandler"}]}, "$.handlers[0].path: mine.NotAHandler is not a handler"),
+    ({"handlers": [{"path": "failing.Handler"}]}, "$.handlers[0].path: cannot import module 'failing' (looked in "
+                                                  "CUSTOM and the Python path): ImportError: no GPU driver here"),
+    ({"controller": {"path": "mine.NotAHandler"}}, "$.controller.path: mine.NotAHandler is not a controller"),
+    ({"handlers": [{"name": "MMARHandler", "args": {"num_mmars_to_keep": 0}}]},
+     "$.handlers[0].args.num_mmars_to_keep: expected an integer >= 1, got 0"),
+    ({"handlers": [{"name": "MMARHandler", "args": {"keep": 3}}]},
+     "$.handlers[0].args: MMARHandler: MMARHandler.__init__() got an unexpected keyword argument 'keep' (its args: "
+     "num_mmars_to_keep, stop_threshold, train_config_file, work_dir, key_mmar_content_only)"),
+    ({"handlers": [{"name": "MMARHandler"}, {"name": "MMARHandler"}]}, "$.handlers: MMARHandler is listed more"),
+    ({"executor": {"name": "MMARExecutor", "args": {"msg_destination": "console"}}},
+     '$.executor.args.msg_destination: expected one of "file", got "console"'),
+    ({"handlers": [{"name": "MLflowHandler"}]}, "$.handlers[0].args: MLflowHandler: MLflowHandler needs the mlflow "
+                                                "package, which is not installed: pip install mlflow"),
+])
+def test_a_component_that_cannot_be_built_is_a_one_line_config_error(fake_mmar, change, expected):
+    add_custom_module(fake_mmar, "class NotAHandler:\n    pass\n", name="mine")
+    add_custom_module(fake_mmar, "raise ImportError('no GPU driver here')\n", name="failing")
+    message = config_error(fake_mmar, **change)
+    assert message.startswith(str(fake_mmar / "config" / "config_automl.json") + ": ")
+    assert expected.replace("CUSTOM", str(fake_mmar / "custom")) in message
+
+
+def test_mlflow_handler_logs_each_job_as_an_mlflow_run(fake_mmar, tmp_path):
     automl_config(fake_mmar, handlers=[{"name": "MLflowHandler", "args": {"experiment": "tuning"}}])
-    missing = run_cli("run", "-m", str(fake_mmar), "--set", "run_id=ml")
-    assert missing.returncode == 2
-    assert missing.stderr.strip().endswith("$.handlers[0].args: MLflowHandler: MLflowHandler needs the mlflow "
-                                           "package, which is not installed: pip install mlflow")
     fake = tmp_path / "fake_mlflow"
     fake.mkdir()
     (fake / "mlflow.py").write_text(textwrap.dedent('''
@@ -347,7 +377,6 @@ def test_mlflow_handler_logs_each_job_and_says_how_to_install_mlflow_when_missin
             _log("end_run", run_name)
     '''))
     log = tmp_path / "mlflow.jsonl"
-    import os
     result = run_cli("run", "-m", str(fake_mmar), "--set", "run_id=ml", "automl_max_recommendations=2",
                      env={"PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")]),
                           "FAKE_MLFLOW_LOG": str(log)})
@@ -358,8 +387,8 @@ def test_mlflow_handler_logs_each_job_and_says_how_to_install_mlflow_when_missin
     for job in view.jobs.values():
         run = calls.index(["start_run", job.name])
         inside = calls[run + 1:calls.index(["end_run", job.name])]
-        assert ["log_params", {"Fake.lr": job.params["Fake.lr"], "Fake.choice": json.dumps(job.params["Fake.choice"])}] \
-            in inside
+        params = {"Fake.lr": job.params["Fake.lr"], "Fake.choice": json.dumps(job.params["Fake.choice"])}
+        assert ["log_params", params] in inside
         assert [c[2] for c in inside if c[0] == "log_metrics"] == [1, 2, 3]
         assert ["log_metric", "score_val_mean_dice", job.metric] in inside
         assert any(c[0] == "set_tags" and c[1]["automl.status"] == "completed" for c in inside)

@@ -55,6 +55,11 @@ def load_class(path: str, mmar_root: Path, file: Path | str, where: list) -> typ
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())
         raise ConfigError(file, where, f"cannot import module '{module_name}' (looked in {looked}): {reason}") \
             from None
+    top = module_name.split(".")[0]
+    origin = Path(getattr(sys.modules.get(top), "__file__", None) or custom).resolve()
+    if ((custom / f"{top}.py").is_file() or (custom / top).is_dir()) and not origin.is_relative_to(custom.resolve()):
+        raise ConfigError(file, where, f"module name '{top}' is taken by {origin}, imported before {custom} was "
+                                       "searched: rename your module")
     cls = getattr(module, class_name, None)
     if not inspect.isclass(cls):
         raise ConfigError(file, where, f"module '{module_name}' ({getattr(module, '__file__', '?')}) has no class "

@@ -91,7 +91,7 @@ class HandlerContext:
     status: str | None = None  # end_automl: "completed" | "failed" | "interrupted"
     message: str = ""  # end_automl: the run's closing message
     search_complete: bool = False  # end_automl: the algorithm finished its search (not stopped early)
-    log: Callable[..., None] = print  # log(message, level="INFO"): a line in trace.log
+    log: Callable[..., None] = lambda message, level="INFO": None  # log(message, level=...): a line in trace.log
     request_stop: Callable[[str], bool] = lambda reason: False  # finish early; running jobs end
 
     @property
