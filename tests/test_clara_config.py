@@ -3,6 +3,7 @@ handlers, a user's own controller and handler from the MMAR's custom/ folder, MM
 options. The runs use the stand-in trainer, so each takes seconds."""
 import json
 import os
+import signal
 import sys
 import textwrap
 
@@ -12,7 +13,7 @@ from automl_cli.algorithms import REGISTRY, load_all
 from automl_cli.errors import ConfigError
 from automl_cli.runconfig import describe_components, load_mmar, settings_for_run
 from automl_cli.status import RunView
-from conftest import run_cli, write_json
+from conftest import run_cli, set_epoch_seconds, start_run, wait_for, write_json
 
 load_all()
 
@@ -392,3 +393,31 @@ def test_mlflow_handler_logs_each_job_as_an_mlflow_run(fake_mmar, tmp_path):
         assert [c[2] for c in inside if c[0] == "log_metrics"] == [1, 2, 3]
         assert ["log_metric", "score_val_mean_dice", job.metric] in inside
         assert any(c[0] == "set_tags" and c[1]["automl.status"] == "completed" for c in inside)
+
+
+def test_kill_9_then_resume_replays_the_custom_controller_and_handlers_carry_on(fake_mmar):
+    add_custom_module(fake_mmar)
+    automl_config(fake_mmar, controller={"path": "myAutoMLController.MyController", "args": {"max_jobs": 5}},
+                  handlers=[{"path": "myAutoMLController.MyHandler"}])
+    set_epoch_seconds(fake_mmar, 0.4)
+    run_dir = fake_mmar / "automl" / "k"
+    tool = start_run(fake_mmar, "--set", "run_id=k", "workers=0:1")
+    try:
+        assert wait_for(lambda: (run_dir / "events.jsonl").exists()
+                        and '"end_job"' in (run_dir / "events.jsonl").read_text(), timeout=120)
+    finally:
+        tool.send_signal(signal.SIGKILL)
+        tool.wait(timeout=60)
+    result = run_cli("run", "-m", str(fake_mmar), "--set", "run_id=k", "workers=0:1", "--resume")
+    assert result.returncode == 0, result.stderr[-3000:]
+    view = RunView.load(run_dir)
+    trials = {j.trial_id: j.params["Fake.lr"] for j in view.jobs.values()}
+    assert [trials[t] for t in sorted(trials)] == [0.0001, 0.0003, 0.001, 0.003, 0.01]  # the same decisions
+    events = events_of(run_dir)
+    starts = [e for e in events if e["event"] == "start_automl"]
+    assert starts == [{"event": "start_automl", "run_id": "k", "resumed": False},
+                      {"event": "start_automl", "run_id": "k", "resumed": True}]
+    assert [e["round"] for e in events if e["event"] == "round_ended"] == [1, 2, 3, 4]  # each round ends once
+    assert events[-1]["event"] == "end_automl" and events[-1]["status"] == "completed"
+    final = {e["job"]: e["status"] for e in events if e["event"] == "end_job"}
+    assert sorted(s for s in final.values() if s == "completed") == ["completed"] * 5

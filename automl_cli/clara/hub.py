@@ -20,9 +20,10 @@ class HandlerSetupFailed(UsageError):
 @dataclass
 class _Round:
     number: int
-    waiting: list[int]  # trials asked for whose job has not started yet
+    waiting: set[int]  # trials asked for whose job has not started yet
     recommendations: list[Recommendation] = field(default_factory=list)
-    started: list[JobInfo] = field(default_factory=list)
+    started: list[JobInfo] = field(default_factory=list)  # started, their start_job not yet sent
+    announced: bool = False  # recommendations_available sent
     open_jobs: set[int] = field(default_factory=set)  # job ids not yet ended for good
 
 
@@ -41,7 +42,8 @@ class HandlerHub:
         self.jobs: list[JobInfo] = []  # every job folder, in start order
         self.current: dict[int, JobInfo] = {}  # job id -> its latest folder
         self.rounds: list[_Round] = []
-        self.collecting: _Round | None = None  # the round whose jobs are being started
+        self.waiting: dict[int, _Round] = {}  # trial asked for -> its round, until its job starts
+        self.to_announce: list[_Round] = []  # rounds with started jobs not yet announced
         self.rounds_ended = 0
         self.started_at: dict[str, float] = {}
         self.resumed = False
@@ -62,7 +64,7 @@ class HandlerHub:
 
     def __call__(self, event: Event) -> None:
         d = event.data
-        if event.kind != "job_started":
+        if event.kind not in ("job_started", "run_resumed"):  # a resumed run's first jobs may complete a round
             self._flush()
         if event.kind in ("run_started", "run_resumed"):
             self.resumed = event.kind == "run_resumed"
@@ -70,8 +72,9 @@ class HandlerHub:
             self.began = True
             self._fire("search_space_available")
         elif event.kind == "asked":
-            self.collecting = _Round(len(self.rounds) + 1, list(d["trials"]))
-            self.rounds.append(self.collecting)
+            batch = _Round(len(self.rounds) + 1, set(d["trials"]))
+            self.rounds.append(batch)
+            self.waiting.update({trial: batch for trial in d["trials"]})
         elif event.kind == "job_started":
             self._job_started(event)
         elif event.kind == "job_finished":
@@ -96,29 +99,34 @@ class HandlerHub:
         self.jobs.append(info)
         self.current[info.job_id] = info
         self.started_at[info.name] = event.time
-        batch = self.collecting
-        if earlier is None and batch is not None and info.trial_id in batch.waiting:
-            batch.waiting.remove(info.trial_id)
-            info.round = batch.number
-            batch.open_jobs.add(info.job_id)
-            batch.recommendations.append(Recommendation(info.trial_id, info.values, info.start_epoch,
-                                                        info.stop_epoch, d.get("note", "")))
-            batch.started.append(info)
-            if not batch.waiting:
-                self._flush()
+        batch = self.waiting.pop(info.trial_id, None) if earlier is None else None
+        if batch is None:
+            self._fire("start_job", job=info)
             return
-        self._fire("start_job", job=info)
+        batch.waiting.discard(info.trial_id)
+        info.round = batch.number
+        batch.open_jobs.add(info.job_id)
+        batch.recommendations.append(Recommendation(info.trial_id, info.values, info.start_epoch, info.stop_epoch,
+                                                    d.get("note", "")))
+        batch.started.append(info)
+        if batch not in self.to_announce:
+            self.to_announce.append(batch)
+        if not batch.waiting:
+            self._flush()
 
     def _flush(self) -> None:
         """A round's recommendations go out once its jobs have started (they start together,
-        in the same turn of the loop), then a start_job for each."""
-        batch, self.collecting = self.collecting, None
-        if batch is None or not batch.started:
-            return
-        self._fire("recommendations_available", recommendations=list(batch.recommendations), round=batch.number)
-        for info in batch.started:
-            self._fire("start_job", job=info)
-        batch.started = []
+        in one turn of the loop, except after a resume), then a start_job for each. A job of
+        an announced round that starts later gets its start_job alone."""
+        rounds, self.to_announce = self.to_announce, []
+        for batch in rounds:
+            if not batch.announced:
+                batch.announced = True
+                self._fire("recommendations_available", recommendations=list(batch.recommendations),
+                           round=batch.number)
+            started, batch.started = batch.started, []
+            for info in started:
+                self._fire("start_job", job=info)
 
     def _job_finished(self, event: Event) -> None:
         d = event.data
@@ -134,7 +142,7 @@ class HandlerHub:
         self.rounds[info.round - 1].open_jobs.discard(info.job_id)
         while self.rounds_ended < len(self.rounds):
             batch = self.rounds[self.rounds_ended]
-            if batch.open_jobs or batch.waiting or batch is self.collecting:
+            if batch.open_jobs or batch.waiting or batch.started:
                 break
             self.rounds_ended += 1
             self._fire("round_ended", round=batch.number)
