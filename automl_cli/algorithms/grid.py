@@ -30,10 +30,19 @@ def grid_values(param: Param, points: int) -> list[Any]:
         return [list(c) for c in param.choices]
     values: list[Any] = []
     for u in np.linspace(0.0, 1.0, points):
-        value = param.from_unit(u)
+        value = _tidy(param, param.from_unit(u))
         if value not in values:  # ints and steps can round neighbours onto one value
             values.append(value)
     return values
+
+
+def _tidy(param: Param, value: float | int) -> float | int:
+    """The value without the float noise of its computation (1e-4, not 1.0000000000000009e-4),
+    where that keeps it in the range and on its step: a grid's values are read by people."""
+    if param.kind == "int":
+        return value
+    short = float(f"{value:.12g}")
+    return short if param.low <= short <= param.high and param.on_step(short) else value
 
 
 def grid_size(space: SearchSpace, points: int) -> int:

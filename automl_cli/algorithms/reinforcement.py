@@ -52,8 +52,8 @@ class ReinforcementSearch(TableRun):
     parameters = {
         "max_rounds": ParamSpec(20, "configurations to train (a space of choices only: ignored, every combination "
                                     "is trained once)", minimum=1),
-        "learning_rate": ParamSpec(0.3, "policy step per finished job", kind=float, minimum=0.0),
-        "baseline_decay": ParamSpec(0.8, "weight of the old baseline when a reward arrives", kind=float, minimum=0.0,
+        "learning_rate": ParamSpec(0.5, "policy step per finished job", kind=float, minimum=0.0),
+        "baseline_decay": ParamSpec(0.5, "weight of the old baseline when a reward arrives", kind=float, minimum=0.0,
                                     maximum=0.99),
         "min_std": ParamSpec(0.05, "floor on each number's policy std (unit scale): it keeps exploring", kind=float,
                              minimum=0.001, maximum=_MAX_STD),
@@ -72,7 +72,8 @@ class ReinforcementSearch(TableRun):
                              exploration=self.params["exploration"])
         self.theta = self.policy.initial
         self.book = TrialBook(self.params["max_rounds"])
-        self.actions: dict[int, np.ndarray] = {}  # trial -> the action its configuration came from
+        # trial -> the action its configuration came from, and the policy it was drawn from
+        self.actions: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.seen: set[str] = set()
         self.baseline: float | None = None
         self.spread: float | None = None
@@ -86,7 +87,7 @@ class ReinforcementSearch(TableRun):
         for _ in range(min(free_slots, self.book.remaining())):
             action, params, note = self._draw()
             trial_id = self.book.add(params)
-            self.actions[trial_id] = action
+            self.actions[trial_id] = (action, self.theta)
             jobs.append(JobRequest(trial_id, params, self.max_epochs, note=note))
         return jobs
 
@@ -106,10 +107,13 @@ class ReinforcementSearch(TableRun):
         super().on_finished(outcome)
         if self.policy is None:
             return
-        action = self.actions.pop(outcome.trial_id)
+        action, drawn_from = self.actions.pop(outcome.trial_id)
         advantage = self._advantage(outcome)
         if advantage:
-            step = self.policy.natural_scale(self.theta, self.policy.grad_log_prob(self.theta, action))
+            # the gradient at the policy the action was drawn from: with several workers the
+            # policy has moved since, and at the current one an old draw can sit many stds from
+            # the mean, where the log std's gradient (z^2 - 1) would blow the spread wide open
+            step = self.policy.natural_scale(drawn_from, self.policy.grad_log_prob(drawn_from, action))
             self.theta = self.policy.project(self.theta + self.params["learning_rate"] * advantage * step)
             self.updates += 1
 
