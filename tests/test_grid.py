@@ -1,11 +1,15 @@
 """grid: the table it builds (log spacing, ints on their step, conditions) and how it runs it."""
+import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from conftest import write_json
 
 from automl_cli.algorithms import get_algorithm, load_all
 from automl_cli.algorithms.base import Outcome
 from automl_cli.algorithms.grid import grid_size, grid_table
+from automl_cli.cli import cli
 from automl_cli.errors import UsageError
 from automl_cli.space import parse_search_space
 
@@ -77,3 +81,16 @@ def test_a_grid_too_large_is_a_usage_error_that_suggests_the_way_out():
     assert get_algorithm("grid")(five, max_epochs=1, params={"grid_points": 6}).planned_jobs() == 7776
     with pytest.raises(UsageError, match="grid_points: must be at least 2"):
         get_algorithm("grid")(five, max_epochs=1, params={"grid_points": 1})
+
+
+def test_cli_lists_both_algorithms_with_their_parameters_and_plan_counts_the_grid(fake_mmar):
+    listed = CliRunner().invoke(cli, ["algorithms"])  # in-process: a subprocess re-imports torch, seconds
+    assert listed.exit_code == 0
+    assert "grid_points = 3" in listed.stdout
+    for key in ("max_rounds = 20", "learning_rate = 0.5", "baseline_decay = 0.5", "min_std = 0.05"):
+        assert key in listed.stdout
+    automl = fake_mmar / "config" / "config_automl.json"
+    write_json(automl, {**json.loads(automl.read_text()), "controller": {"name": "grid", "args": {"grid_points": 4}}})
+    plan = CliRunner().invoke(cli, ["plan", "-m", str(fake_mmar), "--epoch-seconds", "1"])
+    assert plan.exit_code == 0, plan.output
+    assert "grid: 8 configurations" in plan.output and "total: 8 jobs, 24 epochs" in plan.output

@@ -94,7 +94,8 @@ class ReinforcementSearch(TableRun):
     def _draw(self) -> tuple[np.ndarray, dict[str, Any], str]:
         """A draw from the policy, redrawn while it repeats a configuration already proposed
         (a full training is too dear to spend on a known answer)."""
-        note = f"policy after {self.updates} updates: {self.policy.describe(self.theta)}"
+        note = (f"policy after {self.updates} update{'' if self.updates == 1 else 's'}: "
+                f"{self.policy.describe(self.theta)}")
         for _ in range(_REDRAWS):
             action = self.policy.sample(self.theta, self.rng)
             params = self.policy.config(action)
