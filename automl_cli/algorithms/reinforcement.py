@@ -33,9 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import JobRequest, Outcome, ParamSpec, TrialBook, register
+from .base import JobRequest, Outcome, ParamSpec, TrialBook, config_key, register
 from .grid import TableRun, checked_grid_size, grid_table
-from .models.acquisition import config_key
 from .models.policy import Policy
 
 _INIT_STD = 0.3  # a first policy close to uniform on [0, 1], with a little mass at each end
