@@ -68,8 +68,7 @@ def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resum
         **slurm_flags) -> None:
     """Run a search: train the configurations the algorithm picks, keep the best."""
     from .run import run_search
-    from .runconfig import load_mmar, parse_set_pairs, settings_for_run
-    from .algorithms.base import get_algorithm
+    from .runconfig import load_mmar, make_algorithm, parse_set_pairs, settings_for_run
 
     values = parse_set_pairs(pairs)
     loaded = load_mmar(mmar, trainconf or values.get("trainconf"), automlconf or values.get("automlconf"))
@@ -83,8 +82,7 @@ def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resum
         backend=backend, slurm=_slurm_values(slurm_flags))
     click.echo(f"automl: MMAR {loaded.mmar.root}; configs {loaded.train_path.name}, {loaded.automl_path.name}")
     click.echo(f"automl: run folder {settings.run_dir}")
-    algo = get_algorithm(settings.algorithm)(settings.space, max_epochs=settings.max_epochs, seed=settings.seed,
-                                            params=settings.algorithm_params, direction=settings.direction)
+    algo = make_algorithm(loaded, settings, algorithm or values.get("algorithm"))
     view = run_search(settings, algo, resume=resume)
     _print_leaderboard(view)
     best = view.best()
@@ -125,19 +123,22 @@ def _print_leaderboard(view, limit: int = 10) -> None:
 @cli.command()
 @MMAR_OPTION
 @click.option("--run-id", required=True, help="The run to show.")
+@click.option("--automlconf", help="AutoML config file in config/ (its MMARHandler work_dir says where runs are).  "
+                                   "[default: config_automl.json]")
 @click.option("--json", "as_json", is_flag=True, help="Print the TAO-style status JSON.")
 @click.option("--watch", is_flag=True, help="Keep refreshing until the run ends (Ctrl-C to leave; the run goes on).")
 @click.option("--interval", default=5.0, type=click.FloatRange(min=0.2), help="Seconds between refreshes with --watch.")
-def status(mmar, run_id, as_json, watch, interval) -> None:
+def status(mmar, run_id, automlconf, as_json, watch, interval) -> None:
     """Show a run's jobs and best result, from its journal (safe while it runs)."""
     import time
 
     from rich.console import Group
     from rich.live import Live
 
+    from .runconfig import find_run
     from .status import RunView
 
-    run_dir = _run_dir(mmar, run_id)
+    run_dir = find_run(mmar, run_id, automlconf)
     view = RunView.load(run_dir)
     if as_json:
         click.echo(json.dumps(view.status_json(), indent=2))
@@ -189,73 +190,71 @@ def _status_view(view) -> list:
     return parts + [table]
 
 
-def _run_dir(mmar: str, run_id: str) -> Path:
-    """The folder of an existing run (one with a journal), else a usage error."""
-    from .mmar import MMAR
-    from .store import JOURNAL
-
-    run_dir = MMAR.open(mmar).runs_dir / run_id
-    if not (run_dir / JOURNAL).is_file():
-        raise UsageError(f"no run '{run_id}' in {run_dir.parent}")
-    return run_dir
-
-
 # -- acting on a running search (read: workers, summary; act: suspend, resume, abort, stop) ------
 TIMEOUT_OPTION = click.option("--timeout", default=10.0, type=click.FloatRange(min=0.1),
                               help="Seconds to wait for the run's answer.")
+RUNS_AUTOMLCONF_OPTION = click.option(
+    "--automlconf", help="AutoML config file in config/ (its MMARHandler work_dir says where runs are).  "
+                         "[default: config_automl.json]")
 
 
-def _act(mmar: str, run_id: str, command: str, target: str, timeout: float) -> None:
+def _act(mmar: str, run_id: str, automlconf: str | None, command: str, target: str, timeout: float) -> None:
     from .control import send
+    from .runconfig import find_run
 
-    click.echo(send(_run_dir(mmar, run_id), run_id, command, target, timeout))
+    click.echo(send(find_run(mmar, run_id, automlconf), run_id, command, target, timeout))
 
 
 @cli.command()
 @click.argument("worker")
 @MMAR_OPTION
 @click.option("--run-id", required=True, help="The running search to act on.")
+@RUNS_AUTOMLCONF_OPTION
 @TIMEOUT_OPTION
-def suspend(worker, mmar, run_id, timeout) -> None:
+def suspend(worker, mmar, run_id, automlconf, timeout) -> None:
     """Give WORKER (e.g. W2) no new job; the job it runs now goes on."""
-    _act(mmar, run_id, "suspend", worker, timeout)
+    _act(mmar, run_id, automlconf, "suspend", worker, timeout)
 
 
 @cli.command("resume")
 @click.argument("worker")
 @MMAR_OPTION
 @click.option("--run-id", required=True, help="The running search to act on.")
+@RUNS_AUTOMLCONF_OPTION
 @TIMEOUT_OPTION
-def resume_worker(worker, mmar, run_id, timeout) -> None:
+def resume_worker(worker, mmar, run_id, automlconf, timeout) -> None:
     """Give a suspended WORKER jobs again."""
-    _act(mmar, run_id, "resume", worker, timeout)
+    _act(mmar, run_id, automlconf, "resume", worker, timeout)
 
 
 @cli.command()
 @click.argument("worker_or_job", metavar="WORKER|JOB")
 @MMAR_OPTION
 @click.option("--run-id", required=True, help="The running search to act on.")
+@RUNS_AUTOMLCONF_OPTION
 @TIMEOUT_OPTION
-def abort(worker_or_job, mmar, run_id, timeout) -> None:
+def abort(worker_or_job, mmar, run_id, automlconf, timeout) -> None:
     """Stop the job a worker runs (W1) or a job by name (W1_1_J7): it ends as stopped, scored
     on the epochs it reported, and the search goes on."""
-    _act(mmar, run_id, "abort", worker_or_job, timeout)
+    _act(mmar, run_id, automlconf, "abort", worker_or_job, timeout)
 
 
 @cli.command()
 @MMAR_OPTION
 @click.option("--run-id", required=True, help="The running search to act on.")
+@RUNS_AUTOMLCONF_OPTION
 @TIMEOUT_OPTION
 @click.option("--wait", is_flag=True, help="Return only when the run has finished, with its closing message.")
-def stop(mmar, run_id, timeout, wait) -> None:
+def stop(mmar, run_id, automlconf, timeout, wait) -> None:
     """Finish the search gracefully: no new jobs, the running ones end, best/ is published and
     the run exits 0; `automl run ... --resume` continues it later."""
     import time
 
     from .control import is_running, send
+    from .runconfig import find_run
     from .status import RunView
 
-    run_dir = _run_dir(mmar, run_id)
+    run_dir = find_run(mmar, run_id, automlconf)
     click.echo(send(run_dir, run_id, "stop", "", timeout))
     if not wait:
         return
@@ -272,12 +271,14 @@ def stop(mmar, run_id, timeout, wait) -> None:
 @cli.command("workers")
 @MMAR_OPTION
 @click.option("--run-id", required=True, help="The run to show.")
+@RUNS_AUTOMLCONF_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the workers as JSON.")
-def workers_command(mmar, run_id, as_json) -> None:
+def workers_command(mmar, run_id, automlconf, as_json) -> None:
     """Show each worker: its GPUs, state (idle, busy, suspended), jobs run so far and current job."""
+    from .runconfig import find_run
     from .status import RunView
 
-    view = RunView.load(_run_dir(mmar, run_id))
+    view = RunView.load(find_run(mmar, run_id, automlconf))
     rows = _worker_rows(view)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -319,12 +320,14 @@ def _placement(view, worker) -> str:
 @cli.command()
 @MMAR_OPTION
 @click.option("--run-id", required=True, help="The run to show.")
+@RUNS_AUTOMLCONF_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the jobs as JSON (times in ISO 8601).")
-def summary(mmar, run_id, as_json) -> None:
+def summary(mmar, run_id, automlconf, as_json) -> None:
     """One row per job: start, end, job folder, score, worker and status."""
+    from .runconfig import find_run
     from .status import RunView
 
-    view = RunView.load(_run_dir(mmar, run_id))
+    view = RunView.load(find_run(mmar, run_id, automlconf))
     rows = _summary_rows(view)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -369,18 +372,21 @@ def _local_time(iso: str | None) -> str:
 def plan(mmar, algorithm, workers, epoch_seconds, automlconf, trainconf, use_set, pairs) -> None:
     """Show the schedule, the number of jobs and epochs, and an estimated wall time."""
     from .plan import make_plan, measured_epoch_seconds, render
-    from .runconfig import RUN_KEYS, ALIASES, controller, load_mmar, parse_set_pairs
+    from .runconfig import RUN_KEYS, ALIASES, controller, load_mmar, parse_set_pairs, work_dir_of
     from .workers import parse_workers
 
     values = parse_set_pairs(pairs)
     loaded = load_mmar(mmar, trainconf or values.get("trainconf"), automlconf or values.get("automlconf"))
+    if "path" in loaded.automl_doc.get("controller", {}) and not (algorithm or values.get("algorithm")):
+        raise UsageError(f"cannot plan the controller {loaded.automl_doc['controller']['path']}: a user's controller "
+                         "decides as results come in; plan one of ours with --algorithm NAME")
     name, params = controller(loaded, algorithm or values.get("algorithm"))
     params.update({ALIASES.get(k, k): v for k, v in values.items() if k not in RUN_KEYS})
     n_workers = len(parse_workers(values.get("workers", workers)))
     if epoch_seconds:
         source = "given"
     else:
-        epoch_seconds, source = measured_epoch_seconds(loaded.mmar.runs_dir)
+        epoch_seconds, source = measured_epoch_seconds(work_dir_of(loaded.mmar, automlconf or values.get("automlconf")))
     result = make_plan(loaded.space, name, params, loaded.max_epochs, n_workers, epoch_seconds, source,
                        seed=loaded.automl_doc.get("seed", 0))
     for line in render(result):
@@ -393,12 +399,10 @@ def plan(mmar, algorithm, workers, epoch_seconds, automlconf, trainconf, use_set
 @click.option("--trainconf", help="Training config file in config/.  [default: config_train.json]")
 def validate(mmar, automlconf, trainconf) -> None:
     """Check the MMAR's config files and print the search space."""
-    from .algorithms.base import get_algorithm, resolve_params
-    from .runconfig import controller, load_mmar
+    from .runconfig import describe_components, load_mmar
 
     loaded = load_mmar(mmar, trainconf, automlconf)
-    name, params = controller(loaded, None)
-    resolved = resolve_params(get_algorithm(name), params)
+    components = describe_components(loaded)
     console = _console()
     from .customize import dotted
 
@@ -411,8 +415,9 @@ def validate(mmar, automlconf, trainconf) -> None:
     console.print(table)
     for note in loaded.notes:
         console.print(f"derived: {note}", markup=False)
-    console.print(f"algorithm {name} {json.dumps(resolved)}; metric {loaded.metric} ({loaded.direction}); "
-                  f"{loaded.max_epochs} epochs per full training")
+    for line in components:
+        console.print(line, markup=False)
+    console.print(f"metric {loaded.metric} ({loaded.direction}); {loaded.max_epochs} epochs per full training")
     console.print("configs are valid")
 
 
@@ -453,13 +458,16 @@ def _train(loop, config, root, epochs, validate_only) -> None:
 @cli.command()
 @MMAR_OPTION
 @click.option("--run-id", required=True, help="The run to report on.")
+@click.option("--automlconf", help="AutoML config file in config/ (its MMARHandler work_dir says where runs are).  "
+                                   "[default: config_automl.json]")
 @click.option("--out", type=click.Path(dir_okay=False), help="HTML file to write.  [default: <run>/report.html]")
-def report(mmar, run_id, out) -> None:
+def report(mmar, run_id, automlconf, out) -> None:
     """Write a self-contained HTML report (leaderboard, curves, importance) and a leaderboard CSV."""
     from .report import write_report
+    from .runconfig import find_run
     from .status import RunView
 
-    run_dir = _run_dir(mmar, run_id)
+    run_dir = find_run(mmar, run_id, automlconf)
     view = RunView.load(run_dir)
     page, table = write_report(view, run_dir, Path(out) if out else run_dir / "report.html")
     click.echo(f"report: {page}\nleaderboard: {table}")

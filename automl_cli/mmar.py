@@ -190,21 +190,32 @@ def _lookup(name: str, variables: dict, file: Path, where: list) -> Any:
     return variables[name]
 
 
-def clone_job(source: MMAR, job_dir: Path, train_config: dict, automl_config_path: Path | None = None) -> MMAR:
-    """Make a job's MMAR: its own config/ (with `train_config` as config_train.json),
-    commands/ and an empty models/; everything else (data, resources, docs, custom code)
-    is linked, not copied, so a job costs kilobytes."""
+def clone_job(source: MMAR, job_dir: Path, train_config: dict, *, train_config_name: str = TRAIN_CONFIG,
+              copy_whole: bool = False, skip: frozenset[str] = frozenset()) -> MMAR:
+    """Make a job's MMAR: `train_config` as config/<train_config_name>, an empty models/
+    (a checkpoint copied from the MMAR would make every job resume from it), and the rest of
+    the MMAR in one of two modes: by default (Clara's key_mmar_content_only) only config/
+    and commands/ are copied and everything else (data, resources, docs, custom code) is
+    linked, so a job costs kilobytes; with `copy_whole` everything is copied (links inside
+    stay links), for trainers that write into those folders. Top-level entries named in
+    `skip` (a run folder inside the MMAR) are left out."""
     job_dir.mkdir(parents=True, exist_ok=False)
     (job_dir / "models").mkdir()
+    stem = Path(train_config_name).stem
     shutil.copytree(source.config_dir, job_dir / "config",
-                    ignore=shutil.ignore_patterns(TRAIN_CONFIG, "config_train.yaml", "config_train.yml"))
+                    ignore=shutil.ignore_patterns(*(stem + ext for ext in (".json", ".yaml", ".yml"))))
     if (source.root / "commands").is_dir():
         shutil.copytree(source.root / "commands", job_dir / "commands")
     for entry in source.root.iterdir():
-        if entry.name in _NOT_CLONED or entry.name in _JOB_OWNED or entry.name.startswith("."):
+        if entry.name in _NOT_CLONED or entry.name in _JOB_OWNED or entry.name in skip or entry.name.startswith("."):
             continue
-        os.symlink(entry, job_dir / entry.name)
-    write_json_atomic(job_dir / "config" / TRAIN_CONFIG, train_config)
+        if copy_whole and entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, job_dir / entry.name, symlinks=True)
+        elif copy_whole:
+            shutil.copy2(entry, job_dir / entry.name, follow_symlinks=False)
+        else:
+            os.symlink(entry, job_dir / entry.name)
+    write_json_atomic(job_dir / "config" / train_config_name, train_config)
     return MMAR(job_dir)
 
 

@@ -62,6 +62,8 @@ def make_plan(space, algorithm: str, params: dict, max_epochs: int, workers: int
                 rows.append((rung.n, rung.epochs, rung.epochs - before))
                 before = rung.epochs
             brackets.append(rows)
+    else:
+        reasons = algo.explain()
     noise = random.Random(seed)
     result = run_simulation(space, lambda c, e, s: (noise.random(), epoch_seconds or 1.0), dict,
                             algorithm=algorithm, max_epochs=max_epochs, n_workers=workers, seed=seed, params=params)

@@ -22,10 +22,11 @@ from .algorithms.base import Algorithm
 from .backends.base import Job, JobSpec
 from .backends.local import LocalBackend, kill_stale_group
 from .backends.slurm_script import SlurmOptions
+from .clara.hub import HandlerHub
 from .control import ControlInbox
 from .engine import Engine, EngineSettings
 from .errors import Interrupted, UsageError
-from .mmar import MMAR, clone_job, write_json_atomic
+from .mmar import MMAR, TRAIN_CONFIG, clone_job, write_json_atomic
 from .space import SearchSpace
 from .status import JobView, RunView
 from .store import JOURNAL, Journal
@@ -33,7 +34,8 @@ from .trace import Trace
 from .workers import Worker, device_env, threads_per_worker
 
 METRICS_FILE = "models/metrics.jsonl"
-DEFAULT_TRAIN_COMMAND = [sys.executable, "-m", "automl_cli", "train", "-m", "{mmar}", "--epochs", "{epochs}"]
+DEFAULT_TRAIN_COMMAND = [sys.executable, "-m", "automl_cli", "train", "-m", "{mmar}", "--trainconf", "{trainconf}",
+                         "--epochs", "{epochs}"]
 _STATUS_EVERY = 1.0
 
 
@@ -61,10 +63,14 @@ class RunSettings:
     config_files: dict[str, str] = field(default_factory=dict)
     backend: str = "local"  # "local" | "slurm"
     slurm: SlurmOptions | None = None
+    runs_root: Path | None = None  # where run folders go (MMARHandler's work_dir); default <mmar>/automl
+    job_train_config: str = TRAIN_CONFIG  # the applied config's name in a job's config/ (train_config_file)
+    copy_whole_mmar: bool = False  # jobs copy the whole MMAR (key_mmar_content_only false), not link it
+    handlers: list[tuple[str, Any]] = field(default_factory=list)  # (label, instance): Clara's event handlers
 
     @property
     def run_dir(self) -> Path:
-        return self.mmar.runs_dir / self.run_id
+        return (self.runs_root or self.mmar.runs_dir) / self.run_id
 
 
 def parse_train_command(text: str) -> list[str]:
@@ -98,7 +104,8 @@ class MMARJobs:
         if job_dir.exists():  # made by a run that died before journaling the job: nothing refers to it
             shutil.rmtree(job_dir)
         config = s.space.apply(s.train_config, job.params, remove_search=s.remove_search_augs)
-        clone_job(s.mmar, job_dir, config)
+        clone_job(s.mmar, job_dir, config, train_config_name=s.job_train_config, copy_whole=s.copy_whole_mmar,
+                  skip=self._inside_mmar())
         previous = self.trial_dirs.get(job.trial_id)
         if job.copy_from_job is not None and job.attempt == 1:  # exploit: continue from the donor's weights
             carry_checkpoint(self.job_dirs[job.copy_from_job], job_dir)
@@ -106,6 +113,14 @@ class MMARJobs:
             carry_checkpoint(previous, job_dir)
         self.trial_dirs[job.trial_id] = self.job_dirs[job.job_id] = job_dir
         return self._spec(job, job_dir)
+
+    def _inside_mmar(self) -> frozenset[str]:
+        """The top-level MMAR entry holding the runs, when work_dir is inside the MMAR: never cloned."""
+        runs = self.s.run_dir.parent.resolve()
+        root = self.s.mmar.root
+        if runs == root:
+            return frozenset([self.s.run_id])
+        return frozenset([runs.relative_to(root).parts[0]]) if runs.is_relative_to(root) else frozenset()
 
     def _spec(self, job: Job, job_dir: Path) -> JobSpec:
         s = self.s
@@ -116,7 +131,8 @@ class MMARJobs:
         if not s.have_gpus:
             threads = str(threads_per_worker(len(s.workers)))
             env.update({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
-        command = [part.format(mmar=job_dir, epochs=job.stop_epoch) for part in s.train_command]
+        command = [part.format(mmar=job_dir, epochs=job.stop_epoch, trainconf=s.job_train_config)
+                   for part in s.train_command]
         return JobSpec(job.job_id, job.name, job_dir, command, env, job_dir / "train.log", job_dir / METRICS_FILE)
 
 
@@ -161,7 +177,12 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
                        info={"mmar": str(settings.mmar.root), "device": "gpu" if settings.have_gpus else "cpu",
                              "config_files": settings.config_files, "backend": settings.backend}),
         algorithm, backend, journal, trace=trace, refresh=status)
+    if hasattr(algorithm, "attach_view"):  # a user's controller names jobs in its outcomes
+        algorithm.attach_view(engine.view)
+    hub = HandlerHub(settings.handlers, engine, run_dir, settings.mmar.root, trace)
+    engine.listeners.append(hub)
     if resume:
+        hub.restore(history)
         _check_same_run(settings, algorithm, history)
         ended = {e.data["job_id"] for e in history if e.kind == "job_finished"}
         for event in history:
@@ -188,6 +209,7 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
                           f"(automl run -m {settings.mmar.root} --run-id {settings.run_id} --resume ...)") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+        hub.close()
         status.write(engine.view)
         trace.close()
         journal.close()

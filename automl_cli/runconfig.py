@@ -6,14 +6,19 @@ win, as in Clara's script where extra arguments follow the defaults), explicit o
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .algorithms.base import get_algorithm, resolve_params
+from .algorithms.base import Algorithm, get_algorithm, resolve_params
+from .clara.components import CLARA_CONTROLLERS, algorithm_name, build, controller_class, load_handlers
+from .clara.controller import ControllerAlgorithm
+from .clara.mmar_handler import JobLayout, MMARHandler
 from .run import DEFAULT_TRAIN_COMMAND, RunSettings, parse_train_command
 from .errors import ConfigError, UsageError
 from .mmar import AUTOML_CONFIG, MMAR, TRAIN_CONFIG
+from .store import JOURNAL
 from .customize import customize
 from .space import SearchSpace, parse_search_space
 from .backends.slurm import check_commands
@@ -67,9 +72,7 @@ def load_mmar(mmar_path: str, trainconf: str | None = None, automlconf: str | No
     trainconf = trainconf or TRAIN_CONFIG
     train_doc, train_path = mmar.load_train_config(trainconf, resolve=False)
     resolved = mmar.load_train_config(trainconf, resolve=True)[0]
-    # {mmar} and {epochs} in executor.args.train_command are filled per job, later
-    per_job = {"mmar": "{mmar}", "epochs": "{epochs}"}
-    automl_doc, automl_path = mmar.load_automl_config(automlconf or AUTOML_CONFIG, {"trainconf": trainconf, **per_job})
+    automl_doc, automl_path = mmar.load_automl_config(automlconf or AUTOML_CONFIG, _automl_variables(trainconf))
     space, notes = customize(parse_search_space(train_doc, train_path), train_doc, automl_doc, automl_path)
     if not len(space):
         raise ConfigError(train_path, [], 'nothing to search: no component has a "search" section '
@@ -83,20 +86,103 @@ def load_mmar(mmar_path: str, trainconf: str | None = None, automlconf: str | No
                   direction)
 
 
+def _automl_variables(trainconf: str) -> dict[str, str]:
+    """What config_automl.json may name besides environment.json's variables: {trainconf}
+    (the training config in use); {mmar} and {epochs} stay for the train command, filled per job."""
+    return {"trainconf": trainconf, "mmar": "{mmar}", "epochs": "{epochs}"}
+
+
 def controller(loaded: Loaded, override: str | None) -> tuple[str, dict[str, Any]]:
-    """The algorithm's name and parameters from config_automl.json's controller."""
+    """The algorithm's name (ours, Clara's mapped onto ours, or a user's module.Class) and
+    its parameters, from config_automl.json's controller or --algorithm."""
     ctrl = loaded.automl_doc.get("controller", {})
-    if "path" in ctrl and not override:
-        raise ConfigError(loaded.automl_path, ["controller", "path"],
-                          "custom controllers are not supported by this version yet; use a \"name\"")
-    name = override or ctrl.get("name", "bayesian")
-    args = {ALIASES.get(k, k): v for k, v in (ctrl.get("args") or {}).items()} if not override or override == ctrl.get("name") else {}
-    return name, args
+    args = {ALIASES.get(k, k): v for k, v in (ctrl.get("args") or {}).items()}
+    if override:
+        name = CLARA_CONTROLLERS.get(override, override)
+        get_algorithm(name)  # an unknown --algorithm is a usage error listing the known
+        same = "name" in ctrl and CLARA_CONTROLLERS.get(ctrl["name"], ctrl["name"]) == name
+        return name, args if same else {}
+    if "path" in ctrl:
+        return ctrl["path"], args
+    return algorithm_name(ctrl.get("name", "bayesian"), loaded.automl_path, ["controller", "name"]), args
+
+
+def custom_controller(loaded: Loaded, override: str | None) -> type | None:
+    """The user's controller class when config_automl.json names one by path (and
+    --algorithm does not replace it)."""
+    ctrl = loaded.automl_doc.get("controller", {})
+    if override or "path" not in ctrl:
+        return None
+    return controller_class(ctrl["path"], loaded.mmar.root, loaded.automl_path)
+
+
+def make_algorithm(loaded: Loaded, settings: RunSettings, override: str | None) -> Algorithm:
+    """The run's algorithm: one of ours, or a user's controller behind ControllerAlgorithm."""
+    cls = custom_controller(loaded, override)
+    common = dict(max_epochs=settings.max_epochs, seed=settings.seed, params=settings.algorithm_params,
+                  direction=settings.direction)
+    if cls is None:
+        return get_algorithm(settings.algorithm)(settings.space, **common)
+    instance = build(cls, settings.algorithm, settings.algorithm_params, loaded.automl_path, ["controller"])
+    return ControllerAlgorithm(settings.space, controller=instance, path=settings.algorithm, **common)
+
+
+def job_layout(handlers: list[tuple[str, Any]]) -> JobLayout:
+    return next((h.layout for _, h in handlers if isinstance(h, MMARHandler)), JobLayout())
+
+
+def runs_dir(mmar: MMAR, layout: JobLayout) -> Path:
+    """Where run folders go: MMARHandler's work_dir (relative: to the MMAR), else <mmar>/automl."""
+    if layout.work_dir is None:
+        return mmar.runs_dir
+    path = Path(layout.work_dir).expanduser()
+    return (path if path.is_absolute() else mmar.root / path).resolve()
+
+
+def work_dir_of(mmar: MMAR, automlconf: str | None = None) -> Path:
+    """The runs folder config_automl.json names, read without building any component (for
+    the commands that only look at a run)."""
+    doc, path = mmar.load_automl_config(automlconf or AUTOML_CONFIG, _automl_variables(TRAIN_CONFIG))
+    for index, spec in enumerate(doc.get("handlers") or []):
+        if spec.get("name") == "MMARHandler" and "work_dir" in (spec.get("args") or {}):
+            work_dir = spec["args"]["work_dir"]
+            if not isinstance(work_dir, str) or not work_dir.strip():
+                raise ConfigError(path, ["handlers", index, "args", "work_dir"],
+                                  f"expected a non-empty string, got {work_dir!r}")
+            return runs_dir(mmar, JobLayout(work_dir))
+    return mmar.runs_dir
+
+
+def find_run(mmar_path: str, run_id: str, automlconf: str | None = None) -> Path:
+    """The folder of run `run_id`: under MMARHandler's work_dir when config_automl.json sets
+    one, else (or if not found there) under <mmar>/automl."""
+    mmar = MMAR.open(mmar_path)
+    places = []
+    for root in (work_dir_of(mmar, automlconf), mmar.runs_dir):
+        if root not in places:
+            places.append(root)
+    for root in places:
+        if (root / run_id / JOURNAL).is_file():
+            return root / run_id
+    raise UsageError(f"no run '{run_id}' in {' or '.join(str(p) for p in places)}")
 
 
 # executor.args every executor understands; SlurmExecutor's other args are SLURM options
-_EXECUTOR_ARGS = {"train_command", "remove_search_augs", "grace_seconds"}
+_EXECUTOR_ARGS = {"train_command", "remove_search_augs", "grace_seconds", "msg_destination"}
 EXECUTORS = {"MMARExecutor": "local", "SlurmExecutor": "slurm"}
+
+
+def check_executor(loaded: Loaded) -> dict:
+    """config_automl.json's executor, its name checked."""
+    executor = loaded.automl_doc.get("executor") or {}
+    if "path" in executor:
+        raise ConfigError(loaded.automl_path, ["executor", "path"], "a user's own executor is not supported: jobs "
+                          "run through executor.args.train_command (any program following docs/trainer.md); "
+                          f"use a \"name\" ({', '.join(EXECUTORS)})")
+    if executor.get("name", "MMARExecutor") not in EXECUTORS:
+        raise ConfigError(loaded.automl_path, ["executor", "name"],
+                          f"unknown executor '{executor.get('name')}' (known: {', '.join(EXECUTORS)})")
+    return executor
 
 
 def slurm_options(loaded: Loaded, executor: dict, given: dict[str, Any]) -> SlurmOptions:
@@ -118,10 +204,7 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
         raise UsageError("no run id: give --run-id ID or --set run_id=ID")
     if "/" in run_id or run_id in (".", "..") or not run_id.strip():
         raise UsageError(f"bad run id '{run_id}': it names a folder under automl/, so no '/'")
-    executor = (loaded.automl_doc.get("executor") or {})
-    if executor.get("name", "MMARExecutor") not in EXECUTORS:
-        raise ConfigError(loaded.automl_path, ["executor", "name"],
-                          f"unknown executor '{executor.get('name')}' (known: {', '.join(EXECUTORS)})")
+    executor = check_executor(loaded)
     backend = backend or EXECUTORS[executor.get("name", "MMARExecutor")]
     options = None
     if backend == "slurm":
@@ -144,7 +227,7 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
             check_against_devices(worker_list, n_gpus)
 
     name, params = controller(loaded, algorithm)
-    algo_cls = get_algorithm(name)
+    custom = custom_controller(loaded, algorithm)
     for key, value in set_values.items():
         if key not in RUN_KEYS:
             params[ALIASES.get(key, key)] = value
@@ -154,7 +237,10 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
     retries = set_values.get("automl_max_retries", loaded.automl_doc.get("automl_max_retries", 1))
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise UsageError(f"automl_max_retries must be an integer >= 0, got {retries!r}")
-    resolve_params(algo_cls, params)  # fail now, not after the run folder exists
+    if custom is None:
+        resolve_params(get_algorithm(name), params)  # fail now, not after the run folder exists
+    handlers = load_handlers(loaded.automl_doc, loaded.mmar.root, loaded.automl_path)
+    layout = job_layout(handlers)
 
     exec_args = executor.get("args") or {}
     if "train_command" in exec_args:
@@ -170,9 +256,6 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
              "(--slurm-max-jobs) run at a time, each on the GPUs of --slurm-gres")
     elif n_gpus == 0:
         warn(f"no GPU visible: running {len(worker_list)} CPU worker(s) for the spec '{workers}'")
-    if loaded.automl_doc.get("handlers"):
-        names = ", ".join(h.get("name") or h.get("path", "?") for h in loaded.automl_doc["handlers"])
-        warn(f"handlers are not run by this version yet; ignoring: {names}")
 
     settings = RunSettings(
         mmar=loaded.mmar, run_id=run_id, workers=worker_list, have_gpus=n_gpus > 0, space=loaded.space,
@@ -182,5 +265,30 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
         remove_search_augs=bool(exec_args.get("remove_search_augs", True)),
         grace_seconds=float(exec_args.get("grace_seconds", 30.0)),
         config_files={"train": str(loaded.train_path), "automl": str(loaded.automl_path)},
-        backend=backend, slurm=options)
+        backend=backend, slurm=options, runs_root=runs_dir(loaded.mmar, layout),
+        job_train_config=layout.job_train_config, copy_whole_mmar=layout.copy_whole_mmar, handlers=handlers)
     return settings, worker_list
+
+
+def describe_components(loaded: Loaded) -> list[str]:
+    """`automl validate`'s account of config_automl.json's components, each built (so a
+    broken one fails here, as it would at the start of a run)."""
+    name, params = controller(loaded, None)
+    cls = custom_controller(loaded, None)
+    if cls is None:
+        clara = loaded.automl_doc.get("controller", {}).get("name")
+        alias = f" (Clara's {clara})" if clara in CLARA_CONTROLLERS else ""
+        lines = [f"algorithm {name}{alias} {json.dumps(resolve_params(get_algorithm(name), params))}"]
+    else:
+        build(cls, name, params, loaded.automl_path, ["controller"])
+        lines = [f"controller {name} (your own, from {sys.modules[cls.__module__].__file__}) "
+                 f"args {json.dumps(params)}"]
+    executor = check_executor(loaded)
+    lines.append(f"executor {executor.get('name', 'MMARExecutor')}: each job's output goes to <job>/train.log")
+    handlers = load_handlers(loaded.automl_doc, loaded.mmar.root, loaded.automl_path)
+    layout = job_layout(handlers)
+    lines.append("handlers: " + (", ".join(label for label, _ in handlers) or "none"))
+    lines.append(f"runs go to {runs_dir(loaded.mmar, layout)}; jobs get config/{layout.job_train_config}, "
+                 + ("a copy of the whole MMAR" if layout.copy_whole_mmar else "copies of config/ and commands/, "
+                    "links to the rest"))
+    return lines

@@ -39,6 +39,7 @@ OURS = {
     "random": {"automl_max_recommendations": 100_000},
     "bayesian": {"automl_max_recommendations": 100_000},
     "bfbo": {"automl_max_recommendations": 100_000},
+    "reinforcement": {"max_rounds": 100_000},
     "hyperband": {"automl_R": 27, "automl_nu": 3, "epoch_multiplier": 1, "automl_hyperband_iterations": 1000},
     "bohb": {"automl_R": 27, "automl_nu": 3, "epoch_multiplier": 1, "automl_hyperband_iterations": 1000},
     "asha": {"automl_nu": 3, "automl_max_concurrent": 1, "automl_min_top_configs": 100_000},

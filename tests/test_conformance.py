@@ -38,6 +38,8 @@ BUDGETS = {
     "dehb": {**HYPERBAND, "automl_hyperband_iterations": 3},
     "asha": {"automl_max_trials": 12, "automl_max_concurrent": 3, "automl_min_epochs": 1},
     "pbt": {"automl_population_size": 4, "automl_eval_interval": 3},
+    "grid": {"grid_points": 2},
+    "reinforcement": {"max_rounds": 12},
 }
 
 

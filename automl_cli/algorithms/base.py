@@ -11,6 +11,7 @@ so every algorithm minimises and none can get the direction wrong.
 """
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -21,6 +22,11 @@ from ..errors import UsageError
 from ..space import SearchSpace
 
 CONTINUE, STOP = "continue", "stop"
+
+
+def config_key(params: dict[str, Any]) -> str:
+    """A configuration as a hashable key (to tell whether it was tried already)."""
+    return json.dumps(params, sort_keys=True)
 
 
 def stop_because(reason: str) -> str:

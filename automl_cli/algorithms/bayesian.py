@@ -14,12 +14,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-from scipy.stats import qmc
+from typing import TYPE_CHECKING
 
-from .base import FullTrainings, ParamSpec, register
-from .models.acquisition import config_key, maximize
-from .models.gp import GP, log_expected_improvement
+import numpy as np
+
+from .base import FullTrainings, ParamSpec, config_key, register
+
+if TYPE_CHECKING:
+    from .models.gp import GP
+
+# The GP machinery (torch, scipy.stats) is imported where it is first used, not here: every
+# command loads the algorithm registry, and `automl status` should not wait seconds for torch.
 
 _FIT_POINTS = 300  # beyond this, the model sees the best and a sample of the rest (cubic cost)
 _REFIT_EVERY_STEP = 60  # below this many points the hyperparameters are refitted at each step
@@ -40,6 +45,8 @@ class GPSearch(FullTrainings):
         self.n_initial = min(self.book.budget, self.params["automl_initial_random"] or auto)
         self.theta = None  # the last fitted hyperparameters, reused until the data has grown enough
         self.theta_points = 0
+        from scipy.stats import qmc
+
         # one scrambled Sobol sequence for the initial design, seeded from the run's generator so it replays
         self.sobol = qmc.Sobol(d=len(space), scramble=True, seed=int(self.rng.integers(2 ** 31)))
 
@@ -57,6 +64,8 @@ class GPSearch(FullTrainings):
         return configs, np.array([loss for _, loss in done], dtype=float)
 
     def model(self, configs: list[dict], losses: np.ndarray) -> GP:
+        from .models.gp import GP
+
         x = np.array([self.space.encode(c) for c in configs])
         if len(losses) > _FIT_POINTS:  # keep the best and a random sample of the rest
             order = np.argsort(losses)
@@ -84,6 +93,9 @@ class BayesianSearch(GPSearch):
     summary = "Gaussian process (Matern 5/2, ARD, MAP) + log expected improvement, one config at a time, full training each"
 
     def next_config(self) -> tuple[dict, str]:
+        from .models.acquisition import maximize
+        from .models.gp import log_expected_improvement
+
         if len(self.book.proposed) < self.n_initial:
             return self.initial_point(self.seen())
         configs, losses = self.observations()

@@ -25,13 +25,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from .base import JobRequest, register
+import numpy as np
+
+from .base import JobRequest, config_key, register
 from .bayesian import GPSearch
-from .models.acquisition import config_key, maximize
-from .models.gp import GP, log_expected_improvement, one_thread
+
+if TYPE_CHECKING:
+    from .models.gp import GP
 
 _LIPSCHITZ_POINTS = 500  # random points of the cube at which the mean's gradient is measured
 _MIN_LIPSCHITZ = 1e-7  # a flat model (L = 0) would penalise nothing; the paper uses the same guard
@@ -58,6 +60,8 @@ class BatchFirstBO(GPSearch):
         return batch
 
     def _penalised_batch(self, count: int, chosen: list[dict]) -> list[tuple[dict[str, Any], str]]:
+        from .models.acquisition import maximize  # torch: imported on first use (see bayesian.py)
+
         configs, losses = self.observations()
         if len(losses) < 2:
             return [(self.space.sample(self.rng), "random (too few finished jobs for the GP)") for _ in range(count)]
@@ -83,6 +87,10 @@ class BatchFirstBO(GPSearch):
         return out
 
     def _lipschitz(self, gp: GP) -> float:
+        import torch
+
+        from .models.gp import one_thread
+
         points = np.array([self.space.encode(self.space.sample(self.rng)) for _ in range(_LIPSCHITZ_POINTS)])
         x = torch.cat([torch.as_tensor(points, dtype=torch.float64), gp.x]).requires_grad_(True)
         with one_thread():
@@ -92,6 +100,10 @@ class BatchFirstBO(GPSearch):
 
 
 def _penalised_log_ei(gp: GP, best: float, lipschitz: float, around: np.ndarray | None):
+    import torch
+
+    from .models.gp import log_expected_improvement
+
     if around is None:
         return lambda x: log_expected_improvement(*gp.predict(x), best)
     centres = torch.as_tensor(around, dtype=torch.float64)
@@ -99,7 +111,7 @@ def _penalised_log_ei(gp: GP, best: float, lipschitz: float, around: np.ndarray 
         mu, sigma = gp.predict(centres)
     sigma = torch.clamp(sigma, min=1e-9)
 
-    def score(x: torch.Tensor) -> torch.Tensor:
+    def score(x: "torch.Tensor") -> "torch.Tensor":
         distance = torch.sqrt(((x[:, None, :] - centres[None, :, :]) ** 2).sum(-1) + 1e-12)
         z = (lipschitz * distance + best - mu[None, :]) / sigma[None, :]
         return log_expected_improvement(*gp.predict(x), best) + torch.special.log_ndtr(z).sum(1)

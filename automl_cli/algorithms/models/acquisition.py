@@ -9,7 +9,6 @@ inactive parameters) and scored again as it will really run.
 """
 from __future__ import annotations
 
-import json
 from typing import Any, Callable
 
 import numpy as np
@@ -17,13 +16,10 @@ import torch
 from scipy.optimize import minimize
 
 from ...space import SearchSpace
+from ..base import config_key
 from .gp import one_thread
 
 Score = Callable[[torch.Tensor], torch.Tensor]  # rows of the unit cube -> values to maximise
-
-
-def config_key(params: dict[str, Any]) -> str:
-    return json.dumps(params, sort_keys=True)
 
 
 def maximize(score: Score, space: SearchSpace, rng: np.random.Generator, *, anchors: list[dict],
