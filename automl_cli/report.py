@@ -197,7 +197,7 @@ def _rungs(view: RunView) -> str:
     for trial in {j.trial_id for j in jobs}:
         own = sorted((j for j in jobs if j.trial_id == trial), key=lambda j: j.stop_epoch)
         if len(own) > 1:
-            body.append(f"<polyline fill='none' stroke='#bbb' points='"
+            body.append("<polyline fill='none' stroke='#bbb' points='"
                         + " ".join(f"{x(j.stop_epoch):.1f},{y(j.metric):.1f}" for j in own) + "'/>")
     body += [f"<circle class='rung' cx='{x(j.stop_epoch):.1f}' cy='{y(j.metric):.1f}' r='4' "
              f"fill='{_COLOURS.get(j.status, '#555')}'><title>{html.escape(j.name)} {html.escape(j.place)}</title>"

@@ -132,7 +132,7 @@ def test_sigterm_saves_and_exits_143_and_a_new_run_resumes(tmp_path):
     result = subprocess.run([sys.executable, "-m", "automl_cli", "train", "-m", str(root), "--epochs", str(saved + 1)],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert f"resumed from" in result.stdout and f"at epoch {saved}" in result.stdout
+    assert "resumed from" in result.stdout and f"at epoch {saved}" in result.stdout
     assert [r["epoch"] for r in lines(metrics)] == list(range(1, saved + 2))
 
 
