@@ -301,7 +301,7 @@ def test_slurm_states_reach_the_engine_as_exits_with_the_trainer_s_code_or_slurm
     running = [f"{i}|RUNNING|None" for i in ids]
     assert _poll(backend, fake_slurm, running) == []
     # a requeue: back to PENDING, then RUNNING again, with the restart count in the trace
-    assert _poll(backend, fake_slurm, [f"101|PENDING|BeginTime", *running[1:]]) == []
+    assert _poll(backend, fake_slurm, ["101|PENDING|BeginTime", *running[1:]]) == []
     assert _poll(backend, fake_slurm, running, show="JobId=101 JobState=RUNNING Restarts=1 ExitCode=0:0") == []
     assert any("requeued" in t for t in traced) and any("SLURM_RESTART_COUNT=1" in t for t in traced)
     # epochs the job writes come as metrics before its exit
