@@ -84,7 +84,7 @@ def test_bracket_algorithms_run_end_to_end_and_promoted_jobs_continue_their_tria
         lines = [json.loads(line) for line in (run_dir / job.name / "models" / "metrics.jsonl").read_text().splitlines()]
         last = job.stop_epoch if job.status == "completed" else job.start_epoch + len(lines)  # an early stop ends sooner
         assert lines and [line["epoch"] for line in lines] == list(range(job.start_epoch + 1, last + 1))
-        assert f"resumed from" in (run_dir / job.name / "train.log").read_text()
+        assert "resumed from" in (run_dir / job.name / "train.log").read_text()
     status = json.loads((run_dir / "status.json").read_text())
     assert all(status[j.name]["rung"] is not None for j in view.jobs.values())
     if algorithm == "hyperband_es":  # below 0.5 from epoch 2 on means stopped right there
