@@ -365,7 +365,7 @@ def parse_search_space(doc: dict, file: Path) -> SearchSpace:
     params: list[Param] = []
     appliers: list[tuple[dict, Location]] = []
     for holder, where in _walk(doc, ()):
-        if "apply" in holder and (where == () or "name" in holder):
+        if "apply" in holder and (where == () or "name" in holder or "path" in holder):
             appliers.append((holder, where))
         if "search" not in holder:
             continue
@@ -451,22 +451,20 @@ def _arg_location(p: Param, k: int) -> Location:
 
 
 def _check_given_names(params: list[Param], doc: dict, file: Path) -> None:
-    """An alias or a tag names one value: given twice, or equal to another parameter's name,
-    it would leave "apply" guessing."""
-    first: dict[str, str] = {}
+    """An alias or a tag names one value: given twice, or also the name of another value,
+    an "apply" naming it would have to guess."""
+    given: dict[str, str] = {}  # name -> where it was given
     for p in params:
         for k, name in _given_names(p, doc):
-            if name in first:
-                raise ConfigError(file, _arg_location(p, k), f'the name "{name}" is given twice (first at {first[name]})')
-            first[name] = json_path(_arg_location(p, k))
+            if name in given:
+                raise ConfigError(file, _arg_location(p, k), f'the name "{name}" is given twice (first at {given[name]})')
+            given[name] = json_path(_arg_location(p, k))
     for p in params:
-        if p.name in first and p.name not in p.slot_names:
-            raise ConfigError(file, _location(p.source), f'parameter "{p.name}" has the name of the alias or tag '
-                                                         f"at {first[p.name]}; rename that one")
-        for k, name in enumerate(p.slot_names):
-            if name in first and (k, name) not in _given_names(p, doc):
-                raise ConfigError(file, _arg_location(p, k), f'"{name}" is also the alias or tag at {first[name]}; '
-                                                             "rename that one")
+        own = {name for _, name in _given_names(p, doc)}
+        for name in sorted({p.name, *p.slot_names} - own):
+            if name in given:
+                raise ConfigError(file, _location(p.source), f'"{name}" names this parameter and also the alias or '
+                                                             f"tag at {given[name]}; rename one of them")
 
 
 def _resolve_applies(params: list[Param], appliers: list[tuple[dict, Location]], file: Path) -> list[Param]:
