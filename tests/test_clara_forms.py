@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from automl_cli.status import RunView
-from conftest import ROOT
+from conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -122,3 +122,35 @@ def test_lr_lp_example_searches_the_learning_rate_and_its_policy(example_runs, e
         second = lr * (1.0 if step_off else step["args"]["gamma"]) * (1.0 if cosine_off else 0.5)
         rates = [line.split(" lr ")[1].split()[0] for line in log.splitlines() if line.startswith("epoch ")]
         assert rates == [f"{lr:.4g}", f"{second:.4g}"]
+
+
+def table_rows(text: str) -> dict[str, list[str]]:
+    """The rows of a printed table by their first cell, a cell wrapped over lines joined again."""
+    rows: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if len(cells) < 2:
+            continue
+        if cells[0]:
+            current = rows.setdefault(cells[0], cells)
+        else:
+            for i, cell in enumerate(cells):
+                current[i] = f"{current[i]} {cell}".strip() if cell else current[i]
+    return rows
+
+
+def test_validate_prints_each_parameters_names_source_and_where_it_is_applied():
+    result = run_cli("validate", "-m", str(ROOT / "mmar_template"), "--trainconf", "trn_autoML_LR_LP.json")
+    assert result.returncode == 0, result.stderr
+    rows = table_rows(result.stdout)
+    _, applied, _, _, _, _, _, source = rows["step_decay_disabled+cosine_decay_disabled"]
+    assert applied == ("step_decay_disabled -> train.lr_policy.0.disabled (apply), "
+                       "cosine_decay_disabled -> train.lr_policy.1.disabled (apply)")
+    assert source == "search section ($.search[0]); free tag(s) step_decay_disabled, cosine_decay_disabled"
+    _, applied, domain, _, described, _, _, source = rows["learning_rate"]
+    assert (applied, domain, described, source) == ("learning_rate", "lr", "[0.0003, 0.03] log",
+                                                    "search section ($.lr_search)")
+    alias = run_cli("validate", "-m", str(ROOT / "mmar_template"), "--trainconf", "trn_autoML_TransformProb.json")
+    assert table_rows(alias.stdout)["aug_prob"][1] == ("train.transforms.1.args.probability, "
+                                                       "train.transforms.2.args.probability (apply)")
