@@ -457,7 +457,8 @@ def _check_given_names(params: list[Param], doc: dict, file: Path) -> None:
     for p in params:
         for k, name in _given_names(p, doc):
             if name in given:
-                raise ConfigError(file, _arg_location(p, k), f'the name "{name}" is given twice (first at {given[name]})')
+                raise ConfigError(file, _arg_location(p, k),
+                                  f'the name "{name}" is given twice (first at {given[name]})')
             given[name] = json_path(_arg_location(p, k))
     for p in params:
         own = {name for _, name in _given_names(p, doc)}
@@ -631,7 +632,8 @@ def _parse_item(item: Any, where: Location, index: int, args_of: dict, owner: st
                                   f"expected {len(args)} value(s), one per arg {list(args)}, got {_dump(choice)}")
             for k, arg in enumerate(args):
                 if arg == DISABLED and not isinstance(choice[k], bool):
-                    raise ConfigError(file, at + ("targets", i), f'"@disabled" takes true or false, got {_dump(choice[k])}')
+                    raise ConfigError(file, at + ("targets", i),
+                                      f'"@disabled" takes true or false, got {_dump(choice[k])}')
             choices.append(tuple(choice))
         if len({_dump(list(c)) for c in choices}) != len(choices):
             raise ConfigError(file, at + ("targets",), "a choice is listed twice")
