@@ -14,9 +14,11 @@ import subprocess
 import sys
 
 import pytest
+from click.testing import CliRunner
 
+from automl_cli.cli import cli
 from automl_cli.status import RunView
-from conftest import ROOT, run_cli
+from conftest import ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -140,10 +142,15 @@ def table_rows(text: str) -> dict[str, list[str]]:
     return rows
 
 
+def validate(trainconf: str) -> str:
+    """`automl validate` in this process: the CLI's imports are paid once, not per call."""
+    result = CliRunner().invoke(cli, ["validate", "-m", str(ROOT / "mmar_template"), "--trainconf", trainconf])
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.output
+
+
 def test_validate_prints_each_parameters_names_source_and_where_it_is_applied():
-    result = run_cli("validate", "-m", str(ROOT / "mmar_template"), "--trainconf", "trn_autoML_LR_LP.json")
-    assert result.returncode == 0, result.stderr
-    rows = table_rows(result.stdout)
+    rows = table_rows(validate("trn_autoML_LR_LP.json"))
     _, applied, _, _, _, _, _, source = rows["step_decay_disabled+cosine_decay_disabled"]
     assert applied == ("step_decay_disabled -> train.lr_policy.0.disabled (apply), "
                        "cosine_decay_disabled -> train.lr_policy.1.disabled (apply)")
@@ -151,6 +158,5 @@ def test_validate_prints_each_parameters_names_source_and_where_it_is_applied():
     _, applied, domain, _, described, _, _, source = rows["learning_rate"]
     assert (applied, domain, described, source) == ("learning_rate", "lr", "[0.0003, 0.03] log",
                                                     "search section ($.lr_search)")
-    alias = run_cli("validate", "-m", str(ROOT / "mmar_template"), "--trainconf", "trn_autoML_TransformProb.json")
-    assert table_rows(alias.stdout)["aug_prob"][1] == ("train.transforms.1.args.probability, "
+    assert table_rows(validate("trn_autoML_TransformProb.json"))["aug_prob"][1] == ("train.transforms.1.args.probability, "
                                                        "train.transforms.2.args.probability (apply)")
