@@ -404,14 +404,14 @@ def validate(mmar, automlconf, trainconf) -> None:
     loaded = load_mmar(mmar, trainconf, automlconf)
     components = describe_components(loaded)
     console = _console()
-    from .customize import dotted
 
     table = Table(title=f"search space of {loaded.train_path}", title_justify="left")
-    for column in ("name", "JSON path", "domain", "type", "range / choices", "scale", "condition", "source"):
+    for column in ("name", "applied to", "domain", "type", "range / choices", "scale", "condition", "source"):
         table.add_column(column)
     for p in loaded.space.params:
-        add_plain_row(table, p.name, ", ".join(dotted(p)), p.domain, p.kind, p.describe(), p.scale,
-                      p.describe_condition(), f"{p.origin} ({p.source})")
+        add_plain_row(table, p.name, ", ".join(p.places()), p.domain, p.kind, p.describe(), p.scale,
+                      p.describe_condition(), f"{p.origin} ({p.source})"
+                      + (f"; free tag(s) {', '.join(p.tags)}" if p.tags else ""))
     console.print(table)
     for note in loaded.notes:
         console.print(f"derived: {note}", markup=False)

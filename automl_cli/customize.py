@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, json_path
-from .space import Param, SearchSpace, _check_conditions
+from .space import Param, SearchSpace, _check_conditions, check_switches, dotted_path
 
 
 def dotted(p: Param) -> list[str]:
-    """The dotted paths that name a parameter: `train.optimizer.args.lr` for each arg."""
-    base = ".".join(str(part) for part in p.holder)
-    middle = "" if p.holder == () or p.direct else "args."
-    return [f"{base}.{middle}{arg}".lstrip(".") for arg in p.args]
+    """The dotted paths that name a parameter: `train.optimizer.args.lr` for each arg
+    (`train.transforms.1.disabled` for "@disabled", the tag itself for a free tag)."""
+    return [dotted_path(p.holder, arg, p.direct) for arg in p.args]
 
 
 def customize(space: SearchSpace, train_doc: dict, automl: dict, automl_file: Path) -> tuple[SearchSpace, list[str]]:
@@ -49,6 +48,9 @@ def customize(space: SearchSpace, train_doc: dict, automl: dict, automl_file: Pa
         for key, spec in ranges.items():
             if _names(p, key) and p.origin == "search section":
                 params[n] = _ranged(p, spec, automl_file, ["custom_automl_ranges", key])
+                problem = check_switches(params[n])
+                if problem:
+                    raise ConfigError(automl_file, ["custom_automl_ranges", key], problem)
                 used.add(key)
             elif p.origin.startswith("additional") and key in dotted(p):
                 used.add(key)
@@ -61,7 +63,7 @@ def customize(space: SearchSpace, train_doc: dict, automl: dict, automl_file: Pa
 
 
 def _names(p: Param, key: str) -> bool:
-    return key == p.name or key in dotted(p) or key == p.source
+    return key == p.name or key in dotted(p) or key == p.source or key in p.slot_names
 
 
 def _added(path: str, doc: dict, spec: dict | None, file: Path, where: list, notes: list[str]) -> Param:

@@ -9,6 +9,18 @@ move together. We add `int`, `"log": true` (float/int) and enum `"weights"`.
 Algorithms see a parameter by its name and work in the unit cube (`encode`/`decode`):
 one coordinate per float/int (log-scaled when asked), one one-hot block per enum, so a
 model never reads an arbitrary order into the choices.
+
+Clara's further forms (docs/usage.md, "Search sections"):
+
+- `"@disabled"` among an item's args searches the component's own `"disabled"` attribute;
+- `"arg#name"` names the value drawn for `arg`; another component's `"apply": {"arg2":
+  "name"}` receives that same value, so one draw lands in several places;
+- a top-level item's arg that is not a first-level key is a free tag: a value that exists
+  only to be consumed by `apply` (e.g. which of several losses is disabled);
+- a top-level `"lr_search": [min, max]` searches the learning rate.
+
+A parameter's args are its slots: one value per arg (an enum choice holds one per slot, a
+float gives its one value to every slot), and each slot has a name that `apply` refers to.
 """
 from __future__ import annotations
 
@@ -26,6 +38,21 @@ from .errors import ConfigError, json_path
 from .mmar import validate
 
 Location = tuple  # JSON path parts (str keys, int indices) from the document root
+
+DISABLED = "@disabled"  # the arg that stands for a component's "disabled" attribute
+# keys that only the search reads: dropped from a job's config with remove_search_augs
+SEARCH_KEYS = ("search", "apply")
+LR_SEARCH = "lr_search"
+
+
+@dataclass(frozen=True)
+class Place:
+    """One more place a parameter's slot is written to: a component's `apply` entry."""
+
+    holder: Location  # the component
+    key: str  # an arg of the component, or DISABLED
+    slot: int  # which of the parameter's slots (a float has its one value in every slot)
+    source: str  # the JSON path of the apply entry
 
 
 @dataclass(frozen=True)
@@ -47,6 +74,28 @@ class Param:
     direct: bool = False  # the args are keys of the holder itself, not of its "args"
     source: str = ""  # the item's JSON path, for messages and reports
     origin: str = "search section"  # or "additional parameter", with " + custom range" when one applied
+    slots: tuple[str, ...] = ()  # each arg's value's name (alias, tag or default); () for the defaults
+    tags: tuple[str, ...] = ()  # args that are free tags: written nowhere but where "apply" names them
+    applied: tuple[Place, ...] = ()  # where "apply" entries send the values too
+
+    @property
+    def slot_names(self) -> tuple[str, ...]:
+        # the parser names every slot; a parameter made elsewhere (an added one) has one arg
+        return self.slots or tuple(self.name if len(self.args) == 1 else f"{self.name}[{i}]"
+                                   for i in range(len(self.args)))
+
+    def slot_values(self, value: Any) -> list:
+        """One value per slot: an enum's choice, or a float's one value repeated."""
+        return list(value) if self.is_choice else [value] * len(self.args)
+
+    def places(self) -> list[str]:
+        """Where this parameter's values are written, as dotted paths, apply entries marked."""
+        out = [dotted_path(self.holder, arg, self.direct) for arg in self.args if arg not in self.tags]
+        several = len(self.args) > 1
+        for place in self.applied:
+            slot = f"{self.slot_names[place.slot]} -> " if several else ""
+            out.append(f"{slot}{dotted_path(place.holder, place.key, False)} (apply)")
+        return out
 
     @property
     def is_choice(self) -> bool:
@@ -119,6 +168,16 @@ class Param:
             return "-"
         parent, allowed = self.condition
         return f"{parent} in {json.dumps(list(allowed))}"
+
+
+def dotted_path(holder: Location, key: str, direct: bool) -> str:
+    """`train.optimizer.args.lr` for an arg, `train.transforms.1.disabled` for DISABLED,
+    the key alone at the top level."""
+    base = ".".join(str(part) for part in holder)
+    if key == DISABLED:
+        return f"{base}.disabled"
+    middle = "" if holder == () or direct else "args."
+    return f"{base}.{middle}{key}".lstrip(".")
 
 
 def _short(choice: tuple) -> str:
@@ -250,24 +309,36 @@ class SearchSpace:
 
     def apply(self, doc: dict, values: dict[str, Any], *, remove_search: bool = True) -> dict:
         """A copy of config_train.json with the chosen values written into the args they
-        search; with `remove_search`, the "search" sections are dropped (they are resolved)."""
+        search, the "disabled" attributes they switch and the args that "apply" them; with
+        `remove_search`, the "search", "apply" and "lr_search" keys are dropped (they are
+        resolved)."""
         out = copy.deepcopy(doc)
         for p in self.params:
-            holder = _at(out, p.holder)
-            target = holder if p.holder == () or p.direct else holder["args"]
             value = values[p.name]
             if value is None:
                 continue  # inactive: the config keeps what it had
-            if p.is_choice:
-                for arg, v in zip(p.args, value):
-                    target[arg] = copy.deepcopy(v)
-            else:
-                for arg in p.args:
-                    target[arg] = value
+            slot_values = p.slot_values(value)
+            for arg, v in zip(p.args, slot_values):
+                if arg not in p.tags:
+                    _write(out, p.holder, arg, p.direct, v)
+            for place in p.applied:
+                _write(out, place.holder, place.key, False, slot_values[place.slot])
         if remove_search:
+            out.pop(LR_SEARCH, None)
             for node, _ in _walk(out, ()):
-                node.pop("search", None)
+                for key in SEARCH_KEYS:
+                    node.pop(key, None)
         return out
+
+
+def _write(doc: dict, holder: Location, key: str, direct: bool, value: Any) -> None:
+    node = _at(doc, holder)
+    if key == DISABLED:
+        node["disabled"] = copy.deepcopy(value)
+    elif holder == () or direct:
+        node[key] = copy.deepcopy(value)
+    else:
+        node["args"][key] = copy.deepcopy(value)
 
 
 def _at(doc: Any, location: Location) -> Any:
@@ -281,7 +352,7 @@ def _walk(node: Any, where: Location) -> Iterator[tuple[dict, Location]]:
     if isinstance(node, dict):
         yield node, where
         for key, value in node.items():
-            if key != "search":
+            if key not in SEARCH_KEYS:
                 yield from _walk(value, where + (key,))
     elif isinstance(node, list):
         for i, value in enumerate(node):
@@ -289,9 +360,13 @@ def _walk(node: Any, where: Location) -> Iterator[tuple[dict, Location]]:
 
 
 def parse_search_space(doc: dict, file: Path) -> SearchSpace:
-    """Every "search" section of config_train.json, checked; errors name file and JSON path."""
+    """Every "search" section, "apply" entry and the "lr_search" of config_train.json,
+    checked; errors name file and JSON path."""
     params: list[Param] = []
+    appliers: list[tuple[dict, Location]] = []
     for holder, where in _walk(doc, ()):
+        if "apply" in holder and (where == () or "name" in holder or "path" in holder):
+            appliers.append((holder, where))
         if "search" not in holder:
             continue
         items = holder["search"]
@@ -306,9 +381,159 @@ def parse_search_space(doc: dict, file: Path) -> SearchSpace:
             args_of, owner = holder["args"], f"component {holder.get('name', json_path(where))}"
         for index, item in enumerate(items):
             params.append(_parse_item(item, where, index, args_of, owner, holder, file))
-    params = _unique_names(params)
+    lr = _lr_search(doc, file)
+    if lr is not None:
+        params.append(lr)
+    _check_given_names(params, doc, file)
+    params = _resolve_applies(_unique_names(params), appliers, file)
+    _check_tags_applied(params, file)
+    _check_set_once(params, file)
     _check_conditions(params, file)
     return SearchSpace(params)
+
+
+def _lr_search(doc: dict, file: Path) -> Param | None:
+    """`"lr_search": [min, max]`: a float search on the top-level `learning_rate` when the
+    config has one (Clara's configs feed it to the optimizer as "{learning_rate}"), else on
+    train.optimizer.args.lr; log scale when min > 0, as learning rates vary by decades."""
+    if LR_SEARCH not in doc:
+        return None
+    bounds, at = doc[LR_SEARCH], (LR_SEARCH,)
+    if (not isinstance(bounds, list) or len(bounds) != 2
+            or any(isinstance(b, bool) or not isinstance(b, (int, float)) for b in bounds)):
+        raise ConfigError(file, at, f"expected [min, max], two numbers, got {_dump(bounds)}")
+    low, high = bounds
+    if not 0 <= low < high:
+        raise ConfigError(file, at, f"expected 0 <= min < max, got {_dump(bounds)}")
+    optimizer = doc.get("train", {}).get("optimizer") if isinstance(doc.get("train"), dict) else None
+    if "learning_rate" in doc:
+        holder, arg, name = (), "learning_rate", "learning_rate"
+    elif isinstance(optimizer, dict) and isinstance(optimizer.get("args"), dict) and "lr" in optimizer["args"]:
+        holder, arg = ("train", "optimizer"), "lr"
+        name = f"{optimizer['name']}.lr" if isinstance(optimizer.get("name"), str) else "lr"
+    else:
+        raise ConfigError(file, at, 'no learning rate to search: the config has no top-level "learning_rate" '
+                                    "and no train.optimizer.args.lr")
+    return Param(name=name, kind="float", domain="lr", holder=holder, args=(arg,), low=low, high=high,
+                 log=low > 0, source=json_path(at), slots=(name,))
+
+
+def _switches(p: Param) -> list[int]:
+    """The slots of `p` that turn a component on or off ("@disabled", here or via apply)."""
+    return sorted({k for k, arg in enumerate(p.args) if arg == DISABLED}
+                  | {place.slot for place in p.applied if place.key == DISABLED})
+
+
+def boolean_slot(p: Param, slot: int) -> bool:
+    """Does this slot only ever hold true or false (what a "disabled" attribute takes)?"""
+    return p.is_choice and all(isinstance(choice[slot], bool) for choice in p.choices)
+
+
+def check_switches(p: Param) -> str | None:
+    """Why `p` cannot drive the "disabled" attributes it is sent to; None when it can."""
+    for slot in _switches(p):
+        if not boolean_slot(p, slot):
+            return (f'"{p.slot_names[slot]}" switches a component on and off ("disabled"), so it must take '
+                    f"true or false, but it takes {p.describe()}")
+    return None
+
+
+def _given_names(p: Param, doc: dict) -> list[tuple[int, str]]:
+    """The slots whose names the user gave: aliases ("arg#name") and free tags."""
+    holder = _at(doc, p.holder)
+    base = f"{holder['name']}." if p.holder != () and isinstance(holder.get("name"), str) else ""
+    return [(k, name) for k, (arg, name) in enumerate(zip(p.args, p.slot_names))
+            if arg in p.tags or name != base + arg]
+
+
+def _arg_location(p: Param, k: int) -> Location:
+    return _location(p.source) + ("args", k)
+
+
+def _check_given_names(params: list[Param], doc: dict, file: Path) -> None:
+    """An alias or a tag names one value: given twice, or also the name of another value,
+    an "apply" naming it would have to guess."""
+    given: dict[str, str] = {}  # name -> where it was given
+    for p in params:
+        for k, name in _given_names(p, doc):
+            if name in given:
+                raise ConfigError(file, _arg_location(p, k),
+                                  f'the name "{name}" is given twice (first at {given[name]})')
+            given[name] = json_path(_arg_location(p, k))
+    for p in params:
+        own = {name for _, name in _given_names(p, doc)}
+        for name in sorted({p.name, *p.slot_names} - own):
+            if name in given:
+                raise ConfigError(file, _location(p.source), f'"{name}" names this parameter and also the alias or '
+                                                             f"tag at {given[name]}; rename one of them")
+
+
+def _resolve_applies(params: list[Param], appliers: list[tuple[dict, Location]], file: Path) -> list[Param]:
+    """Attach each component's "apply" entries to the parameters they name."""
+    slots: dict[str, tuple[int, int] | None] = {}  # None: several parameters have that name
+    for i, p in enumerate(params):
+        for k, name in enumerate(p.slot_names):
+            slots[name] = None if name in slots else (i, k)
+    places: dict[int, list[Place]] = {i: [] for i in range(len(params))}
+    for holder, where in appliers:
+        at = where + ("apply",)
+        if where == ():
+            raise ConfigError(file, at, 'an "apply" belongs to a component, beside its "name" and "args" '
+                                        "(search first-level keys with a top-level search item)")
+        entries = holder["apply"]
+        if not isinstance(entries, dict) or not entries:
+            raise ConfigError(file, at, 'expected an object {"<arg> or @disabled": "<parameter name>", ...}, '
+                                        f"got {_dump(entries)}")
+        args_of = holder.get("args") if isinstance(holder.get("args"), dict) else {}
+        for key, name in entries.items():
+            loc = at + (key,)
+            if key != DISABLED and key not in args_of:
+                known = ", ".join(sorted(args_of)) or "none"
+                raise ConfigError(file, loc, f'"{key}" is not an arg of component {holder.get("name")} '
+                                             f'(its args: {known}; or "@disabled")')
+            if not isinstance(name, str) or name not in slots:
+                known = ", ".join(n for n in slots) or "none"
+                raise ConfigError(file, loc, f"unknown parameter {_dump(name)} (known: {known})")
+            if slots[name] is None:
+                raise ConfigError(file, loc, f'"{name}" names several searched values; give the one meant '
+                                             'an alias ("arg#name") and apply that')
+            i, k = slots[name]
+            places[i].append(Place(where, key, k, json_path(loc)))
+    resolved = [replace(p, applied=tuple(places[i])) if places[i] else p for i, p in enumerate(params)]
+    for p in resolved:
+        problem = check_switches(p)
+        if problem:
+            place = next((pl for pl in p.applied if pl.key == DISABLED and not boolean_slot(p, pl.slot)), None)
+            raise ConfigError(file, _location(place.source) if place else _location(p.source), problem)
+    return resolved
+
+
+def _check_tags_applied(params: list[Param], file: Path) -> None:
+    for p in params:
+        for k, arg in enumerate(p.args):
+            if arg in p.tags and not any(place.slot == k for place in p.applied):
+                raise ConfigError(file, _arg_location(p, k),
+                                  f'"{arg}" is neither a first-level key nor a tag that a component applies '
+                                  f'(no "apply" names "{p.slot_names[k]}")')
+
+
+def _check_set_once(params: list[Param], file: Path) -> None:
+    """One place, one value: an arg searched twice, or searched and applied, is a mistake."""
+    setters: dict[str, str] = {}
+
+    def claim(path: str, source: str) -> None:
+        if path in setters:
+            raise ConfigError(file, _location(source), f"{path} is set by two searched values: "
+                                                       f"{setters[path]} and this one")
+        setters[path] = source
+
+    for p in params:
+        for arg in p.args:
+            if arg not in p.tags:
+                claim(dotted_path(p.holder, arg, p.direct), p.source)
+    for p in params:
+        for place in p.applied:
+            claim(dotted_path(place.holder, place.key, False), place.source)
 
 
 def _check_conditions(params: list[Param], file: Path) -> None:
@@ -348,14 +573,34 @@ def _parse_item(item: Any, where: Location, index: int, args_of: dict, owner: st
                 holder: dict, file: Path) -> Param:
     at = where + ("search", index)
     validate(item, "search_item", file, list(at))
-    args = (item["args"],) if isinstance(item["args"], str) else tuple(item["args"])
-    for i, arg in enumerate(args):
-        if arg not in args_of:
-            known = ", ".join(sorted(args_of)) or "none"
-            loc = at + ("args",) if isinstance(item["args"], str) else at + ("args", i)
-            raise ConfigError(file, loc, f'"{arg}" is not an arg of {owner} (its args: {known})')
+    written = (item["args"],) if isinstance(item["args"], str) else tuple(item["args"])
+    base = f"{holder['name']}." if where != () and isinstance(holder.get("name"), str) else ""
+    args, slots, tags = [], [], []
+    for i, text in enumerate(written):
+        loc = at + ("args",) if isinstance(item["args"], str) else at + ("args", i)
+        arg, sep, alias = text.partition("#")
+        if not arg or (sep and not alias) or "#" in alias:
+            raise ConfigError(file, loc, f'expected "<arg>" or "<arg>#<name>", got {_dump(text)}')
+        if arg.startswith("@"):
+            if arg != DISABLED:
+                raise ConfigError(file, loc, f'unknown attribute "{arg}": "@disabled" is the one searchable attribute')
+            if where == ():
+                raise ConfigError(file, loc, '"@disabled" belongs to a component\'s search, not the top level')
+        elif arg not in args_of:
+            if where != ():
+                known = ", ".join(sorted(args_of)) or "none"
+                raise ConfigError(file, loc, f'"{arg}" is not an arg of {owner} (its args: {known})')
+            tags.append(arg)  # not a first-level key: a free tag, checked once the applies are known
+        args.append(arg)
+        slots.append(alias or base + arg)
+    args = tuple(args)
     if len(set(args)) != len(args):
         raise ConfigError(file, at + ("args",), "an arg is listed twice")
+    named = any("#" in text for text in written)
+    if len(args) == 1:
+        name = slots[0]
+    else:
+        name = "+".join(slots) if named else base + "+".join(args)
     kind = item["type"]
     if kind == "bool":  # sugar for an enum of [false...] and [true...], every arg alike
         targets = [[False] * len(args), [True] * len(args)]
@@ -364,10 +609,12 @@ def _parse_item(item: Any, where: Location, index: int, args_of: dict, owner: st
     else:
         targets = item["targets"]
     domain = item.get("domain", "general")
-    base = f"{holder['name']}." if where != () and isinstance(holder.get("name"), str) else ""
     condition = (item["condition"]["param"], tuple(item["condition"]["in"])) if "condition" in item else None
-    common = dict(name=base + "+".join(args), kind=kind, domain=domain, holder=where, args=args,
-                  source=json_path(at), condition=condition)
+    common = dict(name=name, kind=kind, domain=domain, holder=where, args=args, source=json_path(at),
+                  condition=condition, slots=tuple(slots), tags=tuple(tags))
+    if DISABLED in args and kind not in ("enum", "bool"):
+        raise ConfigError(file, at + ("type",), f'"@disabled" takes true or false: search it with an enum '
+                                                f"([[true], [false]]) or type bool, not {kind}")
     if kind in ("enum", "bool"):
         for key in ("log", "step"):
             if key in item:
@@ -383,6 +630,10 @@ def _parse_item(item: Any, where: Location, index: int, args_of: dict, owner: st
             if len(choice) != len(args):
                 raise ConfigError(file, at + ("targets", i),
                                   f"expected {len(args)} value(s), one per arg {list(args)}, got {_dump(choice)}")
+            for k, arg in enumerate(args):
+                if arg == DISABLED and not isinstance(choice[k], bool):
+                    raise ConfigError(file, at + ("targets", i),
+                                      f'"@disabled" takes true or false, got {_dump(choice[k])}')
             choices.append(tuple(choice))
         if len({_dump(list(c)) for c in choices}) != len(choices):
             raise ConfigError(file, at + ("targets",), "a choice is listed twice")

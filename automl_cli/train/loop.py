@@ -74,6 +74,7 @@ class _Training:
     optimizer_name: str
     generator: torch.Generator
     batch_size: int
+    lr_schedule: "_LRSchedule"
 
 
 def _device() -> torch.device:
@@ -105,30 +106,108 @@ def _section(config: dict, *path: str) -> Any:
     return node
 
 
+def _disabled(component: Any, where: str) -> bool:
+    """Clara's "disabled" attribute: a disabled component is left out of training."""
+    flag = component.get("disabled", False) if isinstance(component, dict) else False
+    if not isinstance(flag, bool):
+        raise ValueError(f"{where}.disabled must be true or false, got {flag!r}")
+    return flag
+
+
+def _enabled(config: dict, *path: str, required: bool = True) -> list[dict]:
+    """The components at `path` (a list of them, or one) that are not disabled; an optional
+    section that is missing or null has none."""
+    if not required and (not _has(config, path) or _section(config, *path) is None):
+        return []
+    section = _section(config, *path)
+    where = ".".join(path)
+    if not isinstance(section, list):
+        return [] if _disabled(section, where) else [section]
+    return [c for i, c in enumerate(section) if not _disabled(c, f"{where}[{i}]")]
+
+
+def _has(config: dict, path: tuple) -> bool:
+    node: Any = config
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def _one(config: dict, *path: str) -> dict:
+    """A component the trainer needs exactly one of (model, optimizer, data, metric)."""
+    component = _section(config, *path)
+    if _disabled(component, ".".join(path)):
+        raise ValueError(f"{'.'.join(path)} is disabled, but training needs it")
+    return component
+
+
+class _SummedLoss:
+    """Several enabled losses train as their sum (Clara's configs switch losses on and off)."""
+
+    def __init__(self, losses: list[Callable]):
+        self.losses = losses
+
+    def __call__(self, probs: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        return sum(loss(probs, label) for loss in self.losses)
+
+
+def _build_loss(config: dict) -> Callable:
+    losses = [build("loss", c) for c in _enabled(config, "train", "loss")]
+    if not losses:
+        raise ValueError("train.loss: every loss is disabled; at least one must be enabled")
+    return losses[0] if len(losses) == 1 else _SummedLoss(losses)
+
+
+class _LRSchedule:
+    """The learning rate of each epoch: the optimizer's configured rate times the factors
+    of the enabled `train.lr_policy` components (none: constant). A function of the epoch
+    alone, so a resumed run gets exactly the rates an uninterrupted one would have."""
+
+    def __init__(self, policies: list, optimizer: torch.optim.Optimizer, epochs: int):
+        self.policies = policies
+        self.base_rates = [group["lr"] for group in optimizer.param_groups]
+        self.epochs = epochs  # of a full training: a shorter job sees the start of the same schedule
+
+    def set_epoch(self, optimizer: torch.optim.Optimizer, epoch: int) -> float:
+        """Set the rates for `epoch` (0-based); returns the first group's."""
+        factor = 1.0
+        for policy in self.policies:
+            factor *= float(policy.factor(epoch, self.epochs))
+        for group, base in zip(optimizer.param_groups, self.base_rates):
+            group["lr"] = base * factor
+        return optimizer.param_groups[0]["lr"]
+
+
 def _build_model(config: dict, device: torch.device) -> torch.nn.Module:
-    model = build("model", _section(config, "train", "model")).to(device)
+    model = build("model", _one(config, "train", "model")).to(device)
     if not callable(getattr(model, "activate", None)):
         raise ValueError(f"model '{config['train']['model'].get('name')}' has no activate() for its final activation")
     return model
 
 
 def _build_validation(config: dict) -> _Validation:
-    validate = _section(config, "validate")
-    return _Validation(data=build("dataset", _section(config, "validate", "data")),
-                       transforms=[build("transform", t) for t in validate.get("transforms") or []],
-                       metric=build("metric", _section(config, "validate", "metric")),
+    return _Validation(data=build("dataset", _one(config, "validate", "data")),
+                       transforms=[build("transform", t) for t in _enabled(config, "validate", "transforms",
+                                                                            required=False)],
+                       metric=build("metric", _one(config, "validate", "metric")),
                        batch_size=int(config.get("batch_size", 8)))
 
 
-def _build_training(config: dict, model: torch.nn.Module, seed: int) -> _Training:
+def _build_training(config: dict, model: torch.nn.Module, seed: int, full_epochs: int) -> _Training:
     train = _section(config, "train")
-    return _Training(data=build("dataset", _section(config, "train", "data")),
-                     transforms=[build("transform", t) for t in train.get("transforms") or []],
-                     loss=build("loss", _section(config, "train", "loss")),
-                     optimizer=build("optimizer", _section(config, "train", "optimizer"), params=model.parameters()),
+    optimizer = build("optimizer", _one(config, "train", "optimizer"), params=model.parameters())
+    policies = [build("lr_policy", p) for p in _enabled(config, "train", "lr_policy", required=False)]
+    return _Training(data=build("dataset", _one(config, "train", "data")),
+                     transforms=[build("transform", t) for t in _enabled(config, "train", "transforms",
+                                                                         required=False)],
+                     loss=_build_loss(config),
+                     optimizer=optimizer,
                      optimizer_name=str(train["optimizer"]["name"]),
                      generator=torch.Generator().manual_seed(seed),
-                     batch_size=int(config.get("batch_size", 8)))
+                     batch_size=int(config.get("batch_size", 8)),
+                     lr_schedule=_LRSchedule(policies, optimizer, full_epochs))
 
 
 @torch.no_grad()
@@ -340,7 +419,8 @@ def _train(config: dict, mmar_root: Path, epochs: int | None, metrics_file: Path
     _seed_everything(seed)
     model = _build_model(config, device)
     val = _build_validation(config)
-    run = _build_training(config, model, seed)
+    # the lr policies span a full training even when this job stops earlier (hyperband's rungs)
+    run = _build_training(config, model, seed, int(config.get("epochs") or total))
     key = val.metric.key
     higher_is_better = bool(getattr(val.metric, "higher_is_better", True))
 
@@ -367,6 +447,7 @@ def _train(config: dict, mmar_root: Path, epochs: int | None, metrics_file: Path
         if stop.requested:
             break
         started = time.perf_counter()
+        lr = run.lr_schedule.set_epoch(run.optimizer, epoch - 1)
         train_loss = _train_epoch(model, run, device, stop)
         if train_loss is None:
             break
@@ -387,7 +468,7 @@ def _train(config: dict, mmar_root: Path, epochs: int | None, metrics_file: Path
         _append_line(metrics_path, line)  # last: a line on disk promises its checkpoint is too
         done = epoch
         log(f"epoch {epoch}/{total} train_loss {train_loss:.4f} {key} {value:.4f} "
-            f"(best {best:.4f} at epoch {best_epoch}) {seconds:.2f}s")
+            f"(best {best:.4f} at epoch {best_epoch}) lr {lr:.4g} {seconds:.2f}s")
 
     if stop.requested and done < total:
         log("SIGTERM: stopped; " + (f"the checkpoint of epoch {done} stands" if done else "no epoch completed"))

@@ -33,3 +33,24 @@ class DiceLoss:
         total = probs.sum(spatial) + target.sum(spatial)
         dice = (2.0 * overlap + self.smooth) / (total + self.smooth)
         return 1.0 - dice.mean()
+
+
+@register("loss")
+class BCELoss:
+    """Binary cross entropy of each class channel against the one-hot label, averaged.
+
+    Per channel, so it reads softmax and sigmoid outputs alike (a sigmoid network's
+    channels are independent probabilities, which a multi-class cross entropy would not
+    accept). Probabilities are clamped away from 0 and 1 so the log stays finite.
+    """
+
+    def __init__(self, include_background: bool = True, eps: float = 1e-6):
+        self.include_background = bool(include_background)
+        self.eps = float(eps)
+
+    def __call__(self, probs: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        num_classes = probs.shape[1]
+        target = F.one_hot(label.long(), num_classes).movedim(-1, 1).to(probs.dtype)
+        if not self.include_background and num_classes > 1:
+            probs, target = probs[:, 1:], target[:, 1:]
+        return F.binary_cross_entropy(probs.clamp(self.eps, 1.0 - self.eps), target)

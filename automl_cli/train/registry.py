@@ -2,7 +2,8 @@
 
 A Clara component is `{"name": ..., "args": {...}}`. Other keys next to them ("search",
 "apply", ...) belong to the search and are ignored here, so a config with its search
-sections still in place trains as it is written.
+sections still in place trains as it is written; the trainer itself reads "disabled"
+(loop.py), leaving a disabled component out rather than building it.
 
 This module imports no torch itself: the components register themselves when
 `components` is imported, which `build` does on first use.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, TypeVar
 
-KINDS = ("model", "loss", "optimizer", "transform", "dataset", "metric")
+KINDS = ("model", "loss", "optimizer", "transform", "dataset", "metric", "lr_policy")
 
 REGISTRIES: dict[str, dict[str, Callable[..., Any]]] = {kind: {} for kind in KINDS}
 
