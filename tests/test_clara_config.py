@@ -421,3 +421,12 @@ def test_kill_9_then_resume_replays_the_custom_controller_and_handlers_carry_on(
     assert events[-1]["event"] == "end_automl" and events[-1]["status"] == "completed"
     final = {e["job"]: e["status"] for e in events if e["event"] == "end_job"}
     assert sorted(s for s in final.values() if s == "completed") == ["completed"] * 5
+
+
+def test_the_templates_clara_form_config_plans_the_enum_example_as_a_full_grid():
+    from conftest import ROOT
+    result = run_cli("plan", "-m", str(ROOT / "mmar_template"), "--automlconf", "config_automl_clara.json",
+                     "--trainconf", "trn_autoML_Enum.json", "--epoch-seconds", "1")
+    assert result.returncode == 0, result.stderr
+    assert "algorithm reinforcement" in result.stdout
+    assert "all 6 combinations once each" in result.stdout and "total: 6 jobs, 12 epochs" in result.stdout
