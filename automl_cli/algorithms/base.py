@@ -198,11 +198,15 @@ class TrialBook:
 
 class FullTrainings(Algorithm):
     """Base of algorithms that train each configuration once, in full, for a budget of
-    `automl_max_recommendations` configurations: subclasses only choose the next one."""
+    `budget_param` configurations: subclasses only choose the next one. (With no
+    `budget_param`, the subclass makes `self.book` itself, e.g. once it knows a table's size.)"""
+
+    budget_param: ClassVar[str | None] = "automl_max_recommendations"
 
     def __init__(self, space, **kwargs):
         super().__init__(space, **kwargs)
-        self.book = TrialBook(self.params["automl_max_recommendations"])
+        if self.budget_param:
+            self.book = TrialBook(self.params[self.budget_param])
 
     @abstractmethod
     def next_config(self) -> tuple[dict[str, Any], str]:

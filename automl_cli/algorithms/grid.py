@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..space import Param, SearchSpace
-from .base import Algorithm, JobRequest, Outcome, ParamSpec, TrialBook, register
+from .base import FullTrainings, ParamSpec, TrialBook, register
 
 MAX_GRID = 10_000  # beyond this a grid is a months-long search nobody meant to start
 
@@ -81,31 +81,19 @@ def checked_grid_size(space: SearchSpace, points: int, algorithm: str) -> int:
     return size
 
 
-class TableRun(Algorithm):
+class TableRun(FullTrainings):
     """Trains a fixed list of configurations once each, in full, in a seeded order."""
+
+    budget_param = None  # the table's size, known once start_table has it
 
     def start_table(self, table: list[dict[str, Any]]) -> None:
         self.table = table
         self.order = [int(i) for i in self.rng.permutation(len(table))]
         self.book = TrialBook(len(table))
 
-    def suggest(self, free_slots: int) -> list[JobRequest]:
-        jobs = []
-        for _ in range(min(free_slots, self.book.remaining())):
-            position = len(self.book.proposed)
-            params = self.table[self.order[position]]
-            note = f"grid point {self.order[position] + 1} of {len(self.table)}"
-            jobs.append(JobRequest(self.book.add(params), params, self.max_epochs, note=note))
-        return jobs
-
-    def on_finished(self, outcome: Outcome) -> None:
-        self.book.finish(outcome)
-
-    def is_done(self) -> bool:
-        return self.book.done()
-
-    def planned_jobs(self) -> int:
-        return self.book.budget
+    def next_config(self) -> tuple[dict[str, Any], str]:
+        index = self.order[len(self.book.proposed)]
+        return self.table[index], f"grid point {index + 1} of {len(self.table)}"
 
 
 @register
