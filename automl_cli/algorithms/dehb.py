@@ -19,6 +19,7 @@ Ours, on `brackets.SuccessiveHalving` with TAO's schedule plus the paper's s = 0
   until then a bracket's first rung is random and its promotions are Hyperband's, which
   resume from the trial's checkpoint. After that, bred trials are new trials trained
   from scratch at their rung's epochs, as in the paper.
+- The parents are never the target itself (classic DE's rule, and the authors' code's).
 - The parent pool of a rung is the best members (as many as the rung runs) of the
   population one budget below (for a bracket's first rung, of its own level's population),
   as the authors' code does: the best the lower budget has seen in any bracket, not only in
@@ -226,18 +227,21 @@ class DEHB(SuccessiveHalving):
         """A configuration bred against the level's next target, and its origin."""
         level = self.levels[resource]
         target = level.take_target()
+        # DE's parents differ from the target (Storn and Price's rand/1; the authors' code too):
+        # a parent equal to it pulls the trial back toward the point it competes with
+        pool = np.array([row for row in pool if not _same(row, level.units[target])]).reshape(-1, pool.shape[1])
         if len(pool) < PARENTS:
             parents += ", topped up from all populations"
-            pool = self._top_up(pool)
+            pool = self._top_up(pool, level.units[target])
         point = breed(level.units[target], pool, self.factor, self.crossover, self.rng)
         return self.space.from_units(point, self.rng), Origin(resource, target, level.trials[target], parents)
 
-    def _top_up(self, pool: np.ndarray) -> np.ndarray:
+    def _top_up(self, pool: np.ndarray, target: np.ndarray) -> np.ndarray:
         """Enough distinct parents for rand/1: the pool, then members of all populations
-        not already in it, then uniform random points."""
+        not already in it (nor the target), then uniform random points."""
         rows = list(pool)
         others = [u for level in self.levels.values() for u in level.units
-                  if not any(_same(u, r) for r in rows)]
+                  if not any(_same(u, r) for r in [*rows, target])]
         picks = self.rng.choice(len(others), size=min(PARENTS - len(rows), len(others)), replace=False)
         rows += [others[i] for i in picks]
         rows += [self.rng.random(len(self.space.params)) for _ in range(PARENTS - len(rows))]
