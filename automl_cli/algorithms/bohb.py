@@ -77,6 +77,7 @@ class BOHB(SuccessiveHalving):
         self.min_points = self.params["automl_min_points_in_model"] or len(space.params) + 1
         self.n_choices = [len(p.choices) if p.is_choice else 0 for p in space.params]
         self.results: dict[int, list[tuple[np.ndarray, float]]] = {}  # epochs -> (unit point, loss)
+        self._fitted: tuple[int, _Model | None] | None = None  # (results seen, the model fitted on them)
 
     def explain(self) -> list[str]:
         p = self.params
@@ -94,7 +95,12 @@ class BOHB(SuccessiveHalving):
         self.results.setdefault(rung.epochs, []).append((self.space.to_units(self.trials[trial_id]), value))
 
     def new_config(self, bracket: Bracket, count: int) -> list[tuple[dict[str, Any], str]]:
-        model = self._fit()  # anew for each job: results arrive between the jobs of one rung
+        # refitted whenever a result arrived since the last fit (between the jobs of one
+        # rung, with one worker); several jobs handed out at once share the fit
+        seen = sum(len(results) for results in self.results.values())
+        if self._fitted is None or self._fitted[0] != seen:
+            self._fitted = (seen, self._fit())
+        model = self._fitted[1]
         configs = []
         for _ in range(count):
             if model is None or self.rng.random() < self.params["automl_random_fraction"]:
