@@ -121,21 +121,28 @@ def suggest_time(sizes=(100, 1000), repeats: int = 5) -> None:
 
 
 def _bohb_time(space, sizes, repeats) -> None:
-    """bohb's cost is its model: the densities fitted on n results at one budget, and a
-    bracket's 27 configurations drawn from them."""
+    """bohb's cost is its model: the densities fitted on n results at one budget and a
+    configuration drawn from them, 27 times (a bracket's first rung), with a result arriving
+    before each as with one worker, so each proposal fits the densities anew."""
     from automl_cli.algorithms.brackets import Rung
     for n in sizes:
         algo = get_algorithm("bohb")(space, max_epochs=27, seed=0, params={"epoch_multiplier": 1})
         rng = np.random.default_rng(0)
         rung = Rung(n, 1, 1)
-        for trial in range(1, n + 1):
-            params = space.sample(rng)
-            algo.trials[trial] = params
+
+        def add_result():
+            trial = len(algo.trials) + 1
+            params = algo.trials[trial] = space.sample(rng)
             algo.observe(trial, rung, float(np.log10(params["a"]) ** 2 + params["b"]))
+
+        for _ in range(n):
+            add_result()
         times = []
         for _ in range(repeats):
             began = time.perf_counter()
-            algo.new_config(algo.schedule[0], 27)
+            for _ in range(27):
+                add_result()
+                algo.new_config(algo.schedule[0], 1)
             times.append(time.perf_counter() - began)
         print(f"(c) suggest: bohb, 27 configurations from densities of {n} results: median "
               f"{statistics.median(times) * 1000:.0f} ms")

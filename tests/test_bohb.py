@@ -124,20 +124,27 @@ def notes(result):
     return [result.view.jobs[j["job_id"]].note for j in first_rung_jobs(result)]
 
 
-def test_proposals_are_random_until_a_budget_has_enough_results_then_use_the_largest_such_budget():
+def test_each_proposal_models_the_largest_budget_with_enough_results_known_when_its_job_starts():
     result = simulate("bohb", XY, bowl, max_epochs=27, n_workers=1, seed=0, params=HB)
-    by_bracket = {}
+    seen = {"random": 0, "model": 0}
     for job, note in zip(first_rung_jobs(result), notes(result)):
-        by_bracket.setdefault(result.view.jobs[job["job_id"]].bracket, []).append(note)
-    # bracket 1 opens with no results at all
-    assert all(note.endswith(": new, random") for note in by_bracket[1])
-    # one worker: bracket 1 ran to its end first, leaving 27 results at 1 epoch, 9 at 3, 3 at 9, 1 at 27;
-    # two parameters need 3 + 2 = 5 results, so the model is at 3 epochs: 15% of 9 rounds to 1 < 3 good
-    model_notes = {n.split("new, ")[1] for n in by_bracket[2]} - {"random (random fraction)"}
-    assert model_notes == {"KDE at 3 epochs from 3 good vs 8 bad"}
-    # bracket 2 adds 3 results at 9 epochs: 6 >= 5, so bracket 3 models at 9 epochs (the sets overlap)
-    model_notes = {n.split("new, ")[1] for n in by_bracket[3]} - {"random (random fraction)"}
-    assert model_notes == {"KDE at 9 epochs from 3 good vs 6 bad"}  # 15% of 6 is 0: all six are bad
+        # one worker: every job that ended before this one started is known to the model
+        known = {}
+        for other in result.jobs:
+            if other["end_time"] is not None and other["end_time"] <= job["start_time"] and other is not job:
+                known[other["stop_epoch"]] = known.get(other["stop_epoch"], 0) + 1
+        # two parameters need 3 + 2 = 5 results; 15% of n (rounded down) are good, at least 3 in each set
+        enough = [epochs for epochs, count in known.items() if count >= 5]
+        if not enough:
+            assert note.endswith(": new, random")
+            seen["random"] += 1
+        elif not note.endswith("random (random fraction)"):
+            n = known[max(enough)]
+            good, bad = max(3, 15 * n // 100), max(3, n - 15 * n // 100)
+            assert note.endswith(f"new, KDE at {max(enough)} epochs from {good} good vs {bad} bad")
+            seen["model"] += 1
+    # the first five jobs of bracket 1 are random; the sixth already models the five 1-epoch results
+    assert seen["random"] == 5 and seen["model"] >= 20  # of 42 first-rung jobs, a third random by design
 
 
 def test_model_proposals_concentrate_near_the_optimum_where_random_ones_do_not():

@@ -160,6 +160,21 @@ def test_a_worse_trial_leaves_its_target_and_an_equal_or_better_one_replaces_it(
     assert slot == 2 and level.trials[2] == trial and level.losses[2] == before[1][2]
 
 
+def test_the_target_is_never_one_of_its_own_parents():
+    algo, _ = drive(seed=2, iterations=1, R=9)
+    resource, level = next(iter(algo.levels.items()))
+    members = np.array(level.units)
+    for _ in range(6 * level.capacity):  # with the target allowed, a would be it 1 time in 9
+        target = level.units[level.next_target]
+        algo.factor, algo.crossover = 0.0, 1.0  # the trial is then parent a itself
+        params, origin = algo._breed(resource, members, "test")
+        # compare the learning rate: continuous, always active, so it names the parent
+        # (b - c is NaN where momentum is inactive in either, and redrawn there)
+        lr = MIXED.to_units(params)[0]
+        assert lr != target[0]
+        assert any(np.isclose(lr, m[0]) for m in members)
+
+
 def test_failures_never_join_or_replace_and_the_search_goes_on():
     failing = lambda params: params["M.act"] == ["gelu"]  # noqa: E731
     algo, jobs = drive(seed=3, workers=3, fail=failing)

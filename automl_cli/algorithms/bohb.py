@@ -22,9 +22,10 @@ Where ours differs from the paper (and from its reference code, hpbandster):
   rounded down. With few results the two sets overlap (the paper's sizes imply it; both
   sets must hold N_min points to be a density at all); hpbandster takes its bad set from
   just after the good ones instead, so its bad set may miss the very worst.
-- Brackets follow TAO's schedule (`brackets.py`), which omits Hyperband's s = 0 bracket;
-  a bracket's configurations are all proposed when it opens, from the results known then.
-As in the reference code: failed jobs count with an infinite loss (so they land among the
+- Brackets follow TAO's schedule (`brackets.py`), which omits Hyperband's s = 0 bracket.
+As in the reference code: each configuration is proposed when a worker takes its job,
+from every result known then (with one worker, those of the same rung's earlier jobs too),
+failed jobs count with an infinite loss (so they land among the
 bad configurations and a crashing region is avoided), integers live on the unit interval
 like floats and are rounded when decoded, and jobs still running are not modelled.
 """
@@ -76,6 +77,7 @@ class BOHB(SuccessiveHalving):
         self.min_points = self.params["automl_min_points_in_model"] or len(space.params) + 1
         self.n_choices = [len(p.choices) if p.is_choice else 0 for p in space.params]
         self.results: dict[int, list[tuple[np.ndarray, float]]] = {}  # epochs -> (unit point, loss)
+        self._fitted: tuple[int, _Model | None] | None = None  # (results seen, the model fitted on them)
 
     def explain(self) -> list[str]:
         p = self.params
@@ -93,7 +95,12 @@ class BOHB(SuccessiveHalving):
         self.results.setdefault(rung.epochs, []).append((self.space.to_units(self.trials[trial_id]), value))
 
     def new_config(self, bracket: Bracket, count: int) -> list[tuple[dict[str, Any], str]]:
-        model = self._fit()  # the results cannot change while one bracket opens
+        # refitted whenever a result arrived since the last fit (between the jobs of one
+        # rung, with one worker); several jobs handed out at once share the fit
+        seen = sum(len(results) for results in self.results.values())
+        if self._fitted is None or self._fitted[0] != seen:
+            self._fitted = (seen, self._fit())
+        model = self._fitted[1]
         configs = []
         for _ in range(count):
             if model is None or self.rng.random() < self.params["automl_random_fraction"]:

@@ -7,6 +7,11 @@ configurations at resource `r = R / nu^s`; its rung i keeps `floor(n / nu^i)` of
 resource `r * nu^i`, i = 0..s. The paper's last bracket (s = 0, no pruning) is not run.
 A job at resource r trains up to `round(r * epoch_multiplier)` epochs; a configuration
 promoted to the next rung resumes from its own checkpoint.
+
+A new configuration is chosen when a worker takes its job, not when its bracket or rung
+opens, as hpbandster and the DEHB package do: a model-based subclass then proposes it from
+every result known at that moment (with one worker, the results of the same rung's earlier
+jobs too) rather than from those known when the bracket opened.
 """
 from __future__ import annotations
 
@@ -111,8 +116,11 @@ class _BracketRun:
     bracket: Bracket
     index: int
     rung: int = 0
-    members: list[int] = field(default_factory=list)  # trial ids in the current rung
-    queued: list[JobRequest] = field(default_factory=list)  # jobs of this rung not yet handed out
+    size: int = 0  # jobs the current rung runs
+    members: list[int] = field(default_factory=list)  # trial ids in the current rung, as they are made
+    parents: list[int] = field(default_factory=list)  # the rung below's best, which this rung was made from
+    # jobs of this rung not yet handed out; None: a new trial, chosen when a worker takes it
+    queued: list[JobRequest | None] = field(default_factory=list)
     running: set[int] = field(default_factory=set)
     losses: dict[int, float | None] = field(default_factory=dict)  # this rung's results
     done: bool = False
@@ -146,17 +154,21 @@ class SuccessiveHalving(Algorithm):
     # -- hooks for the model-based variants ------------------------------------------------
     def new_config(self, bracket: Bracket, count: int) -> list[tuple[dict[str, Any], str]]:
         """`count` new configurations for the first rung of `bracket`, each with why it was
-        chosen (for the trace)."""
+        chosen (for the trace). Called as workers take the rung's jobs (count 1 each)."""
         return [(self.space.sample(self.rng), "new") for _ in range(count)]
 
     def observe(self, trial_id: int, rung: Rung, loss: float | None) -> None:
         """A trial's result at a rung (for models of good and bad configurations)."""
 
-    def promote(self, bracket_index: int, rung: int, survivors: list[int]) -> list[int]:
+    def promote(self, bracket_index: int, rung: int, survivors: list[int]) -> list[int | None]:
         """The trials that run rung `rung` of bracket `bracket_index`, given the best of the
-        rung below (best first). Hyperband promotes them as they are; DEHB returns new
-        trials bred from them (made with `add_trial`)."""
+        rung below (best first). Hyperband promotes them as they are; None leaves a place
+        for a new trial that `fill` makes when a worker takes it (DEHB breeds them)."""
         return survivors
+
+    def fill(self, bracket_index: int, rung: int, survivors: list[int]) -> tuple[dict[str, Any], str]:
+        """A new configuration for a place `promote` left open, with why it was chosen."""
+        raise NotImplementedError(f"{type(self).__name__}.promote left a place open but does not fill it")
 
     def describe_trial(self, trial_id: int, default: str) -> str:
         """Why a new or bred trial's job exists, for the trace (`default` says it generically)."""
@@ -189,7 +201,7 @@ class SuccessiveHalving(Algorithm):
                     break
                 run = self._open(len(self.runs))
                 continue
-            request = run.queued.pop(0)
+            request = run.queued.pop(0) or self._make_trial(run)
             run.running.add(request.trial_id)
             jobs.append(request)
         return jobs
@@ -204,7 +216,7 @@ class SuccessiveHalving(Algorithm):
         run.losses[outcome.trial_id] = loss
         rung = run.bracket.rungs[run.rung]
         self.observe(outcome.trial_id, rung, loss)
-        if len(run.losses) == len(run.members):
+        if len(run.losses) == run.size:
             self._advance(run)
 
     def is_done(self) -> bool:
@@ -219,16 +231,23 @@ class SuccessiveHalving(Algorithm):
     # -- bookkeeping -----------------------------------------------------------------------
     def _open(self, index: int) -> _BracketRun:
         bracket = self.brackets[index]
-        run = _BracketRun(bracket, index)
-        first = bracket.rungs[0]
-        for params, why in self.new_config(bracket, first.n):
-            trial_id = self.add_trial(params)
-            run.members.append(trial_id)
-            why = self.describe_trial(trial_id, why)
-            run.queued.append(JobRequest(trial_id, params, first.epochs, 0, note=self._note(run, why),
-                                         bracket=index + 1, rung=0))
+        size = bracket.rungs[0].n
+        run = _BracketRun(bracket, index, size=size, queued=[None] * size)
         self.runs.append(run)
         return run
+
+    def _make_trial(self, run: _BracketRun) -> JobRequest:
+        """The job of a new trial for an open place of the run's current rung."""
+        if run.rung == 0:
+            [(params, why)] = self.new_config(run.bracket, 1)
+        else:
+            params, why = self.fill(run.index, run.rung, run.parents)
+        trial_id = self.add_trial(params)
+        run.members.append(trial_id)
+        default = why if run.rung == 0 else f"bred from rung {run.rung - 1}'s best"
+        rung = run.bracket.rungs[run.rung]
+        return JobRequest(trial_id, params, rung.epochs, 0, note=self._note(run, self.describe_trial(trial_id, default)),
+                          bracket=run.index + 1, rung=run.rung)
 
     def _advance(self, run: _BracketRun) -> None:
         """The rung is complete: promote its best to the next rung, or close the bracket."""
@@ -243,16 +262,16 @@ class SuccessiveHalving(Algorithm):
         survivors = eligible[:nxt.n]
         run.rung += 1
         if not survivors:  # every job of the rung failed or was stopped: nothing to promote
-            run.members, run.losses, run.done = [], {}, True
+            run.members, run.losses, run.size, run.done = [], {}, 0, True
             return
-        members = self.promote(run.index, run.rung, survivors)
-        run.members, run.losses = members, {}
-        for place, trial in enumerate(members, start=1):
-            if trial in survivors:
-                why = f"promoted, rank {survivors.index(trial) + 1} of {len(eligible)} in rung {run.rung - 1}"
-            else:
-                why = self.describe_trial(trial, f"bred from rung {run.rung - 1}'s best")
-            # a promoted trial resumes from its checkpoint; a bred one trains from scratch
+        places = self.promote(run.index, run.rung, survivors)
+        run.members, run.losses, run.size, run.parents = [t for t in places if t is not None], {}, len(places), survivors
+        for trial in places:
+            if trial is None:  # a new trial, made (and trained from scratch) when a worker takes it
+                run.queued.append(None)
+                continue
+            why = f"promoted, rank {survivors.index(trial) + 1} of {len(eligible)} in rung {run.rung - 1}"
+            # a promoted trial resumes from its checkpoint
             run.queued.append(JobRequest(trial, self.trials[trial], nxt.epochs, self.trial_epochs.get(trial, 0),
                                          note=self._note(run, why), bracket=run.index + 1, rung=run.rung))
 

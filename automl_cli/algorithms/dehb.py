@@ -19,6 +19,7 @@ Ours, on `brackets.SuccessiveHalving` with TAO's schedule plus the paper's s = 0
   until then a bracket's first rung is random and its promotions are Hyperband's, which
   resume from the trial's checkpoint. After that, bred trials are new trials trained
   from scratch at their rung's epochs, as in the paper.
+- The parents are never the target itself (classic DE's rule, and the authors' code's).
 - The parent pool of a rung is the best members (as many as the rung runs) of the
   population one budget below (for a bracket's first rung, of its own level's population),
   as the authors' code does: the best the lower budget has seen in any bracket, not only in
@@ -26,6 +27,9 @@ Ours, on `brackets.SuccessiveHalving` with TAO's schedule plus the paper's s = 0
   this bracket. When the pool has fewer than three members we top it up
   with distinct members drawn from the global population (the paper's code adds mutants of
   the global population instead); with too few even there, with uniform random points.
+- A trial is bred when a worker takes its job, from the populations as they stand then,
+  as the authors' code does (its `ask`): with one worker each trial's parents include the
+  winner of the selection just before it, the paper's immediate (asynchronous) update.
 - Crossover always takes one randomly chosen coordinate from the mutant (Storn and
   Price's j_rand); coordinates outside [0, 1], or NaN where a parameter was inactive in
   a parent, are replaced by uniform random values, so decoding never guesses.
@@ -140,7 +144,7 @@ class DEHB(SuccessiveHalving):
         self.crossover = self.params["automl_crossover_prob"]
         self.levels = self._subpopulations(self.schedule)
         self.origins: dict[int, Origin] = {}  # bred trial -> what it competes with
-        self._pending: list[Origin] = []  # origins of the bred trials `_open` is about to add, in order
+        self._pending: list[Origin] = []  # origins of the bred trials about to be added (`add_trial`), in order
 
     @staticmethod
     def _subpopulations(schedule: list[Bracket]) -> dict[Fraction, Subpopulation]:
@@ -159,7 +163,8 @@ class DEHB(SuccessiveHalving):
             why = f"random: the {level.epochs}-epoch population has {len(level.units)} of {level.capacity}"
             self._pending = []
             return [(self.space.sample(self.rng), why) for _ in range(count)]
-        pool = level.best(count)
+        # the parents: as many of the level's best as the rung runs, as the population stands now
+        pool = level.best(bracket.rungs[0].n)
         bred = [self._breed(bracket.rungs[0].resource, pool, f"the {level.epochs}-epoch population's {len(pool)} best")
                 for _ in range(count)]
         self._pending = [origin for _, origin in bred]
@@ -167,27 +172,26 @@ class DEHB(SuccessiveHalving):
 
     def add_trial(self, params: dict[str, Any]) -> int:
         trial_id = super().add_trial(params)
-        if self._pending:  # `_open` adds new_config's configurations in the order returned
+        if self._pending:  # the base class adds what new_config or fill returned, in that order
             self.origins[trial_id] = self._pending.pop(0)
         return trial_id
 
-    def promote(self, bracket_index: int, rung: int, survivors: list[int]) -> list[int]:
+    def promote(self, bracket_index: int, rung: int, survivors: list[int]) -> list[int | None]:
         resource = self.brackets[bracket_index].rungs[rung].resource
         if not self.levels[resource].full:
             return survivors  # the first pass: Hyperband's promotion, resuming
+        return [None] * len(survivors)  # bred by `fill` when a worker takes each
+
+    def fill(self, bracket_index: int, rung: int, survivors: list[int]) -> tuple[dict[str, Any], str]:
         lower = self.levels[self.brackets[bracket_index].rungs[rung - 1].resource]
         if lower.full:  # the best the lower budget has seen in any bracket, as the paper's code does
             pool, parents = lower.best(len(survivors)), f"the {lower.epochs}-epoch population's {len(survivors)} best"
         else:
             pool = np.array([self.space.to_units(self.trials[t]) for t in survivors])
             parents = f"rung {rung - 1}'s {len(survivors)} best"
-        bred = []
-        for _ in survivors:
-            params, origin = self._breed(resource, pool, parents)
-            trial_id = self.add_trial(params)
-            self.origins[trial_id] = origin
-            bred.append(trial_id)
-        return bred
+        params, origin = self._breed(self.brackets[bracket_index].rungs[rung].resource, pool, parents)
+        self._pending = [origin]  # `add_trial` files it under the new trial
+        return params, "bred"  # describe_trial names the origin
 
     def observe(self, trial_id: int, rung: Rung, loss: float | None) -> None:
         if loss is None or trial_id in self.stopped:
@@ -223,18 +227,21 @@ class DEHB(SuccessiveHalving):
         """A configuration bred against the level's next target, and its origin."""
         level = self.levels[resource]
         target = level.take_target()
+        # DE's parents differ from the target (Storn and Price's rand/1; the authors' code too):
+        # a parent equal to it pulls the trial back toward the point it competes with
+        pool = np.array([row for row in pool if not _same(row, level.units[target])]).reshape(-1, pool.shape[1])
         if len(pool) < PARENTS:
             parents += ", topped up from all populations"
-            pool = self._top_up(pool)
+            pool = self._top_up(pool, level.units[target])
         point = breed(level.units[target], pool, self.factor, self.crossover, self.rng)
         return self.space.from_units(point, self.rng), Origin(resource, target, level.trials[target], parents)
 
-    def _top_up(self, pool: np.ndarray) -> np.ndarray:
+    def _top_up(self, pool: np.ndarray, target: np.ndarray) -> np.ndarray:
         """Enough distinct parents for rand/1: the pool, then members of all populations
-        not already in it, then uniform random points."""
+        not already in it (nor the target), then uniform random points."""
         rows = list(pool)
         others = [u for level in self.levels.values() for u in level.units
-                  if not any(_same(u, r) for r in rows)]
+                  if not any(_same(u, r) for r in [*rows, target])]
         picks = self.rng.choice(len(others), size=min(PARENTS - len(rows), len(others)), replace=False)
         rows += [others[i] for i in picks]
         rows += [self.rng.random(len(self.space.params)) for _ in range(PARENTS - len(rows))]
