@@ -123,6 +123,15 @@ def events_of(run_dir):
     return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
 
 
+def suggest_calls(run_dir) -> int:
+    """How many suggest calls proposed jobs: Clara's rounds."""
+    journal = Journal(run_dir / JOURNAL, readonly=True)
+    try:
+        return sum(1 for e in journal.events() if e.kind == "asked")
+    finally:
+        journal.close()
+
+
 def check_event_order(events):
     """Clara's order: start, space, then per round its recommendations before its jobs start,
     every job ending once, rounds ending in order after their jobs, the end last."""
@@ -203,7 +212,8 @@ def test_a_custom_controller_and_handler_from_custom_folder_run_and_hear_every_e
         [0.0001, 0.0003, 0.001, 0.003, 0.01]
     events = events_of(run_dir)
     check_event_order(events)
-    assert [e["event"] for e in events].count("round_ended") == 4  # two at first, then one per result
+    # a round is one suggest call: two jobs at first, then one or two as results come in (timing decides)
+    assert [e["event"] for e in events].count("round_ended") == suggest_calls(run_dir) >= 3
     assert events[0] == {"event": "start_automl", "run_id": "byo", "resumed": False}
     assert events[-1] == {"event": "end_automl", "status": "completed", "best": view.best().name}
 
@@ -419,8 +429,7 @@ def test_kill_9_then_resume_replays_the_custom_controller_and_handlers_carry_on(
     assert starts == [{"event": "start_automl", "run_id": "k", "resumed": False},
                       {"event": "start_automl", "run_id": "k", "resumed": True}]
     # each round (one suggest call; how many there are depends on when workers came free) ends once, in order
-    rounds = sum(1 for e in Journal(run_dir / JOURNAL, readonly=True).events() if e.kind == "asked")
-    assert [e["round"] for e in events if e["event"] == "round_ended"] == list(range(1, rounds + 1))
+    assert [e["round"] for e in events if e["event"] == "round_ended"] == list(range(1, suggest_calls(run_dir) + 1))
     assert events[-1]["event"] == "end_automl" and events[-1]["status"] == "completed"
     final = {e["job"]: e["status"] for e in events if e["event"] == "end_job"}
     assert sorted(s for s in final.values() if s == "completed") == ["completed"] * 5
