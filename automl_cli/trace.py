@@ -81,7 +81,8 @@ def _table(view: RunView) -> Table:
     title = Text(f"run {view.run_id} · {view.settings.get('algorithm')} · jobs {done}/{planned} done"
              f" · best {view.metric_name} " + (f"{best.metric:.4f} ({best.name})" if best else "-")
              + f" · eta {_clock(view.eta()) or '?'}")
-    table = Table(title=title, title_justify="left", expand=False)
+    table = Table(title=title, title_justify="left", expand=False, caption=_control_caption(view),
+                  caption_justify="left")
     for column in ("job", "worker", "gpus", "trial", "rung", "epoch", "progress", view.metric_name, "eta"):
         table.add_column(column)
     for job in view.running():
@@ -92,3 +93,14 @@ def _table(view: RunView) -> Table:
                       f"{job.epoch}/{job.stop_epoch}", "█" * filled + "·" * (20 - filled),
                       "-" if last is None else f"{last:.4f}", _clock(job.eta()) or "?")
     return table
+
+
+def _control_caption(view: RunView) -> Text | None:
+    """What the admin commands changed (suspended workers, a requested stop), under the table."""
+    notes = []
+    suspended = [w.name for w in view.workers.values() if w.suspended]
+    if suspended:
+        notes.append(f"suspended: {', '.join(suspended)} (no new jobs; automl resume W to undo)")
+    if view.stop_requested:
+        notes.append(f"stopping: {view.stop_requested} (no new jobs; the running ones end)")
+    return Text(" · ".join(notes)) if notes else None

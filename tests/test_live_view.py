@@ -53,3 +53,30 @@ def test_a_journal_still_being_created_reads_as_a_run_with_no_events_yet(tmp_pat
     db.commit()
     db.close()
     assert RunView.load(tmp_path).jobs == {}
+
+
+def test_the_live_table_says_which_workers_are_suspended_and_that_a_stop_was_asked():
+    from rich.console import Console
+
+    from automl_cli.status import RunView
+    from automl_cli.store import Event
+    from automl_cli.trace import _table
+
+    view = RunView()
+    events = [("run_started", {"run_id": "live", "algorithm": "random", "metric": "val_mean_dice",
+                               "workers": [{"name": "W1", "gpus": [0]}, {"name": "W2", "gpus": [1]}]}),
+              ("worker_suspended", {"worker": "W2"})]
+    for seq, (kind, data) in enumerate(events, 1):
+        view.apply(Event(seq, float(seq), kind, data))
+
+    def rendered() -> str:
+        console = Console(width=200, record=True, file=open(os.devnull, "w"))
+        console.print(_table(view))
+        return console.export_text()
+
+    assert "suspended: W2 (no new jobs; automl resume W to undo)" in rendered()
+    assert "stopping:" not in rendered()
+    view.apply(Event(3, 3.0, "run_stop_requested", {"reason": "asked by automl stop"}))
+    view.apply(Event(4, 4.0, "worker_resumed", {"worker": "W2"}))
+    text = rendered()
+    assert "stopping: asked by automl stop" in text and "suspended:" not in text
