@@ -24,7 +24,7 @@ class Plan:
     algorithm: str
     params: dict
     reasons: list[str]
-    brackets: list[list[tuple[int, int, int]]]  # per bracket: (n, epochs, epochs each job adds)
+    brackets: list[list[tuple[int, int, str]]]  # per bracket: (n, epochs, how a job gets there)
     jobs: int
     epochs: int
     workers: int
@@ -57,9 +57,9 @@ def make_plan(space, algorithm: str, params: dict, max_epochs: int, workers: int
         reasons = algo.adjustment + ([f"the brackets below run {algo.iterations} times over"]
                                      if algo.iterations > 1 else [])
         for bracket in algo.schedule:
-            rows, before = [], 0
+            rows, before = [], None
             for rung in bracket.rungs:
-                rows.append((rung.n, rung.epochs, rung.epochs - before))
+                rows.append((rung.n, rung.epochs, "" if before is None else algo.rung_entry(rung.epochs - before)))
                 before = rung.epochs
             brackets.append(rows)
     else:
@@ -78,9 +78,9 @@ def render(plan: Plan) -> list[str]:
     lines += [f"  {reason}" for reason in plan.reasons]
     for number, rows in enumerate(plan.brackets, start=1):
         lines.append(f"bracket {number}: " + " -> ".join(f"{n} x {epochs} epochs" for n, epochs, _ in rows))
-        for i, (n, epochs, added) in enumerate(rows):
+        for i, (n, epochs, entry) in enumerate(rows):
             lines.append(f"    rung {i}: {n:>4} configuration(s), each trained to epoch {epochs}"
-                         + (f" (+{added}, resuming)" if i else ""))
+                         + (f" ({entry})" if entry else ""))
     lines.append(f"total: {plan.jobs} jobs, {plan.epochs} epochs of training")
     if plan.wall_seconds is not None:
         lines.append(f"estimated wall time with {plan.workers} worker(s) at {plan.epoch_seconds:.3g} s/epoch "

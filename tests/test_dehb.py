@@ -282,3 +282,16 @@ def test_dehb_beats_hyperband_on_a_smooth_problem_over_several_seeds():
     hb = [floor(simulate("hyperband", SEARCH, curve, max_epochs=27, seed=s, params=params)) for s in range(5)]
     print(f"median regret: dehb {np.median(dehb):.2g}, hyperband {np.median(hb):.2g}")
     assert np.median(dehb) < np.median(hb)
+
+
+def test_plan_says_higher_rungs_turn_into_bred_trials_trained_from_scratch():
+    from automl_cli.plan import make_plan, render
+    from automl_cli.space import parse_search_space
+
+    space = parse_search_space({"x": 0.5, "search": [{"args": ["x"], "type": "float", "targets": [0.0, 1.0]}]},
+                               Path("<test>"))
+    params = {"automl_R": 9, "epoch_multiplier": 1}
+    dehb = "\n".join(render(make_plan(space, "dehb", params, 9, 1, None, "")))
+    assert "(+2, resuming, until the populations fill; then bred trials, trained from scratch)" in dehb
+    hyperband = "\n".join(render(make_plan(space, "hyperband", params, 9, 1, None, "")))
+    assert "(+2, resuming)" in hyperband and "bred" not in hyperband

@@ -170,6 +170,10 @@ class SuccessiveHalving(Algorithm):
         """A new configuration for a place `promote` left open, with why it was chosen."""
         raise NotImplementedError(f"{type(self).__name__}.promote left a place open but does not fill it")
 
+    def rung_entry(self, added: int) -> str:
+        """How a job reaches a higher rung, for `automl plan`: a promotion resumes its trial."""
+        return f"+{added}, resuming"
+
     def describe_trial(self, trial_id: int, default: str) -> str:
         """Why a new or bred trial's job exists, for the trace (`default` says it generically)."""
         return default

@@ -207,6 +207,9 @@ class DEHB(SuccessiveHalving):
             level.losses.append(loss)
             level.trials.append(trial_id)
 
+    def rung_entry(self, added: int) -> str:
+        return f"+{added}, resuming, until the populations fill; then bred trials, trained from scratch"
+
     def describe_trial(self, trial_id: int, default: str) -> str:
         origin = self.origins.get(trial_id)
         if origin is not None:
