@@ -275,27 +275,37 @@ def stop(mmar, run_id, automlconf, timeout, wait) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the workers as JSON.")
 def workers_command(mmar, run_id, automlconf, as_json) -> None:
     """Show each worker: its GPUs, state (idle, busy, suspended), jobs run so far and current job."""
-    from .runconfig import find_run
-    from .status import RunView
-
-    view = RunView.load(find_run(mmar, run_id, automlconf))
-    rows = _worker_rows(view)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    console = _console()
+    view = _load_run(mmar, run_id, automlconf)
     header = f"run {view.run_id}: {view.status}"
     if view.stop_requested and view.status == "running":
         header += f"; stopping ({view.stop_requested})"
-    table = Table(title=header, title_justify="left")
-    for column in ("worker", "GPUs", "state", "jobs", "current job"):
-        table.add_column(column)
-    for row in rows:
+
+    def cells(row: dict) -> list:
         current = "-"
         if row["current_job"]:
             current = f"{row['current_job']} (epoch {row['epoch']})" + (f" on {row['where']}" if row["where"] else "")
-        add_plain_row(table, row["worker"], row["gpus"], row["state"], str(row["jobs"]), current)
-    console.print(table)
+        return [row["worker"], row["gpus"], row["state"], str(row["jobs"]), current]
+    _print_rows(_worker_rows(view), as_json, header, ("worker", "GPUs", "state", "jobs", "current job"), cells)
+
+
+def _load_run(mmar: str, run_id: str, automlconf: str | None):
+    from .runconfig import find_run
+    from .status import RunView
+
+    return RunView.load(find_run(mmar, run_id, automlconf))
+
+
+def _print_rows(rows: list[dict], as_json: bool, title: str, columns: tuple[str, ...], cells) -> None:
+    """Rows as JSON, or as a table whose row cells come from `cells(row)`."""
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        add_plain_row(table, *cells(row))
+    _console().print(table)
 
 
 def _worker_rows(view) -> list[dict]:
@@ -324,24 +334,15 @@ def _placement(view, worker) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the jobs as JSON (times in ISO 8601).")
 def summary(mmar, run_id, automlconf, as_json) -> None:
     """One row per job: start, end, job folder, score, worker and status."""
-    from .runconfig import find_run
-    from .status import RunView
+    view = _load_run(mmar, run_id, automlconf)
 
-    view = RunView.load(find_run(mmar, run_id, automlconf))
-    rows = _summary_rows(view)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    console = _console()
-    table = Table(title=f"jobs of run {view.run_id}: {view.status}; score: best {view.metric_name} "
-                        f"({view.settings.get('direction')})", title_justify="left")
-    for column in ("start", "end", "job folder", "score", "worker", "status"):
-        table.add_column(column)
-    for row in rows:
+    def cells(row: dict) -> list:
         status = row["status"] + (f" ({row['cause'][:80]})" if row["cause"] else "")
-        add_plain_row(table, _local_time(row["start"]), _local_time(row["end"]), row["folder"],
-                      "-" if row["score"] is None else f"{row['score']:.4f}", row["worker"], status)
-    console.print(table)
+        return [_local_time(row["start"]), _local_time(row["end"]), row["folder"],
+                "-" if row["score"] is None else f"{row['score']:.4f}", row["worker"], status]
+    _print_rows(_summary_rows(view), as_json, f"jobs of run {view.run_id}: {view.status}; score: best "
+                f"{view.metric_name} ({view.settings.get('direction')})",
+                ("start", "end", "job folder", "score", "worker", "status"), cells)
 
 
 def _summary_rows(view) -> list[dict]:
