@@ -198,6 +198,14 @@ RUNS_AUTOMLCONF_OPTION = click.option(
                          "[default: config_automl.json]")
 
 
+def _acting_options(command):
+    """-m, --run-id, --automlconf and --timeout: what every command acting on a live run takes."""
+    for option in (TIMEOUT_OPTION, RUNS_AUTOMLCONF_OPTION,
+                   click.option("--run-id", required=True, help="The running search to act on."), MMAR_OPTION):
+        command = option(command)
+    return command
+
+
 def _act(mmar: str, run_id: str, automlconf: str | None, command: str, target: str, timeout: float) -> None:
     from .control import send
     from .runconfig import find_run
@@ -207,10 +215,7 @@ def _act(mmar: str, run_id: str, automlconf: str | None, command: str, target: s
 
 @cli.command()
 @click.argument("worker")
-@MMAR_OPTION
-@click.option("--run-id", required=True, help="The running search to act on.")
-@RUNS_AUTOMLCONF_OPTION
-@TIMEOUT_OPTION
+@_acting_options
 def suspend(worker, mmar, run_id, automlconf, timeout) -> None:
     """Give WORKER (e.g. W2) no new job; the job it runs now goes on."""
     _act(mmar, run_id, automlconf, "suspend", worker, timeout)
@@ -218,10 +223,7 @@ def suspend(worker, mmar, run_id, automlconf, timeout) -> None:
 
 @cli.command("resume")
 @click.argument("worker")
-@MMAR_OPTION
-@click.option("--run-id", required=True, help="The running search to act on.")
-@RUNS_AUTOMLCONF_OPTION
-@TIMEOUT_OPTION
+@_acting_options
 def resume_worker(worker, mmar, run_id, automlconf, timeout) -> None:
     """Give a suspended WORKER jobs again."""
     _act(mmar, run_id, automlconf, "resume", worker, timeout)
@@ -229,10 +231,7 @@ def resume_worker(worker, mmar, run_id, automlconf, timeout) -> None:
 
 @cli.command()
 @click.argument("worker_or_job", metavar="WORKER|JOB")
-@MMAR_OPTION
-@click.option("--run-id", required=True, help="The running search to act on.")
-@RUNS_AUTOMLCONF_OPTION
-@TIMEOUT_OPTION
+@_acting_options
 def abort(worker_or_job, mmar, run_id, automlconf, timeout) -> None:
     """Stop the job a worker runs (W1) or a job by name (W1_1_J7): it ends as stopped, scored
     on the epochs it reported, and the search goes on."""
@@ -240,10 +239,7 @@ def abort(worker_or_job, mmar, run_id, automlconf, timeout) -> None:
 
 
 @cli.command()
-@MMAR_OPTION
-@click.option("--run-id", required=True, help="The running search to act on.")
-@RUNS_AUTOMLCONF_OPTION
-@TIMEOUT_OPTION
+@_acting_options
 @click.option("--wait", is_flag=True, help="Return only when the run has finished, with its closing message.")
 def stop(mmar, run_id, automlconf, timeout, wait) -> None:
     """Finish the search gracefully: no new jobs, the running ones end, best/ is published and
