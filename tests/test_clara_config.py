@@ -442,3 +442,28 @@ def test_the_templates_clara_form_config_plans_the_enum_example_as_a_full_grid()
     assert result.returncode == 0, result.stderr
     assert "algorithm reinforcement" in result.stdout
     assert "all 6 combinations once each" in result.stdout and "total: 6 jobs, 12 epochs" in result.stdout
+
+
+
+def test_the_templates_clara_form_config_runs_the_enum_example_every_combination_once(tmp_path):
+    """Clara's way, end to end on the reference trainer: ReinforcementController on an
+    enum-only space is the full grid; MMARHandler keeps the best 3 folders' weights."""
+    import itertools
+    import shutil
+
+    from conftest import ROOT
+    mmar = tmp_path / "mmar"
+    shutil.copytree(ROOT / "mmar_template", mmar, ignore=shutil.ignore_patterns("automl"))
+    result = run_cli("run", "-m", str(mmar), "--automlconf", "config_automl_clara.json", "--set", "run_id=clara",
+                     "trainconf=trn_autoML_Enum.json", "workers=0:0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = mmar / "automl" / "clara"
+    view = RunView.load(run_dir)
+    jobs = sorted(view.jobs.values(), key=lambda j: j.job_id)
+    assert [j.name for j in jobs[:2]] == ["W1_1_J1", "W2_1_J2"] and all(j.status == "completed" for j in jobs)
+    search = json.loads((mmar / "config" / "trn_autoML_Enum.json").read_text())["train"]["model"]["search"]
+    every = [list(c) for c in itertools.product(*(item["targets"] for item in search))]
+    tried = [[j.params["SegAhnet.if_use_psp+final_activation"], j.params["SegAhnet.base_channels"]] for j in jobs]
+    assert sorted(map(json.dumps, tried)) == sorted(map(json.dumps, every))  # each combination exactly once
+    assert weighted(run_dir) == sorted(j.name for j in view.leaderboard()[:3])
+    assert len((run_dir / "stats.csv").read_text().splitlines()) == 1 + len(every)
