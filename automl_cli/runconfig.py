@@ -6,6 +6,7 @@ win, as in Clara's script where extra arguments follow the defaults), explicit o
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,9 @@ from .workers import Worker, check_against_devices, count_gpus, parse_workers
 
 # --set keys that are settings of the run rather than algorithm parameters
 RUN_KEYS = {"run_id", "workers", "traceout", "trainconf", "automlconf", "algorithm", "seed", "automl_max_retries"}
+# a run id names <runs>/<id>/, its SLURM jobs and its control files: no path separators,
+# spaces or shell characters (Clara's examples use names like a, test1, trn_autoML_Enum)
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@=-]{0,99}")
 # TAO's newer names for the Hyperband parameters
 ALIASES = {"automl_max_epochs": "automl_R", "automl_reduction_factor": "automl_nu"}
 
@@ -202,8 +206,9 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
     """The RunSettings of `automl run`, with every input checked before anything starts."""
     if not run_id:
         raise UsageError("no run id: give --run-id ID or --set run_id=ID")
-    if "/" in run_id or run_id in (".", "..") or not run_id.strip():
-        raise UsageError(f"bad run id '{run_id}': it names a folder under automl/, so no '/'")
+    if not _RUN_ID.fullmatch(run_id):
+        raise UsageError(f"bad run id {run_id!r}: it names a folder, SLURM jobs and files, so use letters, digits "
+                         "and . _ - + @ = (starting with a letter or digit, at most 100 characters)")
     executor = check_executor(loaded)
     backend = backend or EXECUTORS[executor.get("name", "MMARExecutor")]
     options = None

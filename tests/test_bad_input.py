@@ -61,6 +61,10 @@ CONFIGS = [
 COMMANDS = [
     ["run", "-m", "{mmar}"],                                      # no run id
     ["run", "-m", "{mmar}", "--run-id", "a/b"],
+    ["run", "-m", "{mmar}", "--run-id", "my run"],
+    ["run", "-m", "{mmar}", "--run-id", "x;touch y"],
+    ["run", "-m", "{mmar}", "--run-id", ".."],
+    ["run", "-m", "{mmar}", "--run-id", "-x"],
     ["run", "-m", "{mmar}", "--run-id", "x", "--workers", ""],
     ["run", "-m", "{mmar}", "--run-id", "x", "--workers", "0::1"],
     ["run", "-m", "{mmar}", "--run-id", "x", "--workers", "gpu0"],
