@@ -18,6 +18,17 @@ MMAR_OPTION = click.option("-m", "--mmar", "mmar", required=True, type=click.Pat
                            help="The MMAR folder (config/, commands/, models/, ...).")
 
 
+def _run_options(run_help: str = "The run to show."):
+    """-m, --run-id and --automlconf: how every command that reads or acts on one run finds it."""
+    def add(command):
+        for option in (click.option("--automlconf", help="AutoML config file in config/ (its MMARHandler work_dir "
+                                                         "says where runs are).  [default: config_automl.json]"),
+                       click.option("--run-id", required=True, help=run_help), MMAR_OPTION):
+            command = option(command)
+        return command
+    return add
+
+
 def _console() -> Console:
     """Tables for people: terminal width in a terminal, wide enough not to wrap in a log file."""
     return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
@@ -121,10 +132,7 @@ def _print_leaderboard(view, limit: int = 10) -> None:
 
 
 @cli.command()
-@MMAR_OPTION
-@click.option("--run-id", required=True, help="The run to show.")
-@click.option("--automlconf", help="AutoML config file in config/ (its MMARHandler work_dir says where runs are).  "
-                                   "[default: config_automl.json]")
+@_run_options()
 @click.option("--json", "as_json", is_flag=True, help="Print the TAO-style status JSON.")
 @click.option("--watch", is_flag=True, help="Keep refreshing until the run ends (Ctrl-C to leave; the run goes on).")
 @click.option("--interval", default=5.0, type=click.FloatRange(min=0.2), help="Seconds between refreshes with --watch.")
@@ -174,12 +182,8 @@ def _status_view(view) -> list:
     if best:
         parts.append(Text(f"best {view.metric_name} {best.metric:.4f} from {best.name} (epoch {best.best_epoch}) "
                           f"{format_params(best.params)}"))
-    controls = ([f"suspended: {', '.join(view.suspended_workers())} (no new jobs for them)"]
-                if view.suspended_workers() else [])
-    if view.stop_requested and view.status == "running":
-        controls.append(f"stopping: {view.stop_requested} (no new jobs; the running ones end)")
-    if controls:
-        parts.append(Text("; ".join(controls)))
+    if view.control_notes():
+        parts.append(Text("; ".join(view.control_notes())))
     table = Table(title_justify="left")
     for column in ("job", "worker", "trial", "rung", "status", "epoch", view.metric_name, "eta", "params", "why"):
         table.add_column(column)
@@ -193,17 +197,11 @@ def _status_view(view) -> list:
 # -- acting on a running search (read: workers, summary; act: suspend, resume, abort, stop) ------
 TIMEOUT_OPTION = click.option("--timeout", default=10.0, type=click.FloatRange(min=0.1),
                               help="Seconds to wait for the run's answer.")
-RUNS_AUTOMLCONF_OPTION = click.option(
-    "--automlconf", help="AutoML config file in config/ (its MMARHandler work_dir says where runs are).  "
-                         "[default: config_automl.json]")
 
 
 def _acting_options(command):
     """-m, --run-id, --automlconf and --timeout: what every command acting on a live run takes."""
-    for option in (TIMEOUT_OPTION, RUNS_AUTOMLCONF_OPTION,
-                   click.option("--run-id", required=True, help="The running search to act on."), MMAR_OPTION):
-        command = option(command)
-    return command
+    return _run_options("The running search to act on.")(TIMEOUT_OPTION(command))
 
 
 def _act(mmar: str, run_id: str, automlconf: str | None, command: str, target: str, timeout: float) -> None:
@@ -265,9 +263,7 @@ def stop(mmar, run_id, automlconf, timeout, wait) -> None:
 
 
 @cli.command("workers")
-@MMAR_OPTION
-@click.option("--run-id", required=True, help="The run to show.")
-@RUNS_AUTOMLCONF_OPTION
+@_run_options()
 @click.option("--json", "as_json", is_flag=True, help="Print the workers as JSON.")
 def workers_command(mmar, run_id, automlconf, as_json) -> None:
     """Show each worker: its GPUs, state (idle, busy, suspended), jobs run so far and current job."""
@@ -324,9 +320,7 @@ def _placement(view, worker) -> str:
 
 
 @cli.command()
-@MMAR_OPTION
-@click.option("--run-id", required=True, help="The run to show.")
-@RUNS_AUTOMLCONF_OPTION
+@_run_options()
 @click.option("--json", "as_json", is_flag=True, help="Print the jobs as JSON (times in ISO 8601).")
 def summary(mmar, run_id, automlconf, as_json) -> None:
     """One row per job: start, end, job folder, score, worker and status."""
@@ -453,10 +447,7 @@ def _train(loop, config, root, epochs, validate_only) -> None:
 
 
 @cli.command()
-@MMAR_OPTION
-@click.option("--run-id", required=True, help="The run to report on.")
-@click.option("--automlconf", help="AutoML config file in config/ (its MMARHandler work_dir says where runs are).  "
-                                   "[default: config_automl.json]")
+@_run_options("The run to report on.")
 @click.option("--out", type=click.Path(dir_okay=False), help="HTML file to write.  [default: <run>/report.html]")
 def report(mmar, run_id, automlconf, out) -> None:
     """Write a self-contained HTML report (leaderboard, curves, importance) and a leaderboard CSV."""

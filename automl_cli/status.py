@@ -230,6 +230,15 @@ class RunView:
     def suspended_workers(self) -> list[str]:
         return [w.name for w in self.workers.values() if w.suspended]
 
+    def control_notes(self) -> list[str]:
+        """What the admin commands changed in the search: suspended workers, a requested stop."""
+        notes = []
+        if self.suspended_workers():
+            notes.append(f"suspended: {', '.join(self.suspended_workers())} (no new jobs for them)")
+        if self.stop_requested and self.status == "running":
+            notes.append(f"stopping: {self.stop_requested} (no new jobs; the running ones end)")
+        return notes
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for job in self.jobs.values():

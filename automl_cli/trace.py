@@ -97,10 +97,5 @@ def _table(view: RunView) -> Table:
 
 def _control_caption(view: RunView) -> Text | None:
     """What the admin commands changed (suspended workers, a requested stop), under the table."""
-    notes = []
-    suspended = [w.name for w in view.workers.values() if w.suspended]
-    if suspended:
-        notes.append(f"suspended: {', '.join(suspended)} (no new jobs; automl resume W to undo)")
-    if view.stop_requested:
-        notes.append(f"stopping: {view.stop_requested} (no new jobs; the running ones end)")
-    return Text(" · ".join(notes)) if notes else None
+    notes = view.control_notes()
+    return Text("; ".join(notes)) if notes else None

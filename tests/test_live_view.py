@@ -74,9 +74,9 @@ def test_the_live_table_says_which_workers_are_suspended_and_that_a_stop_was_ask
         console.print(_table(view))
         return console.export_text()
 
-    assert "suspended: W2 (no new jobs; automl resume W to undo)" in rendered()
+    assert "suspended: W2 (no new jobs for them)" in rendered()
     assert "stopping:" not in rendered()
     view.apply(Event(3, 3.0, "run_stop_requested", {"reason": "asked by automl stop"}))
     view.apply(Event(4, 4.0, "worker_resumed", {"worker": "W2"}))
     text = rendered()
-    assert "stopping: asked by automl stop" in text and "suspended:" not in text
+    assert "stopping: asked by automl stop (no new jobs; the running ones end)" in text and "suspended:" not in text
