@@ -51,6 +51,9 @@ class MMARHandler(Handler):
         if not isinstance(key_mmar_content_only, bool):
             raise BadArgument("key_mmar_content_only", f"expected true or false, got {key_mmar_content_only!r}")
         self.keep = num_mmars_to_keep
+        # folders already emptied: a job outside the best N never re-enters it (scores are final
+        # and the best only improve), so each folder is emptied once, not listed at every job end
+        self.pruned: set[str] = set()
         self.threshold = None if stop_threshold is None else float(stop_threshold)
         self.layout = JobLayout(work_dir, not key_mmar_content_only,
                                 Path(train_config_file).name if train_config_file else TRAIN_CONFIG)
@@ -81,12 +84,12 @@ class MMARHandler(Handler):
         best = ctx.view.best()
         if best is not None:
             keep.add(best.name)
+        last_completed = {j.trial_id: index for index, j in enumerate(ctx.jobs) if j.status == "completed"}
         for index, job in enumerate(ctx.jobs):
-            if job.name in keep or job.status == "running":
+            if job.name in keep or job.name in self.pruned or job.status == "running":
                 continue
-            superseded = any(later.trial_id == job.trial_id and later.status == "completed"
-                             for later in ctx.jobs[index + 1:])
-            if final or superseded:
+            if final or index < last_completed.get(job.trial_id, -1):  # a later job of its trial completed
+                self.pruned.add(job.name)
                 removed = _remove_weights(job.directory)
                 if removed:
                     why = "the search is complete" if final else "a later job of its trial completed"
