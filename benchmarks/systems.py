@@ -142,7 +142,7 @@ def _bohb_time(space, sizes, repeats) -> None:
             began = time.perf_counter()
             for _ in range(27):
                 add_result()
-                algo.new_config(algo.schedule[0], 1)
+                algo.new_config(algo.schedule[0])
             times.append(time.perf_counter() - began)
         print(f"(c) suggest: bohb, 27 configurations from densities of {n} results: median "
               f"{statistics.median(times) * 1000:.0f} ms")

@@ -94,21 +94,17 @@ class BOHB(SuccessiveHalving):
         value = loss if loss is not None and not math.isnan(loss) else math.inf
         self.results.setdefault(rung.epochs, []).append((self.space.to_units(self.trials[trial_id]), value))
 
-    def new_config(self, bracket: Bracket, count: int) -> list[tuple[dict[str, Any], str]]:
+    def new_config(self, bracket: Bracket) -> tuple[dict[str, Any], str]:
         # refitted whenever a result arrived since the last fit (between the jobs of one
         # rung, with one worker); several jobs handed out at once share the fit
         seen = sum(len(results) for results in self.results.values())
         if self._fitted is None or self._fitted[0] != seen:
             self._fitted = (seen, self._fit())
         model = self._fitted[1]
-        configs = []
-        for _ in range(count):
-            if model is None or self.rng.random() < self.params["automl_random_fraction"]:
-                why = RANDOM_NOTE if model is None else f"{RANDOM_NOTE} (random fraction)"
-                configs.append((self.space.sample(self.rng), f"new, {why}"))
-            else:
-                configs.append((self.space.from_units(self._best_candidate(model), self.rng), f"new, {model.describe()}"))
-        return configs
+        if model is None or self.rng.random() < self.params["automl_random_fraction"]:
+            why = RANDOM_NOTE if model is None else f"{RANDOM_NOTE} (random fraction)"
+            return self.space.sample(self.rng), f"new, {why}"
+        return self.space.from_units(self._best_candidate(model), self.rng), f"new, {model.describe()}"
 
     # -- the model -------------------------------------------------------------------------
     def model_budget(self) -> int | None:

@@ -152,10 +152,10 @@ class SuccessiveHalving(Algorithm):
         self.stopped: set[int] = set()  # trials stopped early: never promoted
 
     # -- hooks for the model-based variants ------------------------------------------------
-    def new_config(self, bracket: Bracket, count: int) -> list[tuple[dict[str, Any], str]]:
-        """`count` new configurations for the first rung of `bracket`, each with why it was
-        chosen (for the trace). Called as workers take the rung's jobs (count 1 each)."""
-        return [(self.space.sample(self.rng), "new") for _ in range(count)]
+    def new_config(self, bracket: Bracket) -> tuple[dict[str, Any], str]:
+        """A new configuration for the first rung of `bracket`, with why it was chosen (for
+        the trace). Called as a worker takes each of the rung's jobs."""
+        return self.space.sample(self.rng), "new"
 
     def observe(self, trial_id: int, rung: Rung, loss: float | None) -> None:
         """A trial's result at a rung (for models of good and bad configurations)."""
@@ -243,7 +243,7 @@ class SuccessiveHalving(Algorithm):
     def _make_trial(self, run: _BracketRun) -> JobRequest:
         """The job of a new trial for an open place of the run's current rung."""
         if run.rung == 0:
-            [(params, why)] = self.new_config(run.bracket, 1)
+            params, why = self.new_config(run.bracket)
         else:
             params, why = self.fill(run.index, run.rung, run.parents)
         trial_id = self.add_trial(params)

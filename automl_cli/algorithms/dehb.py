@@ -144,7 +144,7 @@ class DEHB(SuccessiveHalving):
         self.crossover = self.params["automl_crossover_prob"]
         self.levels = self._subpopulations(self.schedule)
         self.origins: dict[int, Origin] = {}  # bred trial -> what it competes with
-        self._pending: list[Origin] = []  # origins of the bred trials about to be added (`add_trial`), in order
+        self._origin: Origin | None = None  # of the bred trial about to be added (`add_trial` files it)
 
     @staticmethod
     def _subpopulations(schedule: list[Bracket]) -> dict[Fraction, Subpopulation]:
@@ -157,23 +157,22 @@ class DEHB(SuccessiveHalving):
         return dict(sorted(levels.items()))
 
     # -- hooks -----------------------------------------------------------------------------
-    def new_config(self, bracket: Bracket, count: int) -> list[tuple[dict[str, Any], str]]:
+    def new_config(self, bracket: Bracket) -> tuple[dict[str, Any], str]:
         level = self.levels[bracket.rungs[0].resource]
         if not level.full:
-            why = f"random: the {level.epochs}-epoch population has {len(level.units)} of {level.capacity}"
-            self._pending = []
-            return [(self.space.sample(self.rng), why) for _ in range(count)]
+            self._origin = None
+            return self.space.sample(self.rng), (f"random: the {level.epochs}-epoch population has "
+                                                 f"{len(level.units)} of {level.capacity}")
         # the parents: as many of the level's best as the rung runs, as the population stands now
         pool = level.best(bracket.rungs[0].n)
-        bred = [self._breed(bracket.rungs[0].resource, pool, f"the {level.epochs}-epoch population's {len(pool)} best")
-                for _ in range(count)]
-        self._pending = [origin for _, origin in bred]
-        return [(params, "new") for params, _ in bred]  # describe_trial names the origin
+        params, self._origin = self._breed(bracket.rungs[0].resource, pool,
+                                           f"the {level.epochs}-epoch population's {len(pool)} best")
+        return params, "new"  # describe_trial names the origin
 
     def add_trial(self, params: dict[str, Any]) -> int:
         trial_id = super().add_trial(params)
-        if self._pending:  # the base class adds what new_config or fill returned, in that order
-            self.origins[trial_id] = self._pending.pop(0)
+        if self._origin is not None:  # the base class adds what new_config or fill just returned
+            self.origins[trial_id], self._origin = self._origin, None
         return trial_id
 
     def promote(self, bracket_index: int, rung: int, survivors: list[int]) -> list[int | None]:
@@ -190,7 +189,7 @@ class DEHB(SuccessiveHalving):
             pool = np.array([self.space.to_units(self.trials[t]) for t in survivors])
             parents = f"rung {rung - 1}'s {len(survivors)} best"
         params, origin = self._breed(self.brackets[bracket_index].rungs[rung].resource, pool, parents)
-        self._pending = [origin]  # `add_trial` files it under the new trial
+        self._origin = origin  # `add_trial` files it under the new trial
         return params, "bred"  # describe_trial names the origin
 
     def observe(self, trial_id: int, rung: Rung, loss: float | None) -> None:
