@@ -50,6 +50,17 @@ def test_identical_points_get_the_minimum_bandwidth_not_zero():
     assert np.isfinite(kde.log_pdf(np.array([0.4, 0.375])))
 
 
+def test_the_clip_keeps_numeric_bandwidths_from_collapsing_and_shrinks_with_more_points():
+    clones = np.array([[0.4, 0.375]] * 4)
+    kde = UnitKDE([0, 4], clip=1 / 3).fit(clones)
+    assert kde.bandwidths[0] == pytest.approx(1 / (3 * 6))  # 4 points: 1 / (3 (4 + 2))
+    assert kde.bandwidths[1] == 1e-3  # a choice's lambda is not clipped
+    many = UnitKDE([0], clip=1 / 3).fit(np.full((500, 1), 0.4))
+    assert many.bandwidths[0] == pytest.approx(1 / 300)  # min(100, N + 2) caps the divisor
+    spread = UnitKDE([0], clip=1 / 3).fit(np.linspace(0, 1, 50)[:, None])
+    assert spread.bandwidths[0] > 1 / (3 * 52)  # a wide sample keeps its reference-rule width
+
+
 def test_aitchison_aitken_gives_the_data_category_the_most_mass_and_the_rest_alike():
     n = 4
     units = (np.array([2, 2, 2, 2, 1, 2, 0]) + 0.5) / n  # mostly category 2
@@ -224,6 +235,22 @@ def test_failed_jobs_count_among_the_bad_configurations():
     for point in failed_points:
         assert tuple(np.nan_to_num(point, nan=-1)) in bad
         assert tuple(np.nan_to_num(point, nan=-1)) not in good
+
+
+def test_bohb_proposals_around_clustered_good_results_still_move():
+    # the good results sit within 1e-4 of each other: the paper's 1e-3 floor would draw
+    # every candidate within ~0.003 of them; the clip lets proposals move
+    space = parse_search_space({"x": 0, "search": XY[:1]}, Path("t"))
+    algo = get_algorithm("bohb")(space, max_epochs=9, seed=0,
+                                 params={"automl_R": 9, "epoch_multiplier": 1, "automl_random_fraction": 0.0})
+    rung = Rung(9, 9, 9)
+    for i, x in enumerate([0.5, 0.5001, 0.5002, 0.1, 0.9, 0.2, 0.8, 0.3]):
+        trial = algo.add_trial({"x": x})
+        algo.observe(trial, rung, float(i))
+    model = algo._fit()
+    assert model.n_good == 2 and model.good.bandwidths[0] == pytest.approx(1 / (3 * 4))
+    picks = [algo._best_candidate(model)[0] for _ in range(30)]
+    assert max(abs(p - 0.5) for p in picks) > 0.01
 
 
 def test_the_largest_budget_with_enough_results_wins_and_a_thin_top_budget_is_skipped():

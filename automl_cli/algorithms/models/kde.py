@@ -10,7 +10,10 @@ on each other one, so the order of the choices means nothing.
 Bandwidths follow the normal reference rule, 1.06 * std * N^(-1/(4+d)), per coordinate
 (for a choice coordinate the std of its category indices, as statsmodels does), never
 below `min_bandwidth`, since identical points would otherwise give a zero-width spike; a
-choice's lam is capped at (n-1)/n, where the kernel is uniform.
+choice's lam is capped at (n-1)/n, where the kernel is uniform. With `clip` > 0 a numeric
+bandwidth is also at least clip / min(100, N + 2): TPE's "magic clip" (Bergstra et al. 2011)
+scaled by `clip`. Without it a density fitted on near-identical points (a search creeping
+around its best result) has a near-zero width, and proposals drawn from it only creep on.
 
 A NaN coordinate (an inactive conditional parameter) is left out of that point's kernel
 product: the point says nothing about a parameter it did not have. A NaN in a query point
@@ -31,10 +34,11 @@ class UnitKDE:
     """Product-kernel density over points of [0, 1]^d. `n_choices[j]` is the number of
     categories of coordinate j, or 0 when it is numeric."""
 
-    def __init__(self, n_choices: Sequence[int], min_bandwidth: float = MIN_BANDWIDTH):
+    def __init__(self, n_choices: Sequence[int], min_bandwidth: float = MIN_BANDWIDTH, clip: float = 0.0):
         self.n_choices = np.asarray(n_choices, dtype=int)
         self.is_choice = self.n_choices > 0
         self.min_bandwidth = float(min_bandwidth)
+        self.clip = float(clip)
         self.data = np.empty((0, len(self.n_choices)))
         self.bandwidths = np.full(len(self.n_choices), self.min_bandwidth)
 
@@ -57,7 +61,9 @@ class UnitKDE:
             values = self._categories(values, j).astype(float)
         spread = float(np.std(values)) if len(values) > 1 else 0.0
         width = max(1.06 * spread * len(self.data) ** (-1.0 / (4 + self.dims)), self.min_bandwidth)
-        return min(width, self._uniform_lambda(j)) if self.is_choice[j] else width
+        if self.is_choice[j]:
+            return min(width, self._uniform_lambda(j))
+        return max(width, self.clip / min(100.0, len(self.data) + 2.0))
 
     def _uniform_lambda(self, j: int) -> float:
         """The Aitchison-Aitken lambda at which every category gets the same mass."""
