@@ -59,7 +59,7 @@ def make_plan(space, algorithm: str, params: dict, max_epochs: int, workers: int
         for bracket in algo.schedule:
             rows, before = [], None
             for rung in bracket.rungs:
-                rows.append((rung.n, rung.epochs, "" if before is None else algo.rung_entry(rung.epochs - before)))
+                rows.append((rung.n, rung.epochs, "" if before is None else algo.rung_entry(rung, rung.epochs - before)))
                 before = rung.epochs
             brackets.append(rows)
     else:

@@ -160,6 +160,27 @@ def test_a_worse_trial_leaves_its_target_and_an_equal_or_better_one_replaces_it(
     assert slot == 2 and level.trials[2] == trial and level.losses[2] == before[1][2]
 
 
+def test_a_trial_promoted_to_the_full_budget_replaces_the_worst_member_when_no_worse():
+    algo, _ = drive(seed=2, iterations=1, R=9)
+    resource = max(algo.levels)
+    level = algo.levels[resource]
+    rung = next(r for b in algo.schedule for r in b.rungs if r.resource == resource)
+    assert level.full and rung.epochs == 9
+
+    def promoted(loss):
+        trial = algo.add_trial(algo.space.sample(algo.rng))  # not bred: no origin at this level
+        algo.observe(trial, rung, loss)
+        return trial
+
+    members = list(level.trials)
+    promoted(max(level.losses) + 1.0)  # worse than every member: nothing changes
+    assert level.trials == members
+    worst = max(range(level.capacity), key=lambda i: level.losses[i])
+    trial = promoted(min(level.losses) - 1.0)
+    assert level.trials[worst] == trial and level.losses[worst] == min(level.losses)
+    assert [t for i, t in enumerate(level.trials) if i != worst] == [t for i, t in enumerate(members) if i != worst]
+
+
 def test_the_target_is_never_one_of_its_own_parents():
     algo, _ = drive(seed=2, iterations=1, R=9)
     resource, level = next(iter(algo.levels.items()))
@@ -234,18 +255,28 @@ def test_the_first_bracket_is_plain_successive_halving():
     assert count(dehb, 4) == count(dehb, 8) == [(0, 27)] * 4
 
 
-def test_later_brackets_breed_new_trials_at_higher_rungs_from_scratch():
-    result = simulate("dehb", SEARCH, curve, max_epochs=27, n_workers=2, params={**HB, "automl_hyperband_iterations": 2})
+@pytest.mark.parametrize("breed_full", [0, 1])
+def test_later_brackets_breed_new_trials_at_higher_rungs_from_scratch(breed_full):
+    result = simulate("dehb", SEARCH, curve, max_epochs=27, n_workers=2,
+                      params={**HB, "automl_hyperband_iterations": 2, "automl_breed_full_budget": breed_full})
     jobs = sorted(result.view.jobs.values(), key=lambda j: j.job_id)
     first_epochs = {j.bracket: j.stop_epoch for j in reversed(jobs) if j.rung == 0}
     bred_high = [j for j in jobs if j.rung > 0 and j.start_epoch == 0 and j.stop_epoch > first_epochs[j.bracket]]
-    assert {j.bracket for j in bred_high} >= {5, 6, 7}  # the second pass breeds at every rung
+    if breed_full:  # the paper: the second pass breeds at every rung
+        assert {j.bracket for j in bred_high} >= {5, 6, 7}
+    else:  # ours: every rung below 27 epochs; the 27-epoch rungs resume the rung below's best
+        assert {j.bracket for j in bred_high} == {5, 6} and all(j.stop_epoch < 27 for j in bred_high)
+        full = [j for j in jobs if j.bracket in (5, 6, 7) and j.rung > 0 and j.stop_epoch == 27]
+        assert len(full) == 1 + 1 + 2 and all(j.start_epoch > 0 for j in full)
+        for j in full:  # each continues a trial of the rung below, from its checkpoint
+            below = [k for k in jobs if k.trial_id == j.trial_id and k.stop_epoch == j.start_epoch]
+            assert below and "promoted" in j.note
     assert all(j.bracket > 1 for j in bred_high)
     for j in bred_high:
         assert "DE trial against target" in j.note
         # parents: the best of the lower budget's whole population, not only this bracket's survivors
         assert "-epoch population's" in j.note.split("parents:")[1]
-        earlier = [k for k in jobs if k.trial_id == j.trial_id and k.job_id != j.job_id]
+        earlier = [k for k in jobs if k.trial_id == j.trial_id and k.job_id < j.job_id]
         assert not earlier  # a new trial, trained from scratch
     assert all(0 <= j.params["x"] <= 1 and 0 <= j.params["y"] <= 1 for j in jobs)
     top = [j for j in result.jobs if j["stop_epoch"] == 27 and j["status"] == "completed"]
@@ -293,5 +324,8 @@ def test_plan_says_higher_rungs_turn_into_bred_trials_trained_from_scratch():
     params = {"automl_R": 9, "epoch_multiplier": 1}
     dehb = "\n".join(render(make_plan(space, "dehb", params, 9, 1, None, "")))
     assert "(+2, resuming, until the populations fill; then bred trials, trained from scratch)" in dehb
+    assert "(+6, resuming: the rung below's best)" in dehb  # the full budget is always reached by promotion
+    paper = "\n".join(render(make_plan(space, "dehb", {**params, "automl_breed_full_budget": 1}, 9, 1, None, "")))
+    assert "(+6, resuming, until the populations fill; then bred trials, trained from scratch)" in paper
     hyperband = "\n".join(render(make_plan(space, "hyperband", params, 9, 1, None, "")))
     assert "(+2, resuming)" in hyperband and "bred" not in hyperband

@@ -170,8 +170,9 @@ class SuccessiveHalving(Algorithm):
         """A new configuration for a place `promote` left open, with why it was chosen."""
         raise NotImplementedError(f"{type(self).__name__}.promote left a place open but does not fill it")
 
-    def rung_entry(self, added: int) -> str:
-        """How a job reaches a higher rung, for `automl plan`: a promotion resumes its trial."""
+    def rung_entry(self, rung: Rung, added: int) -> str:
+        """How a job reaches `rung` (`added` epochs above the rung below), for `automl plan`:
+        a promotion resumes its trial."""
         return f"+{added}, resuming"
 
     def describe_trial(self, trial_id: int, default: str) -> str:
