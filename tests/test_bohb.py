@@ -168,7 +168,7 @@ def test_model_proposals_concentrate_near_the_optimum_where_random_ones_do_not()
     model, rand = np.mean(near["model"]), np.mean(near["random"])
     print(f"within 0.15 of the optimum: model {model:.0%} of {len(near['model'])}, "
           f"random {rand:.0%} of {len(near['random'])}")
-    assert len(near["model"]) >= 40 and len(near["random"]) >= 40
+    assert len(near["model"]) >= 40 and len(near["random"]) >= 25
     assert rand < 0.15  # pi * 0.15^2 = 7% of the square
     assert model > 0.5 and model > 3 * rand
 
