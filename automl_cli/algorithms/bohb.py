@@ -19,9 +19,12 @@ Where ours differs from the paper (and from its reference code, hpbandster):
   paper widens all bandwidths; hpbandster only the numeric ones), capped at uniform, and a
   move goes to one of the *other* categories, as the Aitchison-Aitken kernel says.
 - The split: N_good = max(N_min, q*N) best and N_bad = max(N_min, N - q*N) worst, with q*N
-  rounded down. With few results the two sets overlap (the paper's sizes imply it; both
-  sets must hold N_min points to be a density at all); hpbandster takes its bad set from
-  just after the good ones instead, so its bad set may miss the very worst.
+  rounded down, so until q*N reaches N_min the bad set includes the good results too (both
+  must hold N_min points to be a density at all). The paper's bad set is the N - N_good
+  left after the good ones (at least N_min), and hpbandster's is taken from just after the
+  good ones, so it may miss the very worst. The paper's split measured no better (80
+  seeds, random fraction 1/3: 0.101 / 0.22 / 2.62 / 0.020 against ours 0.118 / 0.186 /
+  2.54 / 0.023 on Branin / Hartmann-6 / Counting Ones / MF-Hartmann-3).
 - A numeric bandwidth is at least 1 / (3 min(100, N + 2)) for a density of N points
   (`BANDWIDTH_CLIP`: TPE's "magic clip", a third of it, so a candidate drawn with the
   default widening x3 moves at least TPE's width). The paper's floor is 1e-3: once its
