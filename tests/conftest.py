@@ -74,11 +74,21 @@ def pace_jobs(mmar: Path, seconds) -> None:
     os.replace(tmp, mmar / "pace.json")  # a trainer never reads half a file
 
 
+def _interactive_signals() -> None:
+    """In the child before exec: SIGINT as an interactive shell leaves it. A test run started
+    in the background of a non-interactive shell (`pytest &`, `nohup ... &`) inherits SIGINT
+    ignored, and Python then never turns it into KeyboardInterrupt."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_run(mmar: Path, *args: str) -> subprocess.Popen:
     """`automl run -m MMAR ARGS` in the background, in its own session so a signal reaches only it."""
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     return subprocess.Popen([sys.executable, "-m", "automl_cli", "run", "-m", str(mmar), *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_interactive_signals)
 
 
 def wait_for(predicate, timeout: float = 60.0) -> bool:
