@@ -13,34 +13,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import ConfigSpace as CS  # noqa: E402
 from dehb import DEHB  # noqa: E402
 
+from benchmarks.configspaces import configspace, decoder  # noqa: E402
 from benchmarks.problems import ALL  # noqa: E402
-
-
-def configspace(problem, seed):
-    space = CS.ConfigurationSpace(seed=seed)
-    for item in problem.search:
-        name = item["args"][0]
-        if item["type"] == "enum":
-            space.add(CS.CategoricalHyperparameter(name, [str(choice[0]) for choice in item["targets"]]))
-        else:
-            low, high = item["targets"]
-            space.add(CS.UniformFloatHyperparameter(name, float(low), float(high)))
-    return space
 
 
 def main(name: str, seed: int, budget: float) -> None:
     problem = ALL[name]()
-    kinds = {item["args"][0]: item for item in problem.search}
-
-    def decode(config):
-        out = {}
-        for key, value in dict(config).items():
-            item = kinds[key]
-            out[key] = next(c[0] for c in item["targets"] if str(c[0]) == value) if item["type"] == "enum" else value
-        return out
+    decode = decoder(problem)
 
     used = {"cost": 0.0}
 

@@ -1,15 +1,17 @@
 """Search quality against the tools people use today, on the same cost budget.
 
     python benchmarks/quality.py [--seeds 10] [--budget-trainings 40] [--problems a,b] [--methods x,y]
-                                 [--dehb-python PATH] [--results FILE]
+                                 [--reference-python PATH] [--results FILE]
 
 Every method gets the same simulated cost budget (`--budget-trainings` full trainings of
 27 epochs), one worker, and is scored by the regret of the configuration it picks (its own
 incumbent), computed on the noise-free full-fidelity value. Ours run through `simulate()`
 (the real engine and algorithms on a virtual clock); Optuna runs in-process (pip install
--e .[bench]); the `dehb` package runs in its own virtual environment because it needs
-numpy < 2 (see benchmarks/README.md); it is `dehb-package` in the table, ours is `dehb`.
-Prints a table of median final regret (IQR) per problem and the mean rank of each method.
+-e .[bench]); the `dehb` package and HpBandSter run in a virtual environment of their own
+because they need numpy < 2 (see benchmarks/README.md): `dehb-package` and
+`hpbandster-bohb` in the tables, where ours are `dehb` and `bohb`. Prints a table of median
+final regret (IQR) per problem and the mean rank of each method, then each of ours beside
+the tools it is named after.
 
 With `--results FILE` each run's regret is saved as it finishes and runs already in the
 file are not repeated, so a long benchmark can be stopped, resumed, or split into parts
@@ -47,9 +49,13 @@ OURS = {
     "dehb": {"automl_R": 27, "automl_nu": 3, "epoch_multiplier": 1, "automl_hyperband_iterations": 1000},
 }
 OPTUNA = ("optuna-tpe", "optuna-gp", "optuna-tpe-hyperband")
-# ours against the tool each is named after (the issue's bar: no worse on 3 of the 4 problems)
-NAMESAKES = {"bayesian": "optuna-gp", "bfbo": "optuna-gp", "bohb": "optuna-tpe-hyperband", "dehb": "dehb-package"}
+# ours against the tools each is named after (the issue's bar: no worse on 3 of the 4 problems)
+NAMESAKES = [("bayesian", "optuna-gp"), ("bfbo", "optuna-gp"), ("bohb", "optuna-tpe-hyperband"),
+             ("bohb", "hpbandster-bohb"), ("dehb", "dehb-package")]
 DEHB_PACKAGE = "dehb-package"  # the authors' `dehb` package; "dehb" is ours
+HPBANDSTER = "hpbandster-bohb"  # BOHB's authors' code; "bohb" is ours
+# the reference tools that need numpy < 2 share one virtual environment (benchmarks/README.md)
+REFERENCE_RUNNERS = {DEHB_PACKAGE: "dehb_runner.py", HPBANDSTER: "hpbandster_runner.py"}
 DEFAULT_DEHB = ROOT / ".bench" / "dehb-venv" / "bin" / "python"
 
 
@@ -96,12 +102,14 @@ def run_optuna(problem, name: str, seed: int, budget: float) -> dict | None:
     return study.best_trial.params if complete else None
 
 
-def run_dehb(problem, seed: int, budget: float, python: Path) -> dict | None:
-    out = subprocess.run([str(python), str(ROOT / "benchmarks" / "dehb_runner.py"), problem.name, str(seed),
-                          str(budget)], capture_output=True, text=True, timeout=3600, cwd=ROOT)
+def run_reference(method: str, problem, seed: int, budget: float, python: Path) -> dict | None:
+    """One run of a reference tool in its own environment; the configuration it hands over."""
+    runner = REFERENCE_RUNNERS[method]
+    out = subprocess.run([str(python), str(ROOT / "benchmarks" / runner), problem.name, str(seed), str(budget)],
+                         capture_output=True, text=True, timeout=3600, cwd=ROOT)
     line = next((l for l in reversed(out.stdout.splitlines()) if l.startswith('{"config"')), None)
     if line is None:
-        raise RuntimeError(f"dehb_runner failed: {out.stderr[-500:]}")
+        raise RuntimeError(f"{runner} failed: {out.stderr[-500:]}")
     return json.loads(line)["config"]
 
 
@@ -110,17 +118,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--budget-trainings", type=float, default=40.0)
     parser.add_argument("--problems", default=",".join(ALL))
-    parser.add_argument("--methods", default=",".join([*OURS, *OPTUNA, DEHB_PACKAGE]))
-    parser.add_argument("--dehb-python", type=Path, default=DEFAULT_DEHB)
+    parser.add_argument("--methods", default=",".join([*OURS, *OPTUNA, *REFERENCE_RUNNERS]))
+    parser.add_argument("--reference-python", "--dehb-python", dest="reference_python", type=Path,
+                        default=DEFAULT_DEHB, help="python of the reference tools' environment")
     parser.add_argument("--results", type=Path, help="JSON file of per-run regrets: saved to, and reused from")
     args = parser.parse_args()
     methods = args.methods.split(",")
-    unknown = [m for m in methods if m not in OURS and m not in OPTUNA and m != DEHB_PACKAGE]
+    unknown = [m for m in methods if m not in OURS and m not in OPTUNA and m not in REFERENCE_RUNNERS]
     if unknown:
         parser.error(f"unknown method(s) {', '.join(unknown)}")
-    if DEHB_PACKAGE in methods and not args.dehb_python.exists():
-        print(f"skipping {DEHB_PACKAGE}: no interpreter at {args.dehb_python} (see benchmarks/README.md)")
-        methods.remove(DEHB_PACKAGE)
+    for method in [m for m in methods if m in REFERENCE_RUNNERS]:
+        if not args.reference_python.exists():
+            print(f"skipping {method}: no interpreter at {args.reference_python} (see benchmarks/README.md)")
+            methods.remove(method)
     saved = json.loads(args.results.read_text()) if args.results and args.results.exists() else {}
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores; seeds {args.seeds}; "
           f"budget {args.budget_trainings:g} full trainings per run; one worker")
@@ -143,8 +153,8 @@ def main() -> None:
                     config = run_ours(problem, method, seed, budget)
                 elif method in OPTUNA:
                     config = run_optuna(problem, method, seed, budget)
-                elif method == DEHB_PACKAGE:
-                    config = run_dehb(problem, seed, budget, args.dehb_python)
+                elif method in REFERENCE_RUNNERS:
+                    config = run_reference(method, problem, seed, budget, args.reference_python)
                 else:
                     raise SystemExit(f"unknown method {method!r}")
                 took = time.perf_counter() - began
@@ -181,7 +191,7 @@ def print_table(regrets, methods, seeds, seconds) -> None:
 
 def print_namesakes(regrets, methods) -> None:
     """Ours against its namesake: medians side by side and on how many problems ours is no worse."""
-    pairs = [(ours, ref) for ours, ref in NAMESAKES.items() if ours in methods and ref in methods]
+    pairs = [(ours, ref) for ours, ref in NAMESAKES if ours in methods and ref in methods]
     if not pairs:
         return
     problems = list(regrets)

@@ -14,7 +14,6 @@ machines here are shared, so read ratios rather than single numbers.
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import resource
