@@ -30,8 +30,8 @@ Where ours differs from the paper (and from its reference code, hpbandster):
   default widening x3 moves at least TPE's width). The paper's floor is 1e-3: once its
   few good results sit close together the good density is a spike and every proposal
   lands next to them, so the search creeps (measured: on augmented Branin, seed 4, 12
-  full trainings in a row at regret 3.1-3.3, each a small step from the last). With the clip, 40 seeds of the benchmark
-  (benchmarks/QUALITY.md): median regret 0.25 -> 0.11 on Branin, 0.235 -> 0.18 on
+  full trainings in a row at regret 3.1-3.3, each a small step from the last). With the
+  clip, 40 seeds of the benchmark (benchmarks/QUALITY.md): median regret 0.25 -> 0.11 on Branin, 0.235 -> 0.18 on
   Hartmann-6, 0.060 -> 0.023 on MF-Hartmann-3, 2.67 on Counting Ones before and after.
 - `automl_random_fraction` defaults to 0.2, not the paper's 1/3. The clip above gives the
   model exploration of its own, and a third of every bracket drawn blind cost more than it
