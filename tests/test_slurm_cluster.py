@@ -300,8 +300,10 @@ def test_ctrl_c_cancels_the_slurm_jobs_after_their_checkpoint_and_resume_finishe
     cancel_afterwards.append(run_dir)
     args = ["--run-id", "int", "--backend", "slurm", *FAST, "--slurm-max-jobs", "2"]
     tool = start_run(fake_mmar, *args)
-    assert wait_for(lambda: (run_dir / JOURNAL).exists() and len(journal_events(run_dir, "metrics")) >= 2,
-                    timeout=120)
+    # both jobs have reported an epoch, so both trainers are up with their SIGTERM handler (on a loaded
+    # machine the second job can start seconds after the first has reported two)
+    assert wait_for(lambda: (run_dir / JOURNAL).exists()
+                    and len({e["job_id"] for e in journal_events(run_dir, "metrics")}) >= 2, timeout=120)
     tool.send_signal(signal.SIGINT)
     out, err = tool.communicate(timeout=120)
     assert tool.returncode == 130, err
