@@ -26,12 +26,7 @@ def main(name: str, seed: int, budget: float) -> None:
     used = {"cost": 0.0}
 
     def objective(config, fidelity, **kwargs):
-        epochs = max(1, int(round(fidelity)))
-        state, value, cost = {}, None, 0.0
-        params = decode(config)
-        for epoch in range(1, epochs + 1):
-            value, seconds = problem.objective(params, epoch, state)
-            cost += seconds
+        value, cost = problem.from_scratch(decode(config), max(1, int(round(fidelity))))
         used["cost"] += cost
         return {"fitness": value, "cost": cost}
 

@@ -39,10 +39,9 @@ class ProblemWorker(Worker):
         if self.used >= self.budget:  # spent: later jobs do not count, so do not train them
             return {"loss": 1e9, "info": "past the budget"}
         epochs = max(1, int(round(budget)))
-        params, state, value = self.decode(config), {}, None
-        for epoch in range(1, epochs + 1):
-            value, seconds = self.problem.objective(params, epoch, state)
-            self.used += seconds
+        params = self.decode(config)
+        value, cost = self.problem.from_scratch(params, epochs)
+        self.used += cost
         self.log.append((params, epochs, value, self.used))
         return {"loss": float(value), "info": {}}
 

@@ -57,6 +57,15 @@ class Problem:
     def objective(self, config: dict, epoch: int, state: dict) -> tuple[float, float]:
         return self.value(config, epoch / self.max_epochs, state), self.cost(config)
 
+    def from_scratch(self, config: dict, epochs: int) -> tuple[float, float]:
+        """Train `config` from scratch to `epochs`: the last epoch's value and the cost of all of
+        them (how the reference tools that never resume a trial spend their budget)."""
+        state, value, cost = {}, None, 0.0
+        for epoch in range(1, epochs + 1):
+            value, seconds = self.objective(config, epoch, state)
+            cost += seconds
+        return value, cost
+
     def true_value(self, config: dict) -> float:
         return self.truth(config)
 

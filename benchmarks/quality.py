@@ -56,7 +56,7 @@ DEHB_PACKAGE = "dehb-package"  # the authors' `dehb` package; "dehb" is ours
 HPBANDSTER = "hpbandster-bohb"  # BOHB's authors' code; "bohb" is ours
 # the reference tools that need numpy < 2 share one virtual environment (benchmarks/README.md)
 REFERENCE_RUNNERS = {DEHB_PACKAGE: "dehb_runner.py", HPBANDSTER: "hpbandster_runner.py"}
-DEFAULT_DEHB = ROOT / ".bench" / "dehb-venv" / "bin" / "python"
+DEFAULT_REFERENCE_PYTHON = ROOT / ".bench" / "dehb-venv" / "bin" / "python"
 
 
 def run_ours(problem, name: str, seed: int, budget: float) -> dict:
@@ -120,17 +120,17 @@ def main() -> None:
     parser.add_argument("--problems", default=",".join(ALL))
     parser.add_argument("--methods", default=",".join([*OURS, *OPTUNA, *REFERENCE_RUNNERS]))
     parser.add_argument("--reference-python", "--dehb-python", dest="reference_python", type=Path,
-                        default=DEFAULT_DEHB, help="python of the reference tools' environment")
+                        default=DEFAULT_REFERENCE_PYTHON, help="python of the reference tools' environment")
     parser.add_argument("--results", type=Path, help="JSON file of per-run regrets: saved to, and reused from")
     args = parser.parse_args()
     methods = args.methods.split(",")
     unknown = [m for m in methods if m not in OURS and m not in OPTUNA and m not in REFERENCE_RUNNERS]
     if unknown:
         parser.error(f"unknown method(s) {', '.join(unknown)}")
-    for method in [m for m in methods if m in REFERENCE_RUNNERS]:
-        if not args.reference_python.exists():
-            print(f"skipping {method}: no interpreter at {args.reference_python} (see benchmarks/README.md)")
-            methods.remove(method)
+    skipped = [m for m in methods if m in REFERENCE_RUNNERS] if not args.reference_python.exists() else []
+    if skipped:
+        print(f"skipping {', '.join(skipped)}: no interpreter at {args.reference_python} (see benchmarks/README.md)")
+        methods = [m for m in methods if m not in skipped]
     saved = json.loads(args.results.read_text()) if args.results and args.results.exists() else {}
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores; seeds {args.seeds}; "
           f"budget {args.budget_trainings:g} full trainings per run; one worker")

@@ -159,8 +159,8 @@ def test_each_proposal_models_the_largest_budget_with_enough_results_known_when_
 
 
 def test_model_proposals_concentrate_near_the_optimum_where_random_ones_do_not():
-    result = simulate("bohb", XY, bowl, max_epochs=27, n_workers=2, seed=3,
-                      params={**HB, "automl_hyperband_iterations": 3})
+    result = simulate("bohb", XY, bowl, max_epochs=27, n_workers=2, seed=3,  # enough random ones to compare
+                      params={**HB, "automl_hyperband_iterations": 3, "automl_random_fraction": 1 / 3})
     near = {"model": [], "random": []}
     for job, note in zip(first_rung_jobs(result), notes(result)):
         point = np.array([job["config"]["x"], job["config"]["y"]])
@@ -168,7 +168,7 @@ def test_model_proposals_concentrate_near_the_optimum_where_random_ones_do_not()
     model, rand = np.mean(near["model"]), np.mean(near["random"])
     print(f"within 0.15 of the optimum: model {model:.0%} of {len(near['model'])}, "
           f"random {rand:.0%} of {len(near['random'])}")
-    assert len(near["model"]) >= 40 and len(near["random"]) >= 25
+    assert len(near["model"]) >= 40 and len(near["random"]) >= 40
     assert rand < 0.15  # pi * 0.15^2 = 7% of the square
     assert model > 0.5 and model > 3 * rand
 
