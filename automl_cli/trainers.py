@@ -1,0 +1,33 @@
+"""Which trainer trains a job, and the checks `validate` and `run` make on its config.
+
+Two trainers ship with the tool: the reference trainer (`automl_cli/train/`, the small
+components of mmar_template) and the Clara 4.x trainer (`automl_cli/clara4/`, MONAI's
+components named as Clara Train 4.x configs name them). A config in Clara 4.x form (a
+`train` section with a `trainer`, or a `validate` section with an `evaluator`) goes to the
+Clara 4.x trainer; config_automl.json's `executor.args.trainer` ("reference" | "clara4")
+chooses one explicitly.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+TRAINERS = ("reference", "clara4")
+MONAI_EXTRA = "pip install 'automl-cli[monai]'"
+
+
+def is_clara4(config: Any) -> bool:
+    """A training config in Clara 4.x form: components wired into a MONAI trainer/evaluator."""
+    if not isinstance(config, dict):
+        return False
+    train, validate = config.get("train"), config.get("validate")
+    return (isinstance(train, dict) and "trainer" in train) or (isinstance(validate, dict) and "evaluator" in validate)
+
+
+def trainer_for(config: Any, chosen: str | None = None) -> str:
+    """The trainer of a config: `chosen` when given (not "auto"), else by the config's form."""
+    if chosen and chosen != "auto":
+        return chosen
+    return "clara4" if is_clara4(config) else "reference"
