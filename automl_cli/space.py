@@ -16,7 +16,9 @@ Clara's further forms (docs/usage.md, "Search sections"):
 - `"arg#name"` names the value drawn for `arg`; another component's `"apply": {"arg2":
   "name"}` receives that same value, so one draw lands in several places;
 - a top-level item's arg that is not a first-level key is a free tag: a value that exists
-  only to be consumed by `apply` (e.g. which of several losses is disabled);
+  only to be consumed by `apply` (e.g. which of several losses is disabled); written with
+  an "@" ("@myTransformDisable", as Clara 4.1's examples do) it is a free tag whatever its
+  name, the same tag as without the "@";
 - a top-level `"lr_search": [min, max]` searches the learning rate.
 
 A parameter's args are its slots: one value per arg (an enum choice holds one per slot, a
@@ -487,6 +489,8 @@ def _resolve_applies(params: list[Param], appliers: list[tuple[dict, Location]],
         args_of = holder.get("args") if isinstance(holder.get("args"), dict) else {}
         for key, name in entries.items():
             loc = at + (key,)
+            if isinstance(name, str) and name.startswith("@") and name not in slots and name[1:] in slots:
+                name = name[1:]  # a free tag named as its item writes it ("@myTransformDisable")
             if key != DISABLED and key not in args_of:
                 known = ", ".join(sorted(args_of)) or "none"
                 raise ConfigError(file, loc, f'"{key}" is not an arg of component {holder.get("name")} '
@@ -581,7 +585,14 @@ def _parse_item(item: Any, where: Location, index: int, args_of: dict, owner: st
         arg, sep, alias = text.partition("#")
         if not arg or (sep and not alias) or "#" in alias:
             raise ConfigError(file, loc, f'expected "<arg>" or "<arg>#<name>", got {_dump(text)}')
-        if arg.startswith("@"):
+        if arg.startswith("@") and arg != DISABLED and where == ():
+            # Clara 4.1's examples write a top-level free tag with its "@" ("@myTransformDisable")
+            # and apply it without ("myTransformDisable"): the same tag, named without the "@"
+            arg = arg[1:]
+            if not arg or arg.startswith("@"):
+                raise ConfigError(file, loc, f'expected "<arg>", "@<tag>" or "<arg>#<name>", got {_dump(text)}')
+            tags.append(arg)
+        elif arg.startswith("@"):
             if arg != DISABLED:
                 raise ConfigError(file, loc, f'unknown attribute "{arg}": "@disabled" is the one searchable attribute')
             if where == ():
