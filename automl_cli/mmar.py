@@ -85,13 +85,17 @@ class MMAR:
             variables[key] = substitute(value, variables, path, [key])
         return variables
 
-    def load_train_config(self, name: str = TRAIN_CONFIG, *, resolve: bool = True) -> tuple[dict, Path]:
-        """config_train.json, validated; with `resolve`, {NAME} variables substituted."""
+    def load_train_config(self, name: str = TRAIN_CONFIG, *, resolve: bool = True,
+                          extra: dict | None = None) -> tuple[dict, Path]:
+        """config_train.json, validated; with `resolve`, {NAME} variables substituted (`extra`:
+        values given on the command line, which win over environment.json and the config's
+        own top-level keys)."""
         path = self.config_file(name)
         doc = load_document(path)
         validate(doc, "config_train", path)
         if resolve:
-            doc = resolve_variables(doc, self.environment(), path)
+            doc = resolve_variables({**doc, **{k: v for k, v in (extra or {}).items() if k in doc}},
+                                    {**self.environment(), **(extra or {})}, path)
         return doc, path
 
     def load_automl_config(self, name: str = AUTOML_CONFIG, extra: dict | None = None) -> tuple[dict, Path]:

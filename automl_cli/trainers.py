@@ -31,3 +31,16 @@ def trainer_for(config: Any, chosen: str | None = None) -> str:
     if chosen and chosen != "auto":
         return chosen
     return "clara4" if is_clara4(config) else "reference"
+
+
+def monai_available() -> bool:
+    from importlib.util import find_spec
+
+    return all(find_spec(name) is not None for name in ("monai", "ignite", "nibabel"))
+
+
+def require_monai(file: Path | str) -> None:
+    """A Clara 4.x config needs MONAI: without it, one line naming the extra (exit 2)."""
+    if not monai_available():
+        raise ConfigError(file, [], "this is a Clara 4.x config (MONAI components); its trainer needs MONAI, "
+                                    f"pytorch-ignite and nibabel: {MONAI_EXTRA}")
