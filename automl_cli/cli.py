@@ -11,8 +11,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .errors import AutomlError, NoLiveRun, UsageError
+from .errors import AutomlError, ConfigError, NoLiveRun, UsageError
 from .trace import TRACEOUT, add_plain_row
+from .trainers import TRAINERS
 
 MMAR_OPTION = click.option("-m", "--mmar", "mmar", required=True, type=click.Path(file_okay=False),
                            help="The MMAR folder (config/, commands/, models/, ...).")
@@ -417,18 +418,43 @@ def validate(mmar, automlconf, trainconf) -> None:
 @click.option("--epochs", type=click.IntRange(min=1), help="Train up to this epoch.  [default: config's epochs]")
 @click.option("--trainconf", default="config_train.json", help="Training config file in config/.")
 @click.option("--validate-only", is_flag=True, help="Evaluate models/model.pt on the validation data; no training.")
-def train(mmar, epochs, trainconf, validate_only) -> None:
-    """Train one MMAR with the reference trainer (resumes from models/checkpoint.pt)."""
+@click.option("--trainer", "chosen", type=click.Choice(("auto",) + TRAINERS), default="auto", show_default=True,
+              help="reference (mmar_template's components) or clara4 (MONAI, Clara 4.x configs); auto: by the "
+                   "config's form.")
+@click.option("--set", "variables", multiple=True, metavar="VAR=VALUE",
+              help="Set a {VAR} of the config (environment.json's or a top-level key); repeatable.")
+def train(mmar, epochs, trainconf, validate_only, chosen, variables) -> None:
+    """Train one MMAR once (resumes from models/checkpoint.pt): the reference trainer, or
+    MONAI's engines for a Clara 4.x config."""
     from .mmar import MMAR
+    from .runconfig import parse_set_pairs
+    from .trainers import trainer_for
 
     root = MMAR.open(mmar)
-    config, path = root.load_train_config(trainconf)
-    from .train import loop
-
+    config, path = root.load_train_config(trainconf, extra=parse_set_pairs(variables) if variables else None)
+    if trainer_for(config, chosen) == "clara4":
+        loop = _clara4_trainer(path)
+    else:
+        from .train import loop
     try:
         _train(loop, config, root, epochs, validate_only)
+    except ConfigError:
+        raise
     except (ValueError, FileNotFoundError) as exc:  # a component the config names is wrong
+        where = getattr(exc, "where", None)
+        if where is not None:
+            raise ConfigError(path, where, str(exc)) from None
         raise UsageError(f"{path}: {exc}") from None
+
+
+def _clara4_trainer(path):
+    """The Clara 4.x trainer, or one line naming the extra that brings MONAI."""
+    from .trainers import require_monai
+
+    require_monai(path)
+    from .clara4 import trainer
+
+    return trainer
 
 
 def _train(loop, config, root, epochs, validate_only) -> None:
