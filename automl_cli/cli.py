@@ -82,7 +82,7 @@ def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resum
     from .run import run_search
     from .runconfig import load_mmar, make_algorithm, parse_set_pairs, settings_for_run
 
-    values = parse_set_pairs(pairs)
+    values = parse_set_pairs(pairs, warn=_warn)
     loaded = load_mmar(mmar, trainconf or values.get("trainconf"), automlconf or values.get("automlconf"))
     traceout = traceout or values.get("traceout")
     if traceout is not None and traceout not in TRACEOUT:
@@ -367,7 +367,7 @@ def plan(mmar, algorithm, workers, epoch_seconds, automlconf, trainconf, use_set
     from .runconfig import RUN_KEYS, ALIASES, controller, load_mmar, parse_set_pairs, work_dir_of
     from .workers import parse_workers
 
-    values = parse_set_pairs(pairs)
+    values = parse_set_pairs(pairs, warn=_warn)
     loaded = load_mmar(mmar, trainconf or values.get("trainconf"), automlconf or values.get("automlconf"))
     if "path" in loaded.automl_doc.get("controller", {}) and not (algorithm or values.get("algorithm")):
         raise UsageError(f"cannot plan the controller {loaded.automl_doc['controller']['path']}: a user's controller "

@@ -24,6 +24,8 @@ from .workers import Worker
 # Polling backs off from 10 ms to 0.25 s while nothing happens: short jobs are collected
 # at once, and a long quiet stretch costs a few wake-ups a second.
 _POLL_MIN, _POLL_MAX = 0.01, 0.25
+# a trainer's exit code for a bad config (docs/trainer.md): every attempt would fail alike
+CONFIG_ERROR_EXIT = 2
 
 
 class ResumeMismatch(UsageError):
@@ -45,7 +47,7 @@ class EngineSettings:
     max_epochs: int
     deadline: float | None = None  # backend clock time at which running jobs are cut
     score: str = "best"  # a job's score: its "best" epoch (what models/model.pt holds) or its "last"
-    max_retries: int = 1  # more attempts a crashed job gets (from its checkpoint); NaN is never retried
+    max_retries: int = 1  # more attempts a crashed job gets (from its checkpoint); NaN and exit 2 never are
     info: dict[str, Any] = field(default_factory=dict)  # more for the run_started event
 
 
@@ -438,6 +440,9 @@ class Engine:
         if outcome.status == "failed":
             self.trace(f"job {job.name} failed: {outcome.cause}" + (f"; log: {job.directory}/train.log"
                                                                     if job.directory else ""), level="ERROR")
+            last = [line.strip() for line in event.log_tail if line.strip()][-5:]
+            if event.returncode == CONFIG_ERROR_EXIT and event.job_id not in self.job_nan and last:
+                self.trace(f"job {job.name}: the last lines of its train.log: " + " | ".join(last), level="ERROR")
             return
         score = "no metric yet" if job.metric is None else \
             f"best {self.s.metric} {job.metric:.4f} at epoch {job.best_epoch}"
@@ -456,6 +461,9 @@ class Engine:
             status, cause = "failed", self.job_nan[job_id]
         elif job_id in self.stop_reason:
             status, cause = "stopped", self.stop_reason[job_id]
+        elif event.returncode == CONFIG_ERROR_EXIT:
+            # the trainer refused its config: another attempt would fail the same way
+            status, cause = "failed", _exit_cause(event, "a config error, not retried")
         elif event.returncode != 0:
             status, cause = "failed", _exit_cause(event)
             if self.jobs[job_id].attempt <= self.s.max_retries:
@@ -492,7 +500,7 @@ class Engine:
                 self._record_exit(event)
 
 
-def _exit_cause(event: JobExit) -> str:
+def _exit_cause(event: JobExit, why: str = "") -> str:
     code = event.returncode
     if code < 0:
         try:
@@ -501,5 +509,7 @@ def _exit_cause(event: JobExit) -> str:
             how = f"killed by signal {-code}"
     else:
         how = f"exit code {code}"
+    if why:
+        how += f" ({why})"
     last = next((line for line in reversed(event.log_tail) if line.strip()), "")
     return how + (f": {last.strip()[:300]}" if last else "")

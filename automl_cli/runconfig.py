@@ -10,7 +10,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .algorithms.base import Algorithm, get_algorithm, resolve_params
 from .clara.components import CLARA_CONTROLLERS, algorithm_name, build, controller_class, load_handlers
@@ -35,12 +35,19 @@ _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@=-]{0,99}")
 ALIASES = {"automl_max_epochs": "automl_R", "automl_reduction_factor": "automl_nu"}
 
 
-def parse_set_pairs(pairs: tuple[str, ...]) -> dict[str, Any]:
+def parse_set_pairs(pairs: tuple[str, ...], warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """`run_id=test1 workers=0:1` -> {"run_id": "test1", "workers": "0:1"}; numbers and
-    booleans are read as JSON, the rest kept as text."""
+    booleans are read as JSON, the rest kept as text.
+
+    A bare word (no "=") is what Clara's commands/automl.sh passes after its pairs (`$*`,
+    e.g. the run's name): with `warn` it is ignored with a one-line warning, as Clara did;
+    without, it is an error. An empty key (`=x`) is always an error."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
+        if not sep and key and warn is not None:
+            warn(f"ignoring '{pair}' among --set pairs (not KEY=VALUE)")
+            continue
         if not sep or not key:
             raise UsageError(f"bad --set item '{pair}': expected KEY=VALUE, e.g. run_id=test1 workers=0:1")
         if key in ("run_id", "workers", "trainconf", "automlconf", "traceout", "algorithm"):

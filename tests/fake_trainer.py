@@ -3,7 +3,8 @@ config_train.json, appends one JSON line per epoch to $AUTOML_METRICS_FILE, resu
 checkpoint file, writes models/model.pt) without torch, so engine tests take seconds.
 
 The score peaks at lr = 0.003 with the "good" choice. `behaviour` in the config's
-"fake" section makes the job crash or report NaN, to test failure handling.
+"fake" section makes the job crash, get killed, report NaN or refuse its config (exit 2,
+before any epoch), to test failure handling.
 """
 import json
 import math
@@ -45,6 +46,11 @@ def main(mmar: str, epochs: int) -> int:
     ckpt = root / "models" / "checkpoint.pt"  # JSON inside; the name is what jobs carry over
     start = json.loads(ckpt.read_text())["epoch"] if ckpt.exists() else 0
     print(f"resume at {start}", flush=True)
+    if args.get("behaviour") == "config_error":  # as `automl train` refuses a bad config: exit 2
+        print(f"building from {root / 'config' / 'config_train.json'}", flush=True)
+        print("automl: error: config_train.json: $.fake.name: unknown model 'Fakee' (simulated)", file=sys.stderr,
+              flush=True)
+        return 2
     quality = math.exp(-(math.log10(lr) - math.log10(0.003)) ** 2) * (1.0 if choice == "good" else 0.6)
     for epoch in range(start + 1, epochs + 1):
         train_one_epoch(config, epoch)

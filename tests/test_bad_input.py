@@ -71,7 +71,7 @@ COMMANDS = [
     ["run", "-m", "{mmar}", "--run-id", "x", "--algorithm", "bohbx"],
     ["run", "-m", "{mmar}", "--run-id", "x", "--traceout", "loud"],
     ["run", "-m", "{mmar}", "--run-id", "x", "--set", "seed=abc"],
-    ["run", "-m", "{mmar}", "--run-id", "x", "--set", "noequals"],
+    ["run", "-m", "{mmar}", "--run-id", "x", "--set", "=noequals"],  # a bare word is only a warning: below
     ["run", "-m", "{mmar}", "--run-id", "x", "--set", "automl_max_retries=-2"],
     ["run", "-m", "{mmar}", "--run-id", "x", "--trainconf", "missing.json"],
     ["run", "-m", "{mmar}", "--run-id", "x", "--automlconf", "missing.json"],
@@ -143,3 +143,78 @@ def test_a_trainer_killed_by_a_signal_is_retried_then_recorded_with_its_cause(fa
     # the second attempt resumed from the first one's checkpoint (epoch 1) before it was killed too
     assert job.status == "failed" and job.cause == "killed by SIGKILL: resume at 1" and job.name == "W1_2_J1"
     assert "W1_2_J1/train.log" in result.stderr
+
+
+# -- a bare word among --set pairs (Clara's commands/automl.sh passes "$*" after its pairs) ----
+def test_a_bare_word_among_set_pairs_is_ignored_with_a_one_line_warning(fake_mmar):
+    result = run_cli("run", "-m", str(fake_mmar), "--set", "run_id=x", "workers=0", "myrun")
+    assert result.returncode == 0, result.stderr
+    assert [l for l in result.stderr.splitlines() if "myrun" in l] == \
+        ["automl: warning: ignoring 'myrun' among --set pairs (not KEY=VALUE)"]
+    view = RunView.load(fake_mmar / "automl" / "x")
+    assert view.status == "completed" and len(view.jobs) == 4
+    assert not (fake_mmar / "automl" / "myrun").exists()
+
+
+def test_plan_ignores_a_bare_word_among_set_pairs_too(fake_mmar):
+    result = run_cli("plan", "-m", str(fake_mmar), "--epoch-seconds", "1", "--set", "workers=0:0", "myrun")
+    assert result.returncode == 0, result.stderr
+    assert "automl: warning: ignoring 'myrun' among --set pairs (not KEY=VALUE)" in result.stderr
+
+
+def test_a_pair_without_a_key_is_still_an_error(fake_mmar):
+    result = run_cli("run", "-m", str(fake_mmar), "--set", "run_id=x", "=0:1")
+    lines = check_refused(result, fake_mmar)
+    assert lines == ["automl: error: bad --set item '=0:1': expected KEY=VALUE, e.g. run_id=test1 workers=0:1"]
+
+
+# -- a job that exits 2 (its trainer refused the config) is not retried ------------------------
+def test_a_job_exiting_with_a_config_error_fails_at_once_with_its_cause_and_is_not_retried(fake_mmar):
+    from automl_cli.store import JOURNAL, Journal
+
+    path = fake_mmar / "config" / "config_train.json"
+    config = json.loads(path.read_text())
+    config["fake"]["search"].append({"type": "enum", "args": ["behaviour"], "targets": [["config_error"]]})
+    write_json(path, config)
+    result = run_cli("run", "-m", str(fake_mmar), "--run-id", "cfg", "--set", "automl_max_recommendations=1",
+                     "automl_max_retries=3")
+    assert result.returncode == 1
+    run_dir = fake_mmar / "automl" / "cfg"
+    [job] = RunView.load(run_dir).jobs.values()
+    error = "automl: error: config_train.json: $.fake.name: unknown model 'Fakee' (simulated)"
+    assert job.name == "W1_1_J1" and job.status == "failed"
+    assert job.cause == f"exit code 2 (a config error, not retried): {error}"
+    assert not (run_dir / "W1_2_J1").exists()
+    journal = Journal(run_dir / JOURNAL, readonly=True)
+    try:
+        finished = [e.data for e in journal.events() if e.kind == "job_finished"]
+    finally:
+        journal.close()
+    assert len(finished) == 1 and finished[0]["status"] == "failed" and finished[0]["returncode"] == 2
+    assert finished[0]["log_tail"][-1].strip() == error
+    trace = (run_dir / "trace.log").read_text()
+    assert f"job W1_1_J1 failed: exit code 2 (a config error, not retried): {error}" in trace
+    assert "retrying" not in trace and "crashed" not in trace
+    assert f"the last lines of its train.log: resume at 0 | building from {run_dir}/W1_1_J1/config/" in trace
+    assert trace.rstrip().splitlines()[-1].endswith("every job failed; the first: W1_1_J1: exit code 2 (a config "
+                                                    f"error, not retried): {error}; log: {run_dir}/W1_1_J1/train.log")
+
+
+def test_config_errors_do_not_stop_the_search_and_crashes_are_still_retried(fake_mmar):
+    path = fake_mmar / "config" / "config_train.json"
+    config = json.loads(path.read_text())
+    config["fake"]["search"].append({"type": "enum", "args": ["behaviour"],
+                                     "targets": [["config_error"], ["crash"], ["ok"]]})
+    write_json(path, config)
+    result = run_cli("run", "-m", str(fake_mmar), "--run-id", "mixed", "--set", "automl_max_recommendations=9",
+                     "seed=3")
+    assert result.returncode == 0, result.stderr
+    jobs = RunView.load(fake_mmar / "automl" / "mixed").jobs.values()
+    by = {}
+    for job in jobs:
+        by.setdefault(job.params["Fake.behaviour"][0], []).append(job)
+    assert {"config_error", "crash", "ok"} <= set(by)
+    assert all(j.name.split("_")[1] == "1" and j.status == "failed" and "a config error, not retried" in j.cause
+               for j in by["config_error"])
+    assert all(j.name.split("_")[1] == "2" and j.status == "failed" for j in by["crash"])  # retried once
+    assert all(j.status == "completed" for j in by["ok"])

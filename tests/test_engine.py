@@ -110,7 +110,7 @@ def test_every_job_failing_exits_1_and_points_at_the_first_log_after_retrying_cr
     (["--workers", "0,,1"], "bad worker spec '0,,1'"),
     (["--algorithm", "nope"], "unknown algorithm 'nope'"),
     (["--set", "automl_R=3"], "algorithm 'random' has no parameter 'automl_R'"),
-    (["--set", "run_id"], "bad --set item 'run_id'"),
+    (["--set", "=x"], "bad --set item '=x'"),  # a bare word is ignored with a warning (test_bad_input.py)
     (["--set", "traceout=loud"], "bad traceout 'loud'"),
 ])
 def test_bad_command_lines_are_one_line_usage_errors(fake_mmar, args, message):
