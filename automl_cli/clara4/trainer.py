@@ -205,9 +205,28 @@ def _restore(run: _Run, state: dict, log: Callable[[str], None]) -> None:
     scheduler = run.lr_scheduler()
     if scheduler is not None and state.get("lr_scheduler") is not None and hasattr(scheduler, "load_state_dict"):
         scheduler.load_state_dict(state["lr_scheduler"])
+        _reschedule(optimizer, scheduler, state["optimizer"]["param_groups"])
     _set_rng_state(run, state["rng"])
     run.trainer.state.epoch = int(state["epoch"])
     run.trainer.state.iteration = int(state["iteration"])
+
+
+def _reschedule(optimizer: Any, scheduler: Any, saved_groups: list[dict]) -> None:
+    """The scheduler's progress applied to the config's rates: the saved schedule had
+    brought each group to some fraction of its initial rate; the resumed group runs at that
+    fraction of the rate the config gives now (the same rate when nothing changed, and a
+    PBT-changed rate carried through the schedule rather than restarting it)."""
+    bases = []
+    for group, saved in zip(optimizer.param_groups, saved_groups):
+        base = group.get("initial_lr", group["lr"])
+        saved_base = saved.get("initial_lr") or saved["lr"]
+        group["initial_lr"] = base
+        group["lr"] = base * (saved["lr"] / saved_base if saved_base else 1.0)
+        bases.append(base)
+    if hasattr(scheduler, "base_lrs"):
+        scheduler.base_lrs = bases
+    if hasattr(scheduler, "_last_lr"):
+        scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
 def train(config: dict, mmar_root: Path, *, epochs: int | None = None, metrics_file: Path | None = None,
