@@ -26,8 +26,8 @@ from .clara.hub import HandlerHub
 from .control import ControlInbox
 from .engine import Engine, EngineSettings
 from .errors import Interrupted, UsageError
-from .mmar import MMAR, TRAIN_CONFIG, clone_job, write_json_atomic
-from .space import SearchSpace
+from .mmar import MMAR, TRAIN_CONFIG, clone_job, load_document, resolve_variables, write_json_atomic
+from .space import SearchSpace, strip_search
 from .status import JobView, RunView
 from .store import JOURNAL, Journal
 from .trace import Trace
@@ -202,7 +202,9 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
     try:
         trace(f"workers: {where}", key=True)
         engine.run()
-        engine.finish(lambda best: f"best config and weights under {publish_best(engine.view, best, run_dir)}")
+        publish = lambda best: publish_best(engine.view, best, run_dir, source=settings.mmar,  # noqa: E731
+                                            train_config_name=settings.job_train_config)
+        engine.finish(lambda best: f"best config and weights under {publish(best)}")
         return engine.view
     except Interrupted:
         raise Interrupted(f"run '{settings.run_id}' interrupted; continue it with the same command and --resume "
@@ -306,14 +308,25 @@ def _lock(run_dir: Path, run_id: str):
     return lock
 
 
-def publish_best(view: RunView, best: JobView, run_dir: Path) -> Path:
-    """best/: the winning job's resolved config, its weights and a summary, as an MMAR
-    that `automl train -m best --validate-only` can evaluate."""
+def publish_best(view: RunView, best: JobView, run_dir: Path, *, source: MMAR | None = None,
+                 train_config_name: str = TRAIN_CONFIG) -> Path:
+    """best/: the winning job's training config, resolved, its weights and a summary, as an
+    MMAR that `automl train -m best --validate-only` can evaluate.
+
+    The config is the one file the job trained with, as config/config_train.json, with its
+    variables substituted from the searched MMAR's environment.json (so data paths point at
+    that MMAR's data, not at a job folder that pruning may empty) and no search sections:
+    a config to train or deploy as it is, without the other configs of the MMAR."""
     job_dir = Path(best.directory)
     best_dir = run_dir / "best"
     tmp = run_dir / ".best.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(job_dir / "config", tmp / "config")
+    job_config = MMAR(job_dir).config_file(train_config_name)
+    config = load_document(job_config)
+    environment = (source or MMAR(job_dir)).environment()
+    config = resolve_variables(strip_search(config), environment, job_config)
+    (tmp / "config").mkdir(parents=True)
+    write_json_atomic(tmp / "config" / TRAIN_CONFIG, config)
     (tmp / "models").mkdir()
     for item in (job_dir / "models").iterdir():
         if item.is_file() and item.suffix in (".pt", ".pth", ".ckpt", ".jsonl"):

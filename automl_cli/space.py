@@ -325,12 +325,17 @@ class SearchSpace:
                     _write(out, p.holder, arg, p.direct, v)
             for place in p.applied:
                 _write(out, place.holder, place.key, False, slot_values[place.slot])
-        if remove_search:
-            out.pop(LR_SEARCH, None)
-            for node, _ in _walk(out, ()):
-                for key in SEARCH_KEYS:
-                    node.pop(key, None)
-        return out
+        return strip_search(out) if remove_search else out
+
+
+def strip_search(doc: dict) -> dict:
+    """`doc` without the keys only the search reads ("search", "apply", "lr_search"),
+    changed in place and returned."""
+    doc.pop(LR_SEARCH, None)
+    for node, _ in _walk(doc, ()):
+        for key in SEARCH_KEYS:
+            node.pop(key, None)
+    return doc
 
 
 def _write(doc: dict, holder: Location, key: str, direct: bool, value: Any) -> None:
