@@ -118,3 +118,12 @@ def test_modernise_leaves_current_names_alone():
     assert args == unet()["args"] and warnings == []
     with pytest.raises(UnknownComponent):
         find_by_name("NoSuchThing")
+
+
+def test_as_discrete_per_key_onehot_flags_are_mapped():
+    target = find_by_name("AsDiscreted")
+    args, warnings = modernise("AsDiscreted", target, {"keys": ["pred", "label"], "argmax": [True, False],
+                                                       "to_onehot": [True, True], "n_classes": 3})
+    assert args == {"keys": ["pred", "label"], "argmax": [True, False], "to_onehot": [3, 3]} and len(warnings) == 1
+    args, _ = modernise("AsDiscreted", target, {"keys": "pred", "threshold_values": True, "logit_thresh": 0.3})
+    assert args == {"keys": "pred", "threshold": 0.3}

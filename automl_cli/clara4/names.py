@@ -116,13 +116,12 @@ def _as_discrete(name: str | None, args: dict[str, Any]) -> list[str]:
     """AsDiscrete(d) of MONAI 0.8: `to_onehot=True, n_classes=k` became `to_onehot=k`, and
     `threshold_values=True, logit_thresh=t` became `threshold=t`."""
     warnings = []
-    if "n_classes" in args or isinstance(args.get("to_onehot"), bool):
+    onehot = args.get("to_onehot")
+    flags = onehot if isinstance(onehot, list) else [onehot]
+    if "n_classes" in args or any(isinstance(flag, bool) for flag in flags):
         classes = args.pop("n_classes", None)
-        onehot = args.get("to_onehot")
-        if isinstance(onehot, bool):
-            args["to_onehot"] = classes if onehot else None
-        elif onehot is None and classes is not None:
-            args["to_onehot"] = None
+        mapped = [(classes if flag else None) if isinstance(flag, bool) else flag for flag in flags]
+        args["to_onehot"] = mapped if isinstance(onehot, list) else mapped[0]
         warnings.append(f"{name}: 'to_onehot={onehot!r}, n_classes={classes!r}' is now "
                         f"'to_onehot={args['to_onehot']!r}' in MONAI; mapped")
     if "threshold_values" in args or "logit_thresh" in args:
