@@ -80,13 +80,14 @@ def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resum
         **slurm_flags) -> None:
     """Run a search: train the configurations the algorithm picks, keep the best."""
     from .run import run_search
-    from .runconfig import load_mmar, make_algorithm, parse_set_pairs, settings_for_run
+    from .runconfig import check_trainer, load_mmar, make_algorithm, parse_set_pairs, settings_for_run
 
     values = parse_set_pairs(pairs, warn=_warn)
     loaded = load_mmar(mmar, trainconf or values.get("trainconf"), automlconf or values.get("automlconf"))
     traceout = traceout or values.get("traceout")
     if traceout is not None and traceout not in TRACEOUT:
         raise UsageError(f"bad traceout '{traceout}': expected one of {', '.join(TRACEOUT)}")
+    check_trainer(loaded)  # what would fail in every job fails here, before the run folder exists
     settings, _ = settings_for_run(
         loaded, run_id=run_id or values.get("run_id"),
         workers=workers if workers is not None else values.get("workers"),
@@ -391,10 +392,10 @@ def plan(mmar, algorithm, workers, epoch_seconds, automlconf, trainconf, use_set
 @click.option("--trainconf", help="Training config file in config/.  [default: config_train.json]")
 def validate(mmar, automlconf, trainconf) -> None:
     """Check the MMAR's config files and print the search space."""
-    from .runconfig import describe_components, load_mmar
+    from .runconfig import check_trainer, describe_components, load_mmar
 
     loaded = load_mmar(mmar, trainconf, automlconf)
-    components = describe_components(loaded)
+    components = describe_components(loaded) + check_trainer(loaded)
     console = _console()
 
     table = Table(title=f"search space of {loaded.train_path}", title_justify="left")

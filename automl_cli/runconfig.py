@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from .mmar import AUTOML_CONFIG, MMAR, TRAIN_CONFIG
 from .store import JOURNAL
 from .customize import customize
 from .space import SearchSpace, parse_search_space
+from .trainers import TRAINERS, check_train_config
 from .backends.slurm import check_commands
 from .backends.slurm_script import SlurmOptions
 from .workers import Worker, check_against_devices, count_gpus, parse_workers
@@ -179,12 +181,54 @@ def find_run(mmar_path: str, run_id: str, automlconf: str | None = None) -> Path
 
 
 # executor.args every executor understands; SlurmExecutor's other args are SLURM options
-_EXECUTOR_ARGS = {"train_command", "remove_search_augs", "grace_seconds", "msg_destination"}
+_EXECUTOR_ARGS = {"train_command", "remove_search_augs", "grace_seconds", "msg_destination", "trainer"}
 EXECUTORS = {"MMARExecutor": "local", "SlurmExecutor": "slurm"}
 
 
 def check_executor(loaded: Loaded) -> dict:
     """config_automl.json's executor, its name checked."""
+def check_trainer(loaded: Loaded) -> list[str]:
+    """The trainer's checks of config_train.json (trainers.check_train_config): what would
+    fail in every job, raised as a ConfigError before anything starts. The trainer is
+    executor.args.trainer ("auto": by the config's form); with "auto" and a train_command of
+    the user's own, the trainer is theirs and the config is not checked."""
+    exec_args = (loaded.automl_doc.get("executor") or {}).get("args") or {}
+    chosen = exec_args.get("trainer", "auto")
+    if chosen not in ("auto", *TRAINERS):
+        raise ConfigError(loaded.automl_path, ["executor", "args", "trainer"],
+                          f"unknown trainer {json.dumps(chosen)} (known: auto, {', '.join(TRAINERS)})")
+    command = exec_args.get("train_command")
+    if chosen == "auto" and isinstance(command, str):
+        chosen = _our_trainer_in(command)
+        if chosen is None:
+            return ["trainer: your own (executor.args.train_command), so config_train.json is not checked against "
+                    'one of ours; set executor.args.trainer to "reference" or "clara4" to check it']
+        if chosen not in ("auto", *TRAINERS):
+            raise ConfigError(loaded.automl_path, ["executor", "args", "train_command"],
+                              f"unknown --trainer {json.dumps(chosen)} (known: auto, {', '.join(TRAINERS)})")
+    return check_train_config(loaded.resolved_train, loaded.train_path, chosen, metric=loaded.metric)
+
+
+def _our_trainer_in(command: str) -> str | None:
+    """The trainer a train_command runs when it runs `automl train` (`python -m automl_cli
+    train ...`, `automl train ...`): its --trainer, else "auto"; None for any other program."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    for i, word in enumerate(words[:-1]):
+        if words[i + 1] == "train" and ((word == "automl_cli" and i > 0 and words[i - 1] == "-m")
+                                        or Path(word).name == "automl"):
+            rest = words[i + 2:]
+            for k, option in enumerate(rest):
+                if option == "--trainer" and k + 1 < len(rest):
+                    return rest[k + 1]
+                if option.startswith("--trainer="):
+                    return option.partition("=")[2]
+            return "auto"
+    return None
+
+
     executor = loaded.automl_doc.get("executor") or {}
     if "path" in executor:
         raise ConfigError(loaded.automl_path, ["executor", "path"], "a user's own executor is not supported: jobs "

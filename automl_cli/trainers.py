@@ -44,3 +44,22 @@ def require_monai(file: Path | str) -> None:
     if not monai_available():
         raise ConfigError(file, [], "this is a Clara 4.x config (MONAI components); its trainer needs MONAI, "
                                     f"pytorch-ignite and nibabel: {MONAI_EXTRA}")
+
+
+def check_train_config(config: dict, path: Path, chosen: str | None = None, *, metric: str | None = None) -> list[str]:
+    """What would fail in every job, checked once before anything starts: each component
+    of `config` (config_train.json with its variables substituted, checked as written:
+    search sections may later set values) is one the trainer can build with those args,
+    and with `metric` (config_automl.json's) the trainer writes that metric. Raises
+    ConfigError on the first problem; returns short lines describing what will train."""
+    trainer = trainer_for(config, chosen)
+    if trainer == "reference":
+        from .train.check import check_reference
+
+        return check_reference(config, Path(path), metric=metric)
+    if trainer == "clara4":
+        require_monai(path)
+        from .clara4.check import check_clara4
+
+        return check_clara4(config, Path(path), metric)
+    raise ValueError(f"unknown trainer {chosen!r} (known: {', '.join(TRAINERS)})")

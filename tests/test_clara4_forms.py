@@ -72,7 +72,8 @@ def clara4(**top) -> dict:
             "dataloader": {"name": "DataLoader", "args": {"batch_size": 1, "shuffle": False, "num_workers": 4}},
             "inferer": {"name": "SlidingWindowInferer", "args": {"roi_size": [160, 160, 160], "sw_batch_size": 4}},
             "metrics": [{"name": "MeanDice", "log_label": "val_mean_dice", "is_key_metric": True,
-                         "args": {"include_background": False, "output_transform": "lambda x: (x['pred'], x['label'])"}}],
+                         "args": {"include_background": False,
+                                  "output_transform": "lambda x: (x['pred'], x['label'])"}}],
             "evaluator": {"name": "SupervisedEvaluator"},
         },
     }
@@ -148,7 +149,8 @@ def test_a_top_level_learning_rate_is_searched_where_it_is_and_the_optimizer_kee
 # 3. trn_autoML_Loss_Optimizer.json: two losses and two optimizers, each pair switched by free tags
 def test_two_losses_and_two_optimizers_as_lists_one_of_each_enabled_by_free_tags():
     doc = clara4(search=[
-        {"domain": "loss", "type": "enum", "args": ["dice_off", "dicece_off"], "targets": [[False, True], [True, False]]},
+        {"domain": "loss", "type": "enum", "args": ["dice_off", "dicece_off"],
+         "targets": [[False, True], [True, False]]},
         {"domain": "optimizer", "type": "enum", "args": ["adam_off", "sgd_off"],
          "targets": [[False, True], [True, False]]}])
     doc["train"]["loss"] = [
@@ -284,7 +286,8 @@ def test_all_five_forms_in_one_clara4_config():
     doc = clara4(search=[
         {"domain": "lr", "type": "float", "args": ["learning_rate"], "targets": [1e-5, 1e-3], "log": True},
         {"domain": "transform", "type": "enum", "args": ["@myTransformDisable"], "targets": [[True], [False]]},
-        {"domain": "loss", "type": "enum", "args": ["dice_off", "dicece_off"], "targets": [[False, True], [True, False]]},
+        {"domain": "loss", "type": "enum", "args": ["dice_off", "dicece_off"],
+         "targets": [[False, True], [True, False]]},
     ])
     train = doc["train"]
     train["model"]["search"] = [{"type": "enum", "args": ["channels", "strides"],
