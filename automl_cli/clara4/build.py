@@ -129,7 +129,7 @@ class Builder:
     def resolve(self, section: str, name: str, where: list) -> Any:
         """`@name` seen in `section`: that section's entry, else the other's, else the config."""
         if name == "conf":
-            return self.config
+            return ConfigRecord(self.config)
         for candidate in (section,) + tuple(s for s in SECTIONS if s != section):
             if self.has(candidate, name):
                 return self.get(candidate, name)
@@ -298,6 +298,27 @@ class Builder:
             return eval(compiled, namespace)  # noqa: S307 -- the user's own config, as Clara evaluated it
         except Exception as exc:  # noqa: BLE001
             raise BuildError(where, f"'#{text}' failed: {type(exc).__name__}: {' '.join(str(exc).split())}") from None
+
+
+class ConfigRecord:
+    """`@conf`: the whole config, which Clara saved beside the weights
+    (`save_dict: {"train_conf": "@conf"}`). Checkpoint savers want an object with
+    `state_dict()` and walk into any mapping, so it reads like a dict without being one."""
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    def __getitem__(self, key: str) -> Any:
+        return self.config[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.config.get(key, default)
+
+    def state_dict(self) -> dict:
+        return self.config
+
+    def load_state_dict(self, state: dict) -> None:
+        self.config = dict(state)
 
 
 class SummedLoss:

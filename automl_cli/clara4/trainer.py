@@ -192,7 +192,12 @@ def _load_checkpoint(path: Path) -> dict:
 
 
 def _restore(run: _Run, state: dict, log: Callable[[str], None]) -> None:
-    run.model.load_state_dict(state["model"])
+    try:
+        run.model.load_state_dict(state["model"])
+    except RuntimeError as exc:  # another architecture: the config's model changed since
+        first = str(exc).strip().splitlines()[0]
+        raise ValueError(f"models/{CHECKPOINT} holds weights of another model than the config's ({first}); "
+                         "delete it to start over") from None
     optimizer = run.trainer.optimizer
     if state.get("optimizer_name") == type(optimizer).__name__:
         # the state (moments, steps) resumes; the hyperparameters stay the config's (PBT changes them)
