@@ -223,6 +223,15 @@ def clone_job(source: MMAR, job_dir: Path, train_config: dict, *, train_config_n
     return MMAR(job_dir)
 
 
+def set_environment(mmar: MMAR, values: dict[str, Any]) -> None:
+    """Give environment.json's variables these values (a job's `--set DATA_ROOT=...`)."""
+    if not values:
+        return
+    path = mmar.config_dir / ENVIRONMENT
+    doc = load_document(path) if path.is_file() else {}
+    write_json_atomic(path, {**doc, **values})
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so a reader never sees half a file, even after a power cut
     (temp file, fsync, rename)."""

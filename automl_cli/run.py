@@ -26,7 +26,8 @@ from .clara.hub import HandlerHub
 from .control import ControlInbox
 from .engine import Engine, EngineSettings
 from .errors import Interrupted, UsageError
-from .mmar import MMAR, TRAIN_CONFIG, clone_job, load_document, resolve_variables, write_json_atomic
+from .mmar import (MMAR, TRAIN_CONFIG, clone_job, load_document, resolve_variables, set_environment,
+                   write_json_atomic)
 from .space import SearchSpace, strip_search
 from .status import JobView, RunView
 from .store import JOURNAL, Journal
@@ -65,6 +66,7 @@ class RunSettings:
     slurm: SlurmOptions | None = None
     runs_root: Path | None = None  # where run folders go (MMARHandler's work_dir); default <mmar>/automl
     job_train_config: str = TRAIN_CONFIG  # the applied config's name in a job's config/ (train_config_file)
+    variables: dict[str, Any] = field(default_factory=dict)  # --set values of the config's {VAR}s
     copy_whole_mmar: bool = False  # jobs copy the whole MMAR (key_mmar_content_only false), not link it
     handlers: list[tuple[str, Any]] = field(default_factory=list)  # (label, instance): Clara's event handlers
 
@@ -104,8 +106,10 @@ class MMARJobs:
         if job_dir.exists():  # made by a run that died before journaling the job: nothing refers to it
             shutil.rmtree(job_dir)
         config = s.space.apply(s.train_config, job.params, remove_search=s.remove_search_augs)
-        clone_job(s.mmar, job_dir, config, train_config_name=s.job_train_config, copy_whole=s.copy_whole_mmar,
-                  skip=self._inside_mmar())
+        config.update({k: v for k, v in s.variables.items() if k in config})
+        job_mmar = clone_job(s.mmar, job_dir, config, train_config_name=s.job_train_config,
+                             copy_whole=s.copy_whole_mmar, skip=self._inside_mmar())
+        set_environment(job_mmar, {k: v for k, v in s.variables.items() if k not in config})
         previous = self.trial_dirs.get(job.trial_id)
         if job.copy_from_job is not None and job.attempt == 1:  # exploit: continue from the donor's weights
             carry_checkpoint(self.job_dirs[job.copy_from_job], job_dir)
@@ -175,7 +179,8 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
         EngineSettings(settings.run_id, settings.algorithm, settings.space, settings.workers, settings.metric,
                        settings.direction, settings.max_epochs, max_retries=settings.max_retries,
                        info={"mmar": str(settings.mmar.root), "device": "gpu" if settings.have_gpus else "cpu",
-                             "config_files": settings.config_files, "backend": settings.backend}),
+                             "config_files": settings.config_files, "backend": settings.backend,
+                             **({"variables": settings.variables} if settings.variables else {})}),
         algorithm, backend, journal, trace=trace, refresh=status)
     if hasattr(algorithm, "attach_view"):  # a user's controller names jobs in its outcomes
         algorithm.attach_view(engine.view)
@@ -203,7 +208,8 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
         trace(f"workers: {where}", key=True)
         engine.run()
         publish = lambda best: publish_best(engine.view, best, run_dir, source=settings.mmar,  # noqa: E731
-                                            train_config_name=settings.job_train_config)
+                                            train_config_name=settings.job_train_config,
+                                            variables=settings.variables)
         engine.finish(lambda best: f"best config and weights under {publish(best)}")
         return engine.view
     except Interrupted:
@@ -289,6 +295,8 @@ def _check_same_run(settings: RunSettings, algorithm: Algorithm, history) -> Non
            "space": [p.name for p in settings.space.params]}
     if "backend" in started:  # SLURM jobs of the run are re-attached only by the SLURM backend
         now["backend"] = settings.backend
+    if settings.variables or started.get("variables"):  # --set values of the config's {VAR}s
+        now["variables"] = settings.variables
     then = {**{k: started.get(k) for k in now}, "space": [p["name"] for p in started.get("space", [])]}
     for key in now:
         if json.loads(json.dumps(now[key])) != then[key]:
@@ -309,7 +317,7 @@ def _lock(run_dir: Path, run_id: str):
 
 
 def publish_best(view: RunView, best: JobView, run_dir: Path, *, source: MMAR | None = None,
-                 train_config_name: str = TRAIN_CONFIG) -> Path:
+                 train_config_name: str = TRAIN_CONFIG, variables: dict | None = None) -> Path:
     """best/: the winning job's training config, resolved, its weights and a summary, as an
     MMAR that `automl train -m best --validate-only` can evaluate.
 
@@ -323,7 +331,7 @@ def publish_best(view: RunView, best: JobView, run_dir: Path, *, source: MMAR | 
     shutil.rmtree(tmp, ignore_errors=True)
     job_config = MMAR(job_dir).config_file(train_config_name)
     config = load_document(job_config)
-    environment = (source or MMAR(job_dir)).environment()
+    environment = {**(source or MMAR(job_dir)).environment(), **(variables or {})}
     config = resolve_variables(strip_search(config), environment, job_config)
     (tmp / "config").mkdir(parents=True)
     write_json_atomic(tmp / "config" / TRAIN_CONFIG, config)
