@@ -87,12 +87,15 @@ def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resum
     traceout = traceout or values.get("traceout")
     if traceout is not None and traceout not in TRACEOUT:
         raise UsageError(f"bad traceout '{traceout}': expected one of {', '.join(TRACEOUT)}")
-    check_trainer(loaded)  # what would fail in every job fails here, before the run folder exists
+    warnings: list[str] = []  # shown once every check has passed, so an error stays one line
     settings, _ = settings_for_run(
         loaded, run_id=run_id or values.get("run_id"),
         workers=workers if workers is not None else values.get("workers"),
-        algorithm=algorithm or values.get("algorithm"), traceout=traceout, set_values=values, warn=_warn,
-        backend=backend, slurm=_slurm_values(slurm_flags))
+        algorithm=algorithm or values.get("algorithm"), traceout=traceout, set_values=values,
+        warn=warnings.append, backend=backend, slurm=_slurm_values(slurm_flags))
+    check_trainer(loaded)  # what would fail in every job fails here, before the run folder exists
+    for warning in warnings:
+        _warn(warning)
     click.echo(f"automl: MMAR {loaded.mmar.root}; configs {loaded.train_path.name}, {loaded.automl_path.name}")
     click.echo(f"automl: run folder {settings.run_dir}")
     algo = make_algorithm(loaded, settings, algorithm or values.get("algorithm"))
