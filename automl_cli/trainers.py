@@ -34,9 +34,16 @@ def trainer_for(config: Any, chosen: str | None = None) -> str:
 
 
 def monai_available() -> bool:
-    from importlib.util import find_spec
+    """Whether MONAI and what it needs here import (imported for real: a broken install is
+    as missing as an absent one, and the trainer imports them next anyway)."""
+    import importlib
 
-    return all(find_spec(name) is not None for name in ("monai", "ignite", "nibabel"))
+    try:
+        for name in ("monai", "ignite", "nibabel"):
+            importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
 
 
 def require_monai(file: Path | str) -> None:
