@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .algorithms.base import Algorithm, get_algorithm, resolve_params
-from .clara.components import CLARA_CONTROLLERS, algorithm_name, build, controller_class, load_handlers
-from .clara.controller import ControllerAlgorithm
+from .clara.clara_api import is_clara_controller
+from .clara.clara_api.adapters import ClaraHandlerAdapter
+from .clara.components import (CLARA_CONTROLLERS, algorithm_name, build, controller_algorithm, controller_class,
+                               load_handlers)
 from .clara.mmar_handler import JobLayout, MMARHandler
 from .run import DEFAULT_TRAIN_COMMAND, RunSettings, parse_train_command
 from .errors import ConfigError, UsageError
@@ -137,7 +139,7 @@ def make_algorithm(loaded: Loaded, settings: RunSettings, override: str | None) 
     if cls is None:
         return get_algorithm(settings.algorithm)(settings.space, **common)
     instance = build(cls, settings.algorithm, settings.algorithm_params, loaded.automl_path, ["controller"])
-    return ControllerAlgorithm(settings.space, controller=instance, path=settings.algorithm, **common)
+    return controller_algorithm(cls, instance, settings.space, settings.algorithm, settings.handlers, **common)
 
 
 def job_layout(handlers: list[tuple[str, Any]]) -> JobLayout:
@@ -337,13 +339,17 @@ def describe_components(loaded: Loaded) -> list[str]:
         lines = [f"algorithm {name}{alias} {json.dumps(resolve_params(get_algorithm(name), params))}"]
     else:
         build(cls, name, params, loaded.automl_path, ["controller"])
-        lines = [f"controller {name} (your own, from {sys.modules[cls.__module__].__file__}) "
-                 f"args {json.dumps(params)}"]
+        ctrl = loaded.automl_doc.get("controller", {})
+        api = ", written against Clara's API" if is_clara_controller(cls) else ""
+        ignored = f" (name {ctrl['name']} ignored: path given)" if "name" in ctrl else ""
+        lines = [f"controller {name} (your own{api}, from {sys.modules[cls.__module__].__file__}) "
+                 f"args {json.dumps(params)}{ignored}"]
     executor = check_executor(loaded)
     lines.append(f"executor {executor.get('name', 'MMARExecutor')}: each job's output goes to <job>/train.log")
     handlers = load_handlers(loaded.automl_doc, loaded.mmar.root, loaded.automl_path)
     layout = job_layout(handlers)
-    lines.append("handlers: " + (", ".join(label for label, _ in handlers) or "none"))
+    lines.append("handlers: " + (", ".join(label + (" (Clara's API)" if isinstance(h, ClaraHandlerAdapter) else "")
+                                           for label, h in handlers) or "none"))
     lines.append(f"runs go to {runs_dir(loaded.mmar, layout)}; jobs get config/{layout.job_train_config}, "
                  + ("a copy of the whole MMAR" if layout.copy_whole_mmar else "copies of config/ and commands/, "
                     "links to the rest"))
