@@ -15,7 +15,7 @@ module adds what the contract asks and Clara's engines did not do:
 
 The top-level keys mean what they meant in Clara: `epochs` (a full training),
 `determinism.random_seed` (MONAI's set_determinism before anything is built), `use_gpu`,
-`amp` (off without a GPU, with a warning), `num_interval_per_valid`, `dont_load_ckpt_model`
+`amp` (off without a GPU, with a warning), `cudnn_benchmark`, `num_interval_per_valid`, `dont_load_ckpt_model`
 (read by the config's own CheckpointLoader), `multi_gpu` (see `_device`). A resumed job
 leaves out the config's CheckpointLoader handlers: it continues from its own checkpoint,
 which a start-point loader would overwrite.
@@ -104,6 +104,8 @@ class _Run:
         from monai.utils import set_determinism
 
         set_determinism(seed=_seed(config))
+        # set_determinism made cuDNN deterministic; Clara's cudnn_benchmark trades that for speed
+        torch.backends.cudnn.benchmark = bool(config.get("cudnn_benchmark", False))
         options = BuildOptions(mmar_root=mmar_root, device=device, amp=None if device.type == "cuda" else False,
                                skip=_leave_out(mmar_root, train, resuming), log=log)
         self.builder = Builder(config, options)
