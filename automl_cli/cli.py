@@ -83,7 +83,7 @@ def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resum
     from .runconfig import check_trainer, load_mmar, make_algorithm, parse_set_pairs, settings_for_run
 
     values = parse_set_pairs(pairs, warn=_warn)
-    loaded = load_mmar(mmar, trainconf or values.get("trainconf"), automlconf or values.get("automlconf"))
+    loaded = load_mmar(mmar, trainconf or values.get("trainconf"), automlconf or values.get("automlconf"), values)
     traceout = traceout or values.get("traceout")
     if traceout is not None and traceout not in TRACEOUT:
         raise UsageError(f"bad traceout '{traceout}': expected one of {', '.join(TRACEOUT)}")
@@ -372,12 +372,12 @@ def plan(mmar, algorithm, workers, epoch_seconds, automlconf, trainconf, use_set
     from .workers import parse_workers
 
     values = parse_set_pairs(pairs, warn=_warn)
-    loaded = load_mmar(mmar, trainconf or values.get("trainconf"), automlconf or values.get("automlconf"))
+    loaded = load_mmar(mmar, trainconf or values.get("trainconf"), automlconf or values.get("automlconf"), values)
     if "path" in loaded.automl_doc.get("controller", {}) and not (algorithm or values.get("algorithm")):
         raise UsageError(f"cannot plan the controller {loaded.automl_doc['controller']['path']}: a user's controller "
                          "decides as results come in; plan one of ours with --algorithm NAME")
     name, params = controller(loaded, algorithm or values.get("algorithm"))
-    params.update({ALIASES.get(k, k): v for k, v in values.items() if k not in RUN_KEYS})
+    params.update({ALIASES.get(k, k): v for k, v in values.items() if k not in RUN_KEYS and k not in loaded.variables})
     n_workers = len(parse_workers(values.get("workers", workers)))
     if epoch_seconds:
         source = "given"

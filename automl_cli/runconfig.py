@@ -9,7 +9,7 @@ import json
 import re
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,9 +23,9 @@ from .run import DEFAULT_TRAIN_COMMAND, RunSettings, parse_train_command
 from .errors import ConfigError, UsageError
 from .mmar import AUTOML_CONFIG, MMAR, TRAIN_CONFIG
 from .store import JOURNAL
+from .trainers import TRAINERS, check_train_config
 from .customize import customize
 from .space import SearchSpace, parse_search_space
-from .trainers import TRAINERS, check_train_config
 from .backends.slurm import check_commands
 from .backends.slurm_script import SlurmOptions
 from .workers import Worker, check_against_devices, count_gpus, parse_workers
@@ -79,14 +79,26 @@ class Loaded:
     max_epochs: int
     metric: str
     direction: str
+    variables: dict[str, Any] = field(default_factory=dict)  # --set values of the config's {VAR}s
 
 
-def load_mmar(mmar_path: str, trainconf: str | None = None, automlconf: str | None = None) -> Loaded:
+def config_variables(mmar: MMAR, train_doc: dict, values: dict[str, Any]) -> dict[str, Any]:
+    """The --set pairs that give a {VAR} of the training config rather than a run setting or
+    an algorithm parameter: environment.json's variables and the config's own top-level
+    values (Clara's `--set DATA_ROOT=/data`, `--set epochs=3`)."""
+    names = set(mmar.environment()) - {"MMAR_ROOT"}
+    names |= {k for k, v in train_doc.items() if isinstance(v, (str, int, float, bool))}
+    return {k: v for k, v in values.items() if k in names and k not in RUN_KEYS}
+
+
+def load_mmar(mmar_path: str, trainconf: str | None = None, automlconf: str | None = None,
+              set_values: dict[str, Any] | None = None) -> Loaded:
     """Load and check every config of the MMAR; raises ConfigError/UsageError on anything wrong."""
     mmar = MMAR.open(mmar_path)
     trainconf = trainconf or TRAIN_CONFIG
     train_doc, train_path = mmar.load_train_config(trainconf, resolve=False)
-    resolved = mmar.load_train_config(trainconf, resolve=True)[0]
+    variables = config_variables(mmar, train_doc, set_values or {})
+    resolved = mmar.load_train_config(trainconf, resolve=True, extra=variables)[0]
     automl_doc, automl_path = mmar.load_automl_config(automlconf or AUTOML_CONFIG, _automl_variables(trainconf))
     space, notes = customize(parse_search_space(train_doc, train_path), train_doc, automl_doc, automl_path)
     if not len(space):
@@ -97,8 +109,11 @@ def load_mmar(mmar_path: str, trainconf: str | None = None, automlconf: str | No
         raise ConfigError(train_path, ["epochs"], f"expected the epochs of a full training (an integer >= 1), got {json.dumps(epochs)}")
     metric = automl_doc.get("metric", "val_mean_dice")
     direction = automl_doc.get("direction") or ("minimize" if "loss" in metric.lower() else "maximize")
+    searched = sorted(set(variables) & {place for p in space.params for place in p.places()})
+    if searched:
+        raise UsageError(f"--set {searched[0]}=...: {searched[0]} is searched, so the search chooses its value")
     return Loaded(mmar, train_doc, train_path, resolved, automl_doc, automl_path, space, notes, epochs, metric,
-                  direction)
+                  direction, variables)
 
 
 def _automl_variables(trainconf: str) -> dict[str, str]:
@@ -187,8 +202,6 @@ _EXECUTOR_ARGS = {"train_command", "remove_search_augs", "grace_seconds", "msg_d
 EXECUTORS = {"MMARExecutor": "local", "SlurmExecutor": "slurm"}
 
 
-def check_executor(loaded: Loaded) -> dict:
-    """config_automl.json's executor, its name checked."""
 def check_trainer(loaded: Loaded) -> list[str]:
     """The trainer's checks of config_train.json (trainers.check_train_config): what would
     fail in every job, raised as a ConfigError before anything starts. The trainer is
@@ -231,6 +244,8 @@ def _our_trainer_in(command: str) -> str | None:
     return None
 
 
+def check_executor(loaded: Loaded) -> dict:
+    """config_automl.json's executor, its name checked."""
     executor = loaded.automl_doc.get("executor") or {}
     if "path" in executor:
         raise ConfigError(loaded.automl_path, ["executor", "path"], "a user's own executor is not supported: jobs "
@@ -287,7 +302,7 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
     name, params = controller(loaded, algorithm)
     custom = custom_controller(loaded, algorithm)
     for key, value in set_values.items():
-        if key not in RUN_KEYS:
+        if key not in RUN_KEYS and key not in loaded.variables:
             params[ALIASES.get(key, key)] = value
     seed = set_values.get("seed", loaded.automl_doc.get("seed", 0))
     if isinstance(seed, bool) or not isinstance(seed, int):
@@ -307,7 +322,7 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
         except (UsageError, ValueError) as exc:
             raise ConfigError(loaded.automl_path, ["executor", "args", "train_command"], str(exc)) from None
     else:
-        command = list(DEFAULT_TRAIN_COMMAND)
+        command = list(DEFAULT_TRAIN_COMMAND) + (["--trainer", exec_args["trainer"]] if exec_args.get("trainer") else [])
     # warnings only once every check has passed, so an error stays one line
     if backend == "slurm" and given_workers is not None:
         warn(f"--workers '{given_workers}' is ignored with --backend slurm: up to {options.max_jobs} SLURM jobs "
@@ -324,7 +339,8 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
         grace_seconds=float(exec_args.get("grace_seconds", 30.0)),
         config_files={"train": str(loaded.train_path), "automl": str(loaded.automl_path)},
         backend=backend, slurm=options, runs_root=runs_dir(loaded.mmar, layout),
-        job_train_config=layout.job_train_config, copy_whole_mmar=layout.copy_whole_mmar, handlers=handlers)
+        job_train_config=layout.job_train_config, copy_whole_mmar=layout.copy_whole_mmar, handlers=handlers,
+        variables=loaded.variables)
     return settings, worker_list
 
 
