@@ -93,7 +93,7 @@ def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resum
         workers=workers if workers is not None else values.get("workers"),
         algorithm=algorithm or values.get("algorithm"), traceout=traceout, set_values=values,
         warn=warnings.append, backend=backend, slurm=_slurm_values(slurm_flags))
-    check_trainer(loaded)  # what would fail in every job fails here, before the run folder exists
+    check_trainer(loaded, isolated=True)  # what would fail in every job fails here, before the run folder exists
     for warning in warnings:
         _warn(warning)
     click.echo(f"automl: MMAR {loaded.mmar.root}; configs {loaded.train_path.name}, {loaded.automl_path.name}")

@@ -36,7 +36,8 @@ class ConfigError(UsageError):
 
     def __init__(self, file: Path | str, parts: Iterable[PathPart], message: str):
         self.file = str(file)
-        self.path = json_path(parts)
+        self.parts = list(parts)
+        self.path = json_path(self.parts)
         self.detail = message
         super().__init__(f"{self.file}: {self.path}: {message}")
 

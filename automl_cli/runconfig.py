@@ -23,7 +23,7 @@ from .run import DEFAULT_TRAIN_COMMAND, RunSettings, parse_train_command
 from .errors import ConfigError, UsageError
 from .mmar import AUTOML_CONFIG, MMAR, TRAIN_CONFIG
 from .store import JOURNAL
-from .trainers import TRAINERS, check_train_config
+from .trainers import TRAINERS, check_train_config, check_train_config_isolated
 from .customize import customize
 from .space import SearchSpace, parse_search_space
 from .backends.slurm import check_commands
@@ -202,11 +202,13 @@ _EXECUTOR_ARGS = {"train_command", "remove_search_augs", "grace_seconds", "msg_d
 EXECUTORS = {"MMARExecutor": "local", "SlurmExecutor": "slurm"}
 
 
-def check_trainer(loaded: Loaded) -> list[str]:
+def check_trainer(loaded: Loaded, *, isolated: bool = False) -> list[str]:
     """The trainer's checks of config_train.json (trainers.check_train_config): what would
     fail in every job, raised as a ConfigError before anything starts. The trainer is
     executor.args.trainer ("auto": by the config's form); with "auto" and a train_command of
-    the user's own, the trainer is theirs and the config is not checked."""
+    the user's own, the trainer is theirs and the config is not checked. `isolated` checks
+    in a child process, so a search that runs for days does not hold torch and MONAI, which
+    checking imports, in its memory."""
     exec_args = (loaded.automl_doc.get("executor") or {}).get("args") or {}
     chosen = exec_args.get("trainer", "auto")
     if chosen not in ("auto", *TRAINERS):
@@ -221,7 +223,8 @@ def check_trainer(loaded: Loaded) -> list[str]:
         if chosen not in ("auto", *TRAINERS):
             raise ConfigError(loaded.automl_path, ["executor", "args", "train_command"],
                               f"unknown --trainer {json.dumps(chosen)} (known: auto, {', '.join(TRAINERS)})")
-    return check_train_config(loaded.resolved_train, loaded.train_path, chosen, metric=loaded.metric)
+    check = check_train_config_isolated if isolated else check_train_config
+    return check(loaded.resolved_train, loaded.train_path, chosen, metric=loaded.metric)
 
 
 def _our_trainer_in(command: str) -> str | None:

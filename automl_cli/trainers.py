@@ -9,6 +9,9 @@ chooses one explicitly.
 """
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +73,31 @@ def check_train_config(config: dict, path: Path, chosen: str | None = None, *, m
 
         return check_clara4(config, Path(path), metric)
     raise ValueError(f"unknown trainer {chosen!r} (known: {', '.join(TRAINERS)})")
+
+
+def check_train_config_isolated(config: dict, path: Path, chosen: str | None = None, *,
+                                metric: str | None = None) -> list[str]:
+    """check_train_config in a child process: the same lines or the same ConfigError, while
+    torch and MONAI, which the checks import, stay out of the caller's memory."""
+    request = json.dumps({"config": config, "path": str(path), "chosen": chosen, "metric": metric})
+    child = subprocess.run([sys.executable, "-c", "from automl_cli.trainers import _check_child; _check_child()"],
+                           input=request, capture_output=True, text=True)
+    try:
+        answer = json.loads(child.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        reason = (child.stderr.strip().splitlines() or [f"exit code {child.returncode}"])[-1]
+        raise ConfigError(path, [], f"checking the config against its trainer failed: {reason}") from None
+    if "error" in answer:
+        raise ConfigError(answer["error"]["file"], answer["error"]["parts"], answer["error"]["detail"])
+    return answer["lines"]
+
+
+def _check_child() -> None:
+    request = json.loads(sys.stdin.read())
+    try:
+        lines = check_train_config(request["config"], Path(request["path"]), request["chosen"],
+                                   metric=request["metric"])
+        answer: dict[str, Any] = {"lines": lines}
+    except ConfigError as exc:
+        answer = {"error": {"file": exc.file, "parts": exc.parts, "detail": exc.detail}}
+    print(json.dumps(answer))

@@ -295,3 +295,15 @@ def test_slurm_executor_args_may_name_the_trainer():
     executor = {"name": "SlurmExecutor", "args": {"trainer": "reference", "partition": "gpu", "time": "1:00:00"}}
     options = slurm_options(loaded, copy.deepcopy(executor), {})
     assert options.partition == "gpu"
+
+
+def test_run_checks_the_trainer_in_a_child_process_and_keeps_torch_out_of_the_search():
+    """A search runs for days: the torch and MONAI that checking imports stay in a child."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from automl_cli.runconfig import load_mmar, check_trainer; "
+            "lines = check_trainer(load_mmar('mmar_template'), isolated=True); "
+            "print(lines[0].split(':')[0], 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["trainer", "reference", "False"], out
