@@ -195,3 +195,20 @@ def test_validate_names_the_broken_place_of_a_clara4_config(monai_mmar):
         assert info.value.path == where and message in info.value.detail, str(info.value)
     result = run_cli("validate", "-m", str(monai_mmar))  # the last case through the command line: one line, exit 2
     assert result.returncode == 2 and f"config_train.json: $.validate.key_metric.log_label: " in result.stderr
+
+
+def test_a_loss_from_custom_that_goes_nan_stops_the_job_with_exit_3(monai_mmar):
+    (monai_mmar / "custom" / "nan_loss.py").write_text(
+        "import torch\n\n\nclass NanLoss(torch.nn.Module):\n"
+        "    def forward(self, pred, label):\n"
+        "        return (pred * 0).mean() + float('nan')\n")
+    path = monai_mmar / "config" / "config_train.json"
+    config = json.loads(path.read_text())
+    config["train"]["loss"] = {"path": "nan_loss.NanLoss"}  # BYOC: found in the MMAR's custom/
+    path.write_text(json.dumps(config))
+    result = run_cli("train", "-m", str(monai_mmar), "--epochs", "2")
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "not finite" in result.stderr + result.stdout
+    [line] = metrics_lines(monai_mmar / "models" / "metrics.jsonl")
+    assert line["epoch"] == 1 and line["train_loss"] is None and line["val_mean_dice"] is None
+    assert not (monai_mmar / "models" / "checkpoint.pt").exists()
