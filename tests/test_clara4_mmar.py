@@ -212,3 +212,24 @@ def test_a_loss_from_custom_that_goes_nan_stops_the_job_with_exit_3(monai_mmar):
     [line] = metrics_lines(monai_mmar / "models" / "metrics.jsonl")
     assert line["epoch"] == 1 and line["train_loss"] is None and line["val_mean_dice"] is None
     assert not (monai_mmar / "models" / "checkpoint.pt").exists()
+
+
+def test_a_jobs_last_epoch_is_validated_between_intervals_without_changing_what_follows(monai_mmar):
+    """num_interval_per_valid=2 and no ValidationHandler: one is added; a job stopping at
+    epoch 3 is still scored there, and continuing it to 4 trains as a run that never stopped."""
+    path = monai_mmar / "config" / "config_train.json"
+    config = json.loads(path.read_text())
+    config["train"]["handlers"] = [h for h in config["train"]["handlers"] if h["name"] != "ValidationHandler"]
+    config["num_interval_per_valid"] = 2
+    path.write_text(json.dumps(config))
+    models = monai_mmar / "models"
+    straight = run_cli("train", "-m", str(monai_mmar), "--epochs", "4")
+    assert straight.returncode == 0 and "has no ValidationHandler: validating every 2 epoch(s)" in straight.stdout
+    whole = metrics_lines(models / "metrics.jsonl")
+    assert ["val_mean_dice" in line for line in whole] == [False, True, False, True]
+    for item in models.iterdir():
+        item.unlink()
+    assert run_cli("train", "-m", str(monai_mmar), "--epochs", "3").returncode == 0
+    assert "val_mean_dice" in metrics_lines(models / "metrics.jsonl")[-1]  # the job's last epoch is scored
+    assert run_cli("train", "-m", str(monai_mmar), "--epochs", "4").returncode == 0
+    assert metrics_lines(models / "metrics.jsonl")[-1]["val_mean_dice"] == whole[-1]["val_mean_dice"]

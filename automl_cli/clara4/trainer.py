@@ -306,6 +306,17 @@ def _train(config: dict, mmar_root: Path, epochs: int | None, metrics_file: Path
             engine.terminate()  # validation may have been cut short: this epoch is not saved
             return
         line: dict[str, Any] = {"epoch": epoch, "train_loss": _number(train_loss)}
+        if epoch == total and epoch_state["validated"] != epoch and math.isfinite(train_loss):
+            # num_interval_per_valid skipped this epoch, but it is the last the job trains: the
+            # search judges the weights it stops with, so they are validated (leaving the random
+            # stream as it was: a data loader draws from it, and the run continued later must
+            # train as one that never stopped here)
+            generator = torch.get_rng_state()
+            evaluator.run(epoch)
+            torch.set_rng_state(generator)
+            if stop.requested:
+                engine.terminate()
+                return
         value = None
         if epoch_state["validated"] == epoch:
             value = float(evaluator.state.metrics.get(run.key, float("nan")))
