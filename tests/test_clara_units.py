@@ -130,16 +130,17 @@ def test_rounds_end_in_order_under_an_asynchronous_algorithm(tmp_path):
     assert len([h for h in heard if h[0] == "end_job"]) == len(engine.view.jobs)
 
 
-def folder(tmp_path, name, trial, job_id, status="completed", score=None):
+def folder(tmp_path, name, trial, job_id, status="completed", score=None, epochs=(0, 3)):
     directory = tmp_path / name
     (directory / "models").mkdir(parents=True)
     (directory / "models" / "checkpoint.pt").write_text("{}")
-    return JobInfo(name, job_id, trial, name[:2], 1, directory, {"x": 0.1}, 0, 3, 1, status=status, score=score)
+    return JobInfo(name, job_id, trial, name[:2], 1, directory, {"x": 0.1}, epochs[0], epochs[1], 1, status=status,
+                   score=score)
 
 
-def context(tmp_path, jobs, direction="maximize", stops=None):
+def context(tmp_path, jobs, direction="maximize", stops=None, algorithm="pbt"):
     view = RunView()
-    return HandlerContext("end_job", "r", tmp_path, tmp_path, SPACE, "dice", direction, "pbt", view, jobs,
+    return HandlerContext("end_job", "r", tmp_path, tmp_path, SPACE, "dice", direction, algorithm, view, jobs,
                           job=jobs[-1], log=lambda *a, **k: None,
                           request_stop=(stops.append if stops is not None else (lambda reason: False)))
 
@@ -148,18 +149,45 @@ def test_pruning_keeps_a_pbt_donor_while_its_trials_next_segment_runs(tmp_path):
     donor = folder(tmp_path, "W1_1_J1", trial=1, job_id=1, score=0.9)
     weak = folder(tmp_path, "W2_1_J2", trial=2, job_id=2, score=0.1)
     old = folder(tmp_path, "W2_1_J3", trial=3, job_id=3, score=0.2)
-    next_of_donor = folder(tmp_path, "W1_1_J4", trial=1, job_id=4, status="running")
-    next_of_old = folder(tmp_path, "W2_1_J5", trial=3, job_id=5, score=0.3)
+    next_of_donor = folder(tmp_path, "W1_1_J4", trial=1, job_id=4, status="running", epochs=(3, 6))
+    next_of_old = folder(tmp_path, "W2_1_J5", trial=3, job_id=5, score=0.3, epochs=(3, 6))
+    next_of_weak = folder(tmp_path, "W2_1_J6", trial=2, job_id=6, status="running", epochs=(3, 6))
+    jobs = [donor, weak, old, next_of_donor, next_of_old, next_of_weak]
     handler = MMARHandler(num_mmars_to_keep=1)
-    handler.end_job(context(tmp_path, [donor, weak, old, next_of_donor, next_of_old]))
+    handler.end_job(context(tmp_path, jobs))
     kept = sorted(p.parent.parent.name for p in tmp_path.glob("*/models/checkpoint.pt"))
     # J1 is superseded, but its successor has not completed: PBT may still copy it. J2 is its
-    # trial's latest. Only J3, superseded by the completed J5, loses its weights.
-    assert kept == ["W1_1_J1", "W1_1_J4", "W2_1_J2", "W2_1_J5"]
+    # trial's latest completed folder. Only J3, superseded by the completed J5 at a time when
+    # every member has passed epoch 3, loses its weights.
+    assert kept == ["W1_1_J1", "W1_1_J4", "W2_1_J2", "W2_1_J5", "W2_1_J6"]
     handler.end_automl(HandlerContext("end_automl", "r", tmp_path, tmp_path, SPACE, "dice", "maximize", "pbt",
-                                      RunView(), [donor, weak, old, next_of_donor, next_of_old], status="completed",
+                                      RunView(), jobs, status="completed",
                                       search_complete=False, log=lambda *a, **k: None))
-    assert len(list(tmp_path.glob("*/models/checkpoint.pt"))) == 4  # stopped early: --resume needs them
+    assert len(list(tmp_path.glob("*/models/checkpoint.pt"))) == 5  # stopped early: --resume needs them
+
+
+def test_pruning_keeps_a_superseded_pbt_checkpoint_while_a_member_may_still_copy_it(tmp_path):
+    """PBT's exploit copies the donor's checkpoint at the copying member's epoch: trial 1 has
+    moved on to epoch 6, but trial 2 is still training to epoch 3 and, if it ranks in the
+    bottom there, copies trial 1's job that ended at epoch 3."""
+    first = folder(tmp_path, "W1_1_J1", trial=1, job_id=1, score=0.5)
+    slow = folder(tmp_path, "W2_1_J2", trial=2, job_id=2, status="running")
+    second = folder(tmp_path, "W1_1_J3", trial=1, job_id=3, score=0.6, epochs=(3, 6))
+    third = folder(tmp_path, "W1_1_J4", trial=1, job_id=4, status="running", epochs=(6, 9))
+    handler = MMARHandler(num_mmars_to_keep=1)
+    handler.end_job(context(tmp_path, [first, slow, second, third]))
+    assert (tmp_path / "W1_1_J1" / "models" / "checkpoint.pt").exists()
+    # once trial 2 is past epoch 3, nothing can copy J1 any more; other algorithms never wait
+    slow.status, slow.score = "completed", 0.1
+    onward = folder(tmp_path, "W2_1_J5", trial=2, job_id=5, status="running", epochs=(3, 6))
+    handler.end_job(context(tmp_path, [first, slow, second, third, onward]))
+    assert not (tmp_path / "W1_1_J1" / "models" / "checkpoint.pt").exists()
+    other = tmp_path / "asha"
+    jobs = [folder(other, "W1_1_J1", trial=1, job_id=1, score=0.5),
+            folder(other, "W2_1_J2", trial=2, job_id=2, status="running"),
+            folder(other, "W1_1_J3", trial=1, job_id=3, score=0.6, epochs=(3, 9))]
+    MMARHandler(num_mmars_to_keep=1).end_job(context(other, jobs, algorithm="asha"))
+    assert not (other / "W1_1_J1" / "models" / "checkpoint.pt").exists()
 
 
 def test_stop_threshold_reaches_downwards_for_a_minimised_metric(tmp_path):

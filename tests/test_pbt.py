@@ -120,3 +120,44 @@ def test_exploit_job_folder_starts_from_the_donors_checkpoint_with_the_mutated_l
     schedule = summary["schedule"]
     assert schedule[-1]["job"] == summary["job"] and schedule[0]["epochs"][0] == 0
     assert [s["epochs"][1] for s in schedule[:-1]] == [s["epochs"][0] for s in schedule[1:]]  # contiguous
+
+
+@pytest.mark.parametrize("workers", [1, 3, 4])
+def test_no_segment_trains_nothing_and_every_member_trains_every_segment_once(workers):
+    """A member ranked at its last-but-one epoch never copies a donor that has already
+    finished (that job would train 4->4 and fail with no metric): it is ranked against the
+    scores at its own epoch and copies the donor's checkpoint of that epoch, so members never
+    jump ahead and the run makes exactly the jobs the plan counts."""
+    params = {"automl_population_size": 4, "automl_eval_interval": 1}
+    result = simulate("pbt", SEARCH, objective, max_epochs=4, n_workers=workers, seed=0, params=params)
+    jobs = sorted(result.view.jobs.values(), key=lambda j: j.job_id)
+    assert all(j.stop_epoch > j.start_epoch for j in jobs), [(j.name, j.start_epoch, j.stop_epoch) for j in jobs]
+    assert all(j.status == "completed" for j in jobs)
+    assert len(jobs) == 16 == result.view.settings["planned_jobs"]
+    for trial in range(1, 5):
+        segments = [(j.start_epoch, j.stop_epoch) for j in jobs if j.trial_id == trial]
+        assert segments == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    exploits = [j for j in jobs if j.note.startswith("exploit")]
+    assert exploits
+    for job in exploits:  # the donor's checkpoint is of the epoch the member resumes at
+        donor = next(j for j in jobs if f"(job {j.job_id}," in job.note)
+        assert donor.stop_epoch == job.start_epoch and donor.trial_id != job.trial_id
+
+
+def test_plan_and_run_agree_on_the_jobs_of_a_pbt_search(fake_mmar):
+    """automl plan counts population x segments; the run makes exactly those jobs, every
+    one of them trains at least an epoch and completes."""
+    path = fake_mmar / "config" / "config_train.json"
+    config = json.loads(path.read_text())
+    config["epochs"], config["sleep"] = 4, 0.01
+    path.write_text(json.dumps(config))
+    pbt = ["--algorithm", "pbt", "--set", "automl_population_size=4", "automl_eval_interval=1"]
+    plan = run_cli("plan", "-m", str(fake_mmar), "--epoch-seconds", "1", *pbt)
+    assert plan.returncode == 0, plan.stderr
+    assert "total: 16 jobs, 16 epochs of training" in plan.stdout
+    result = run_cli("run", "-m", str(fake_mmar), "--run-id", "p", *pbt)
+    assert result.returncode == 0, result.stderr
+    view = RunView.load(fake_mmar / "automl" / "p")
+    assert len(view.jobs) == 16 == view.settings["planned_jobs"]
+    assert all(j.status == "completed" and j.stop_epoch > j.start_epoch for j in view.jobs.values())
+    assert "failed" not in result.stdout

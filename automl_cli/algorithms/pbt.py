@@ -2,14 +2,21 @@
 
 A population of members trains in segments of `automl_eval_interval` epochs; each segment
 is a job that resumes from its member's checkpoint. When a member finishes a segment and a
-worker is free, it is ranked against the latest scores of the whole population (no
-barrier: nobody waits for the slowest member). A member in the bottom fraction *exploits*
-one of the top fraction: its next segment starts from a copy of that donor's checkpoint
-(the donor's finished job folder, which nothing deletes) and *explores* from the donor's
-hyperparameters: numbers multiplied or divided by the perturbation factor (or resampled
-with a small probability), choices moved to a neighbour (or resampled), always inside the
-search space. Parameters of domain `net` (the architecture) are taken from the donor and
-never perturbed: the donor's weights must fit the model. Each member's lineage (whom it copied, when, which values) is in the journal.
+worker is free, it is ranked at the epoch it reached against the scores every member had at
+that same epoch, so nobody is judged against members that have simply trained longer (no
+barrier: nobody waits for the slowest member; a member that ranks in the bottom before any
+better member has reached its epoch waits for one). A member in the bottom fraction
+*exploits* one of the top fraction: its next segment starts from a copy of that donor's
+checkpoint at the same epoch (the donor's finished job folder, which nothing deletes) and
+*explores* from the donor's hyperparameters of that segment: numbers multiplied or divided
+by the perturbation factor (or resampled with a small probability), choices moved to a
+neighbour (or resampled), always inside the search space. Parameters of domain `net` (the
+architecture) are taken from the donor and never perturbed: the donor's weights must fit
+the model. Each member's lineage (whom it copied, when, which values) is in the journal.
+
+Members never jump ahead, so every member trains every segment once: a member at its last
+epoch is done, no job trains nothing, and the run makes exactly the jobs `automl plan`
+counts (population x segments) unless jobs fail.
 """
 from __future__ import annotations
 
@@ -27,6 +34,9 @@ class Member:
     loss: float | None = None  # after its last segment (None: not scored yet, or failed)
     last_job: int | None = None
     history: list[str] = field(default_factory=list)
+    # epoch -> (loss, job, params) of each segment it completed: who was best at an epoch,
+    # and the checkpoint and values an exploit at that epoch copies
+    at: dict[int, tuple[float, int, dict[str, Any]]] = field(default_factory=dict)
 
 
 @register
@@ -40,8 +50,9 @@ class PBT(Algorithm):
                                                 "whichever ends first)", minimum=1),
         "automl_perturbation_factor": ParamSpec(1.2, "explore multiplies or divides numbers by this", kind=float,
                                                 minimum=1.0),
-        "automl_truncation": ParamSpec(0.25, "bottom fraction that exploits the top fraction", kind=float,
-                                       minimum=0.0),
+        "automl_truncation": ParamSpec(0.25, "bottom fraction that exploits the top fraction (at most 0.5: "
+                                             "the two fractions must not overlap)", kind=float, minimum=0.0,
+                                       maximum=0.5),
         "automl_resample_probability": ParamSpec(0.25, "chance that explore draws a value afresh", kind=float,
                                                  minimum=0.0),
     }
@@ -65,10 +76,13 @@ class PBT(Algorithm):
                 member = Member(len(self.members) + 1, self.space.sample(self.rng))
                 self.members[member.trial_id] = member
                 jobs.append(self._segment(member, "new member"))
-            elif self.ready:
-                jobs.append(self._next(self.members[self.ready.pop(0)]))
             else:
-                break
+                # a member waiting for a donor to reach its epoch lets the others go first
+                going = next((t for t in self.ready if self._choose(self.members[t])[0] != "wait"), None)
+                if going is None:
+                    break
+                self.ready.remove(going)
+                jobs.append(self._next(self.members[going]))
             self.running.add(jobs[-1].trial_id)
         return jobs
 
@@ -78,7 +92,9 @@ class PBT(Algorithm):
         member.loss = outcome.loss if outcome.status == "completed" else None
         member.epoch = outcome.epochs if outcome.status == "completed" else member.epoch
         member.last_job = outcome.job_id if outcome.status == "completed" else member.last_job
-        if outcome.status == "completed" and member.epoch < self.total:
+        if outcome.status == "completed" and outcome.loss is not None:
+            member.at[member.epoch] = (outcome.loss, outcome.job_id, dict(member.params))
+        if outcome.status == "completed" and member.epoch < self.total:  # at its last epoch a member is done
             self.ready.append(member.trial_id)
 
     def is_done(self) -> bool:
@@ -93,21 +109,43 @@ class PBT(Algorithm):
         return best.params, best.loss
 
     # -- exploit and explore ---------------------------------------------------------------
-    def _next(self, member: Member) -> JobRequest:
-        scored = sorted((m for m in self.members.values() if m.loss is not None),
-                        key=lambda m: (m.loss, m.trial_id))
+    def _choose(self, member: Member) -> tuple[str, list[Member], str]:
+        """What the member does next: ("continue" | "exploit" | "wait", donors, rank). It is
+        ranked by its score at its epoch against each member's score at that epoch (or, for a
+        member not there yet, its latest); in the bottom fraction it copies the checkpoint of
+        that epoch of a top member, and waits for one to get there when none has yet. Draws
+        nothing: a suggest call that returns nothing changes nothing."""
+        epoch = member.epoch
+        live = [m for m in self.members.values() if m.loss is not None]  # scored, and not failed since
+        score = {m.trial_id: m.at[max((e for e in m.at if e <= epoch), default=min(m.at))][0] for m in live}
+        scored = sorted(live, key=lambda m: (score[m.trial_id], m.trial_id))
         cut = max(1, int(len(scored) * self.params["automl_truncation"])) if len(scored) >= 2 else 0
         top, bottom = scored[:cut], scored[-cut:] if cut else []
-        if member in bottom and member not in top:
-            donor = top[int(self.rng.integers(len(top)))]
-            params = self._explore(donor.params)
-            changes = ", ".join(f"{k} {donor.params[k]!r}->{v!r}" for k, v in params.items() if v != donor.params[k])
-            why = (f"exploit: copies trial {donor.trial_id} (job {donor.last_job}, epoch {donor.epoch}, loss "
-                   f"{donor.loss:.4g}) over its own loss {member.loss:.4g}; explore: {changes or 'no change'}")
-            member.params, member.epoch = params, donor.epoch
+        rank = f"rank {scored.index(member) + 1} of {len(scored)} at epoch {epoch}"
+        if member not in bottom or member in top:
+            return "continue", [], rank
+        donors = [m for m in top if epoch in m.at]
+        if donors:
+            return "exploit", donors, rank
+        if any(max(m.at) < epoch for m in top):  # a better member gets there (no jumps: each passes every epoch)
+            return "wait", [], rank
+        return "continue", [], rank
+
+    def _next(self, member: Member) -> JobRequest:
+        """The member's next segment: it continues, or exploits a donor and explores."""
+        epoch = member.epoch
+        action, donors, rank = self._choose(member)
+        if action == "exploit":
+            donor = donors[int(self.rng.integers(len(donors)))]
+            loss, job, values = donor.at[epoch]
+            params = self._explore(values)
+            changes = ", ".join(f"{k} {values[k]!r}->{v!r}" for k, v in params.items() if v != values[k])
+            why = (f"exploit: copies trial {donor.trial_id} (job {job}, epoch {epoch}, loss {loss:.4g}) over its "
+                   f"own loss {member.at[epoch][0]:.4g} ({rank}); explore: {changes or 'no change'}")
+            member.params = params
             member.history.append(why)
-            return self._segment(member, why, copy_from_job=donor.last_job)
-        return self._segment(member, f"continue (rank {scored.index(member) + 1} of {len(scored)})")
+            return self._segment(member, why, copy_from_job=job)
+        return self._segment(member, f"continue ({rank})")
 
     def _segment(self, member: Member, why: str, copy_from_job: int | None = None) -> JobRequest:
         stop = min(self.total, member.epoch + self.interval)

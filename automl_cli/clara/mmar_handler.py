@@ -4,12 +4,14 @@
   checkpoint that the search may still start from would silently retrain from scratch, so
   the rule is: during the run, a folder loses its weights only when a *later job of the
   same trial has completed* (a promotion, the next PBT segment or a retry continues from
-  the trial's latest folder, and PBT copies a donor's last completed job, so an earlier
-  folder whose successor completed is referred to by nothing) and it is not among the best
-  N so far. When the search completes (the algorithm is done) every folder outside the
-  best N loses its weights. A run stopped early (stop_threshold, a stop request), interrupted
-  or failed keeps every trial's latest weights, so `--resume` continues from them. best/ is
-  a copy and is never touched; metrics, logs and configs stay in every folder.
+  the trial's latest folder, so an earlier folder whose successor completed is referred to
+  by nothing) and it is not among the best N so far. PBT copies a donor's checkpoint at the
+  epoch the copying member reached, so in a PBT run a folder also keeps its weights while a
+  member has not yet passed the epoch it ends at. When the search completes (the algorithm
+  is done) every folder outside the best N loses its weights. A run stopped early
+  (stop_threshold, a stop request), interrupted or failed keeps every trial's latest
+  weights, so `--resume` continues from them. best/ is a copy and is never touched;
+  metrics, logs and configs stay in every folder.
 - `stop_threshold`: finish the search once a job's score reaches it (>= for a maximised
   metric, <= for a minimised one): no new jobs, running ones end, best/ is published.
 - `work_dir`, `key_mmar_content_only`, `train_config_file`: where and how job folders are
@@ -85,9 +87,12 @@ class MMARHandler(Handler):
         if best is not None:
             keep.add(best.name)
         last_completed = {j.trial_id: index for index, j in enumerate(ctx.jobs) if j.status == "completed"}
+        frontier = _pbt_frontier(ctx) if not final else None
         for index, job in enumerate(ctx.jobs):
             if job.name in keep or job.name in self.pruned or job.status == "running":
                 continue
+            if frontier is not None and job.stop_epoch >= frontier:
+                continue  # a PBT member still behind may copy this checkpoint when it gets there
             if final or index < last_completed.get(job.trial_id, -1):  # a later job of its trial completed
                 self.pruned.add(job.name)
                 removed = _remove_weights(job.directory)
@@ -100,6 +105,15 @@ class MMARHandler(Handler):
         scored = [j for j in ctx.jobs if j.score is not None and j.status in ("completed", "stopped")]
         sign = -1.0 if ctx.direction == "maximize" else 1.0
         return sorted(scored, key=lambda j: (sign * j.score, j.job_id))[:self.keep]
+
+
+def _pbt_frontier(ctx: HandlerContext) -> int | None:
+    """In a PBT run, the epoch the slowest member still training has reached or is training
+    to (its latest job's stop epoch); None for other algorithms or when no member trains on."""
+    if ctx.algorithm != "pbt":
+        return None
+    latest = {j.trial_id: j for j in ctx.jobs}  # in start order: the last is the trial's latest
+    return min((j.stop_epoch for j in latest.values() if j.status not in ("failed", "stopped")), default=None)
 
 
 def _remove_weights(job_dir: Path) -> list[str]:
