@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .store import JOURNAL, Event, Journal
+from .store import Event, read_events
 
 _TAO_STATUS = {"running": "RUNNING", "completed": "SUCCESS", "failed": "FAILURE", "stopped": "STOPPED",
                "interrupted": "INTERRUPTED", "retried": "RETRYING"}
@@ -193,12 +193,8 @@ class RunView:
     @classmethod
     def load(cls, run_dir: Path) -> "RunView":
         view = cls()
-        journal = Journal(run_dir / JOURNAL, readonly=True)
-        try:
-            for event in journal.events():
-                view.apply(event)
-        finally:
-            journal.close()
+        for event in read_events(run_dir):  # a damaged journal: one line (DamagedJournal), never a traceback
+            view.apply(event)
         return view
 
     def lineage(self, job: JobView) -> list[JobView]:
