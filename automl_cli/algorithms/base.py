@@ -80,6 +80,8 @@ class Algorithm(ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
     parameters: ClassVar[dict[str, ParamSpec]] = {}
+    # whether `adopt` works: a run it searched can be rebuilt (--resume --rebuild)
+    can_adopt: ClassVar[bool] = False
 
     def __init__(self, space: SearchSpace, *, max_epochs: int, seed: int = 0,
                  params: dict[str, Any] | None = None, direction: str = "minimize"):
@@ -106,6 +108,13 @@ class Algorithm(ABC):
     @abstractmethod
     def is_done(self) -> bool:
         """True when the algorithm will ask for nothing more."""
+
+    def adopt(self, request: JobRequest) -> None:
+        """Take `request`, a trial this algorithm did not suggest, as one of its own: a
+        rebuilt run (`--resume --rebuild`, when an exact replay broke) hands a fresh algorithm
+        each trial its journal holds, in the order they started, then their epochs and ends
+        through on_metrics and on_finished as usual. Only for algorithms with `can_adopt`."""
+        raise NotImplementedError(f"{self.name} cannot adopt trials")
 
     def explain(self) -> list[str]:
         """Lines for the trace at the start of a run: how the algorithm read its parameters."""
@@ -202,6 +211,7 @@ class FullTrainings(Algorithm):
     `budget_param`, the subclass makes `self.book` itself, e.g. once it knows a table's size.)"""
 
     budget_param: ClassVar[str | None] = "automl_max_recommendations"
+    can_adopt = True
 
     def __init__(self, space, **kwargs):
         super().__init__(space, **kwargs)
@@ -221,6 +231,13 @@ class FullTrainings(Algorithm):
 
     def on_finished(self, outcome: Outcome) -> None:
         self.book.finish(outcome)
+
+    def adopt(self, request: JobRequest) -> None:
+        """A trial of a rebuilt run: it counts against the budget, and its result will be heard."""
+        if request.trial_id != len(self.book.proposed) + 1:
+            raise UsageError(f"{self.name} cannot adopt trial {request.trial_id} after {len(self.book.proposed)} "
+                             "trials: a rebuilt run's trials must come in order")
+        self.book.add(request.params)
 
     def is_done(self) -> bool:
         return self.book.done()

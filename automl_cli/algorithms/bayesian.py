@@ -80,6 +80,12 @@ class GPSearch(FullTrainings):
             return gp
         return GP(x, losses, self.theta)
 
+    def adopt(self, request) -> None:
+        """A trial of a rebuilt run: an initial-design one takes its Sobol point's turn."""
+        super().adopt(request)
+        if len(self.book.proposed) <= self.n_initial:
+            self.sobol.fast_forward(1)
+
     def pending(self) -> list[dict[str, Any]]:
         return [self.book.proposed[tid - 1] for tid in sorted(self.book.running)]
 

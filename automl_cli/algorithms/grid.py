@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..space import Param, SearchSpace
-from .base import FullTrainings, ParamSpec, TrialBook, register
+from .base import FullTrainings, ParamSpec, TrialBook, config_key, register
 
 MAX_GRID = 10_000  # beyond this a grid is a months-long search nobody meant to start
 
@@ -94,6 +94,16 @@ class TableRun(FullTrainings):
     def next_config(self) -> tuple[dict[str, Any], str]:
         index = self.order[len(self.book.proposed)]
         return self.table[index], f"grid point {index + 1} of {len(self.table)}"
+
+    def adopt(self, request) -> None:
+        """A grid point of a rebuilt run takes its place in the order, so it is not run again."""
+        order = getattr(self, "order", None)  # none for a subclass that draws instead (reinforcement)
+        if order is not None:
+            position, key = len(self.book.proposed), config_key(request.params)
+            found = next((k for k in range(position, len(order)) if config_key(self.table[order[k]]) == key), None)
+            if found is not None:
+                order.insert(position, order.pop(found))
+        super().adopt(request)
 
 
 @register

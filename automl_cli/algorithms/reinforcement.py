@@ -103,9 +103,19 @@ class ReinforcementSearch(TableRun):
                 return action, params, note
         return action, params, note + f" (a repeat: {_REDRAWS} draws found nothing new)"
 
+    def adopt(self, request) -> None:
+        """A trial of a rebuilt run: known, so not drawn again; with no action of this policy
+        behind it, its result moves the baseline but not the policy."""
+        super().adopt(request)
+        if self.policy is not None:
+            self.seen.add(config_key(request.params))
+
     def on_finished(self, outcome: Outcome) -> None:
         super().on_finished(outcome)
         if self.policy is None:
+            return
+        if outcome.trial_id not in self.actions:  # adopted by a rebuilt run
+            self._advantage(outcome)
             return
         action, drawn_from = self.actions.pop(outcome.trial_id)
         advantage = self._advantage(outcome)
