@@ -15,7 +15,7 @@ from .errors import AutomlError, ConfigError, NoLiveRun, UsageError
 from .trace import TRACEOUT, add_plain_row
 from .trainers import TRAINERS
 
-MMAR_OPTION = click.option("-m", "--mmar", "mmar", required=True, type=click.Path(file_okay=False),
+MMAR_OPTION = click.option("-m", "--mmar", "mmar", required=True, type=click.Path(),
                            help="The MMAR folder (config/, commands/, models/, ...).")
 
 
@@ -368,7 +368,7 @@ def _local_time(iso: str | None) -> str:
 def plan(mmar, algorithm, workers, epoch_seconds, automlconf, trainconf, use_set, pairs) -> None:
     """Show the schedule, the number of jobs and epochs, and an estimated wall time."""
     from .plan import make_plan, measured_epoch_seconds, render
-    from .runconfig import RUN_KEYS, ALIASES, controller, load_mmar, parse_set_pairs, work_dir_of
+    from .runconfig import RUN_KEYS, ALIASES, controller, load_mmar, parse_set_pairs, run_seed, work_dir_of
     from .workers import parse_workers
 
     values = parse_set_pairs(pairs, warn=_warn)
@@ -378,13 +378,14 @@ def plan(mmar, algorithm, workers, epoch_seconds, automlconf, trainconf, use_set
                          "decides as results come in; plan one of ours with --algorithm NAME")
     name, params = controller(loaded, algorithm or values.get("algorithm"))
     params.update({ALIASES.get(k, k): v for k, v in values.items() if k not in RUN_KEYS and k not in loaded.variables})
+    seed = run_seed(loaded, values)
     n_workers = len(parse_workers(values.get("workers", workers)))
     if epoch_seconds:
         source = "given"
     else:
         epoch_seconds, source = measured_epoch_seconds(work_dir_of(loaded.mmar, automlconf or values.get("automlconf")))
     result = make_plan(loaded.space, name, params, loaded.max_epochs, n_workers, epoch_seconds, source,
-                       seed=loaded.automl_doc.get("seed", 0))
+                       seed=seed)
     for line in render(result):
         click.echo(line)
 

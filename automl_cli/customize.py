@@ -11,12 +11,13 @@ An added parameter without a custom range gets one derived from its current valu
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, json_path
-from .space import Param, SearchSpace, _check_conditions, check_switches, dotted_path
+from .space import Param, SearchSpace, _check_conditions, check_finite, check_switches, dotted_path
 
 
 def dotted(p: Param) -> list[str]:
@@ -36,6 +37,7 @@ def customize(space: SearchSpace, train_doc: dict, automl: dict, automl_file: Pa
                               f'"{key}" names no search parameter (known: {", ".join(p.name for p in params)})')
         params = keep
     ranges = automl.get("custom_automl_ranges") or {}
+    check_finite(ranges, automl_file, ["custom_automl_ranges"])
     for i, path in enumerate(automl.get("additional_automl_parameters") or []):
         where = ["additional_automl_parameters", i]
         if not isinstance(path, str) or not path:
@@ -99,7 +101,7 @@ def _derive(p: Param, value: Any, file: Path, where: list) -> Param:
     if isinstance(value, int):
         low, high = (max(1, value // 2), max(value * 2, value + 1)) if value > 0 else (value - 5, value + 5)
         return replace(p, kind="int", low=low, high=high)
-    if isinstance(value, float):
+    if isinstance(value, float) and math.isfinite(value):
         if value > 0:
             return replace(p, low=value / 10, high=value * 10, log=True)
         return replace(p, low=value - 1.0, high=value + 1.0)

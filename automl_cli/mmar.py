@@ -7,10 +7,12 @@ line of error and no started jobs.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -42,9 +44,13 @@ class MMAR:
 
     @classmethod
     def open(cls, path: str | Path) -> "MMAR":
-        root = Path(path).expanduser().resolve()
-        if not root.is_dir():
+        given = Path(path).expanduser()
+        problem = _unreadable(given)
+        if problem is not None and problem != "is a folder":
+            raise UsageError(f"MMAR folder {path} {problem}" if problem else f"{path} is a file, not an MMAR folder")
+        if problem is None:
             raise UsageError(f"MMAR folder not found: {path}")
+        root = given.resolve()
         if not (root / "config").is_dir():
             raise UsageError(f"{path} is not an MMAR: it has no config/ folder")
         return cls(root)
@@ -67,16 +73,20 @@ class MMAR:
             if path.suffix == ".json":
                 candidates += [self.config_dir / (path.stem + ext) for ext in (".yaml", ".yml")]
         for candidate in candidates:
-            if candidate.is_file():
+            problem = _unreadable(candidate)
+            if problem == "":
                 return candidate
-        raise UsageError(f"config file not found: {candidates[0]}")
+            if problem is not None:
+                raise UsageError(f"config file {candidate} {problem}"
+                                 + (", not a file" if problem == "is a folder" else ""))
+        raise ConfigFileNotFound(f"config file not found: {candidates[0]}")
 
     def environment(self) -> dict[str, Any]:
         """environment.json's variables (empty when the MMAR has none), plus MMAR_ROOT."""
         variables: dict[str, Any] = {"MMAR_ROOT": str(self.root)}
         try:
             path = self.config_file(ENVIRONMENT)
-        except UsageError:
+        except ConfigFileNotFound:
             return variables
         doc = load_document(path)
         validate(doc, "environment", path)
@@ -107,10 +117,43 @@ class MMAR:
         return substitute(doc, variables, path, []), path
 
 
+class ConfigFileNotFound(UsageError):
+    """No config file of that name (an optional one, environment.json, may be absent)."""
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why `path` cannot be read as a config file: "" when it can, None when nothing is
+    there, else a few words ("is a folder", "is a symlink loop", ...)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symlink loop"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return f"is a broken symlink (to {os.readlink(path)})" if path.is_symlink() else None
+        return f"cannot be read: {exc.strerror}"
+    except RuntimeError:  # older Pythons report a loop met while resolving a path this way
+        return "is a symlink loop"
+    if stat.S_ISDIR(mode):
+        return "is a folder"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file"  # a FIFO or a device: reading it could wait forever
+    return ""
+
+
+# a config is a few levels deep; far deeper nesting would exhaust the recursion of the
+# readers and checkers after the parser (JSON Schema, {NAME} substitution)
+MAX_DEPTH = 100
+
+
 def load_document(path: Path) -> dict:
     """Parse a JSON or YAML config file; a syntax error names the file, line and column."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # UTF-8, with or without the BOM some editors write
+    except UnicodeDecodeError as exc:
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise ConfigError(path, [], f"not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at line {line} "
+                                    f"(offset {exc.start}); save the file as UTF-8") from None
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
     try:
@@ -118,6 +161,9 @@ def load_document(path: Path) -> dict:
             doc = yaml.safe_load(text)
         else:
             doc = json.loads(text)
+    except RecursionError:
+        raise ConfigError(path, [], f"nested too deeply to read (a config may be at most {MAX_DEPTH} levels "
+                                    "deep)") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(path, [], f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
     except yaml.YAMLError as exc:
@@ -127,7 +173,21 @@ def load_document(path: Path) -> dict:
         raise ConfigError(path, [], f"invalid YAML{where}: {problem}") from exc
     if not isinstance(doc, dict):
         raise ConfigError(path, [], f"expected a JSON object at the top, got {type(doc).__name__}")
+    _check_depth(doc, path)
     return doc
+
+
+def _check_depth(doc: dict, path: Path) -> None:
+    """Refuse nesting deeper than MAX_DEPTH, naming the first levels of the path that goes
+    deeper (without recursion: the point is not to exhaust it)."""
+    stack: list[tuple[Any, list]] = [(doc, [])]
+    while stack:
+        node, where = stack.pop()
+        if len(where) >= MAX_DEPTH:
+            raise ConfigError(path, where[:10], f"nested more than {MAX_DEPTH} levels deep below this point "
+                                                "(a config is a few levels deep)")
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        stack.extend((value, where + [key]) for key, value in items if isinstance(value, (dict, list)))
 
 
 @lru_cache(maxsize=None)

@@ -28,7 +28,7 @@ from .customize import customize
 from .space import SearchSpace, parse_search_space
 from .backends.slurm import check_commands
 from .backends.slurm_script import SlurmOptions
-from .workers import Worker, check_against_devices, count_gpus, parse_workers
+from .workers import Worker, check_against_devices, nvidia_smi_count, parse_workers, visible_gpus
 
 # --set keys that are settings of the run rather than algorithm parameters
 RUN_KEYS = {"run_id", "workers", "traceout", "trainconf", "automlconf", "algorithm", "seed", "automl_max_retries"}
@@ -291,14 +291,14 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
         given_workers = workers
         workers = ":".join("0" for _ in range(options.max_jobs))
         worker_list = [Worker(i, ()) for i in range(1, options.max_jobs + 1)]
-        n_gpus = 0
+        n_gpus, mask_warning = 0, None
     else:
         if any(v is not None for v in (slurm or {}).values()):
             raise UsageError("--slurm-* options need --backend slurm (or executor SlurmExecutor in config_automl.json)")
         given_workers = None
         workers = "0" if workers is None else workers
         worker_list = parse_workers(workers)
-        n_gpus = count_gpus()
+        n_gpus, mask_warning = visible_gpus(physical=nvidia_smi_count())
         if n_gpus:
             check_against_devices(worker_list, n_gpus)
 
@@ -307,9 +307,7 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
     for key, value in set_values.items():
         if key not in RUN_KEYS and key not in loaded.variables:
             params[ALIASES.get(key, key)] = value
-    seed = set_values.get("seed", loaded.automl_doc.get("seed", 0))
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise UsageError(f"seed must be an integer, got {seed!r}")
+    seed = run_seed(loaded, set_values)
     retries = set_values.get("automl_max_retries", loaded.automl_doc.get("automl_max_retries", 1))
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise UsageError(f"automl_max_retries must be an integer >= 0, got {retries!r}")
@@ -332,6 +330,8 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
              "(--slurm-max-jobs) run at a time, each on the GPUs of --slurm-gres")
     elif n_gpus == 0:
         warn(f"no GPU visible: running {len(worker_list)} CPU worker(s) for the spec '{workers}'")
+    if mask_warning:
+        warn(mask_warning)
 
     settings = RunSettings(
         mmar=loaded.mmar, run_id=run_id, workers=worker_list, have_gpus=n_gpus > 0, space=loaded.space,
@@ -345,6 +345,15 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
         job_train_config=layout.job_train_config, copy_whole_mmar=layout.copy_whole_mmar, handlers=handlers,
         variables=loaded.variables)
     return settings, worker_list
+
+
+def run_seed(loaded: Loaded, set_values: dict[str, Any]) -> int:
+    """The run's seed: --set seed=N, else config_automl.json's, else 0; an integer >= 0
+    (the generators take no negative seed)."""
+    seed = set_values.get("seed", loaded.automl_doc.get("seed", 0))
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UsageError(f"seed must be an integer >= 0, got {seed!r}")
+    return seed
 
 
 def describe_components(loaded: Loaded) -> list[str]:

@@ -387,7 +387,9 @@ def parse_search_space(doc: dict, file: Path) -> SearchSpace:
                                   'a search section must sit beside the component\'s "name" and "args"')
             args_of, owner = holder["args"], f"component {holder.get('name', json_path(where))}"
         for index, item in enumerate(items):
+            check_finite(item, file, where + ("search", index))
             params.append(_parse_item(item, where, index, args_of, owner, holder, file))
+    check_finite(doc.get(LR_SEARCH), file, (LR_SEARCH,))
     lr = _lr_search(doc, file)
     if lr is not None:
         params.append(lr)
@@ -397,6 +399,19 @@ def parse_search_space(doc: dict, file: Path) -> SearchSpace:
     _check_set_once(params, file)
     _check_conditions(params, file)
     return SearchSpace(params)
+
+
+def check_finite(value: Any, file: Path, at: Location | list) -> None:
+    """Every number in `value` must be finite: Python's JSON reader takes Infinity and NaN
+    (YAML .inf, .nan), which are no JSON numbers and would reach every job as a value."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(file, list(at), f"expected a finite number, got {_dump(value)}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_finite(item, file, [*at, key])
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_finite(item, file, [*at, i])
 
 
 def _lr_search(doc: dict, file: Path) -> Param | None:

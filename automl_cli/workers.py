@@ -47,29 +47,69 @@ def parse_workers(spec: str) -> list[Worker]:
     return workers
 
 
+_ORDINAL = re.compile(r"[0-9]+")
+_UUID_PREFIXES = ("GPU-", "MIG-")
+
+
+def read_mask(raw: str, n_physical: int | None = None) -> tuple[list[str], str | None, list[str]]:
+    """CUDA_VISIBLE_DEVICES as CUDA reads it: entries (GPU ordinals, or GPU-/MIG- UUIDs) in
+    order up to the first invalid one (not an ordinal or UUID, or an ordinal the machine lacks
+    when `n_physical` is known), which hides itself and every entry after it. Returns the
+    entries CUDA keeps, the invalid entry (None if none) and the entries it hides after it."""
+    entries = [e.strip() for e in raw.split(",")]
+    for i, entry in enumerate(entries):
+        ordinal = _ORDINAL.fullmatch(entry) is not None
+        if not (entry.startswith(_UUID_PREFIXES) or (ordinal and (n_physical is None or int(entry) < n_physical))):
+            return entries[:i], entry, [e for e in entries[i + 1:] if e]
+    return entries, None, []
+
+
 def visible_gpu_mask(environ: dict | None = None) -> list[str] | None:
-    """The CUDA_VISIBLE_DEVICES the tool inherited, as a list, or None when unset."""
+    """The CUDA_VISIBLE_DEVICES the tool inherited, as the list of entries CUDA keeps
+    (see read_mask), or None when unset."""
     env = os.environ if environ is None else environ
     raw = env.get("CUDA_VISIBLE_DEVICES")
-    if raw is None:
-        return None
-    return [d.strip() for d in raw.split(",") if d.strip() and d.strip() != "-1"]
+    return None if raw is None else read_mask(raw)[0]
 
 
-def count_gpus(environ: dict | None = None) -> int:
-    """GPUs this process may use, without importing torch: the inherited mask, else nvidia-smi."""
-    mask = visible_gpu_mask(environ)
-    if mask is not None and not mask:
-        return 0
+def nvidia_smi_count() -> int | None:
+    """GPUs `nvidia-smi -L` lists, without importing torch; None when there is no nvidia-smi."""
     smi = shutil.which("nvidia-smi")
     if smi is None:
-        return 0
+        return None
     try:
         out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired):
-        return 0
-    found = sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
-    return min(found, len(mask)) if mask is not None else found
+        return None
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+
+
+def visible_gpus(environ: dict | None = None, physical: int | None = None) -> tuple[int, str | None]:
+    """The GPUs a job may use, given the machine's `physical` GPUs (nvidia-smi's count;
+    None: no nvidia-smi) and the CUDA_VISIBLE_DEVICES the tool inherited, with a warning
+    when CUDA would hide entries of that mask. A mask naming a GPU the machine lacks is a
+    usage error: CUDA would hide that GPU and every one after it."""
+    env = os.environ if environ is None else environ
+    raw = env.get("CUDA_VISIBLE_DEVICES")
+    if not physical:
+        return 0, None
+    if raw is None:
+        return physical, None
+    kept, bad, hidden = read_mask(raw, physical)
+    if bad is not None and _ORDINAL.fullmatch(bad):
+        raise UsageError(f"CUDA_VISIBLE_DEVICES={raw} names GPU {bad}, but this machine has {physical} GPU(s) "
+                         f"(ids 0-{physical - 1}, nvidia-smi -L): CUDA would hide it and every GPU after it")
+    warning = None
+    if bad is not None and (kept or hidden):  # "", "-1" alone: the usual ways of saying "no GPU"
+        warning = (f"CUDA_VISIBLE_DEVICES={raw}: CUDA stops reading at the invalid entry {bad!r}, so it shows "
+                   + (f"GPU(s) {','.join(kept)} only" if kept else "no GPU")
+                   + (f" and hides {','.join(hidden)}" if hidden else ""))
+    return len(kept), warning
+
+
+def count_gpus(environ: dict | None = None) -> int:
+    """GPUs this process may use, without importing torch: nvidia-smi's, through the inherited mask."""
+    return visible_gpus(environ, nvidia_smi_count())[0]
 
 
 def device_env(worker: Worker, have_gpus: bool, environ: dict | None = None) -> str:
@@ -83,13 +123,16 @@ def device_env(worker: Worker, have_gpus: bool, environ: dict | None = None) -> 
     return ",".join(mask[g] for g in worker.gpus)
 
 
-def check_against_devices(workers: list[Worker], n_gpus: int) -> None:
+def check_against_devices(workers: list[Worker], n_gpus: int, environ: dict | None = None) -> None:
     """Every GPU id must exist when GPUs are present."""
+    env = os.environ if environ is None else environ
+    mask = env.get("CUDA_VISIBLE_DEVICES")
     for worker in workers:
         for gpu in worker.gpus:
             if gpu >= n_gpus:
                 raise UsageError(
-                    f"worker {worker.name} asks for GPU {gpu} but only {n_gpus} GPU(s) are visible (ids 0-{n_gpus - 1})")
+                    f"worker {worker.name} asks for GPU {gpu} but only {n_gpus} GPU(s) are visible (ids 0-{n_gpus - 1}"
+                    + (f", through CUDA_VISIBLE_DEVICES={mask}" if mask is not None else "") + ")")
 
 
 def threads_per_worker(n_workers: int) -> int:

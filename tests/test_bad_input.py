@@ -218,3 +218,134 @@ def test_config_errors_do_not_stop_the_search_and_crashes_are_still_retried(fake
                for j in by["config_error"])
     assert all(j.name.split("_")[1] == "2" and j.status == "failed" for j in by["crash"])  # retried once
     assert all(j.status == "completed" for j in by["ok"])
+
+
+# -- the last tracebacks on bad input: one line naming the file and JSON path, exit 2 ----------
+def _config(mmar, name="config_train.json"):
+    return json.loads((mmar / "config" / name).read_text())
+
+
+def _not_utf8(mmar):
+    (mmar / "config" / "config_train.json").write_bytes(b'{"epochs": 3,\n "note": "caf\xe9"}')
+    return [], "config_train.json: $: not UTF-8 text: byte 0xe9 at line 2"
+
+
+def _nested_beyond_the_parser(mmar):
+    (mmar / "config" / "config_train.json").write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    return [], "config_train.json: $: nested too deeply to read"
+
+
+def _nested_beyond_the_checks(mmar):  # the parser copes; the schema check and substitution would not
+    (mmar / "config" / "config_automl.json").write_text('{"x": ' + "[" * 900 + "]" * 900 + "}")
+    return [], "config_automl.json: $.x[0][0][0][0][0][0][0][0][0]: nested more than 100 levels deep"
+
+
+def _infinite_bound(mmar):
+    doc = _config(mmar)
+    doc["fake"]["search"][0]["targets"] = [0.0001, float("inf")]
+    write_json(mmar / "config" / "config_train.json", doc)
+    return [], "config_train.json: $.fake.search[0].targets[1]: expected a finite number, got Infinity"
+
+
+def _nan_custom_range(mmar):
+    doc = _config(mmar, "config_automl.json")
+    doc["custom_automl_ranges"] = {"Fake.lr": {"valid_min": 0.001, "valid_max": float("nan")}}
+    write_json(mmar / "config" / "config_automl.json", doc)
+    return [], "config_automl.json: $.custom_automl_ranges.Fake.lr.valid_max: expected a finite number, got NaN"
+
+
+def _negative_seed_in_config(mmar):
+    doc = _config(mmar, "config_automl.json")
+    doc["seed"] = -5
+    write_json(mmar / "config" / "config_automl.json", doc)
+    return [], "config_automl.json: $.seed"
+
+
+def _trainconf_is_a_folder(mmar):
+    (mmar / "config" / "sub.json").mkdir()
+    return ["--trainconf", "sub.json"], "sub.json is a folder, not a file"
+
+
+def _config_is_a_symlink_loop(mmar):
+    (mmar / "config" / "config_train.json").unlink()
+    (mmar / "config" / "config_train.json").symlink_to("loop.json")
+    (mmar / "config" / "loop.json").symlink_to("config_train.json")
+    return [], "config_train.json is a symlink loop"
+
+
+def _mmar_is_a_file(mmar):
+    return ["-m", str(mmar / "config" / "config_train.json")], "config_train.json is a file, not an MMAR folder"
+
+
+def _mmar_is_a_symlink_loop(mmar):
+    (mmar.parent / "loop_a").symlink_to(mmar.parent / "loop_b")
+    (mmar.parent / "loop_b").symlink_to(mmar.parent / "loop_a")
+    return ["-m", str(mmar.parent / "loop_a")], "loop_a is a symlink loop"
+
+
+def _set(*pairs, said):
+    def setup(mmar):
+        return ["--set", *pairs], said
+    setup.__name__ = "_set " + " ".join(pairs)
+    return setup
+
+
+BAD_INPUT = [_not_utf8, _nested_beyond_the_parser, _nested_beyond_the_checks, _infinite_bound, _nan_custom_range,
+             _negative_seed_in_config, _trainconf_is_a_folder, _config_is_a_symlink_loop, _mmar_is_a_file,
+             _mmar_is_a_symlink_loop,
+             _set("seed=-5", said="seed must be an integer >= 0, got -5"),
+             _set("automl_max_recommendations=Infinity", said="expected an int, got inf"),
+             _set("algorithm=pbt", "automl_truncation=0.9", said="automl_truncation: must be at most 0.5, got 0.9"),
+             _set("algorithm=pbt", "automl_perturbation_factor=Infinity", said="expected a finite float, got inf")]
+
+
+@pytest.mark.parametrize("command", ["run", "plan"])
+@pytest.mark.parametrize("setup", BAD_INPUT, ids=[s.__name__.strip("_") for s in BAD_INPUT])
+def test_the_last_tracebacks_on_bad_input_are_one_line_naming_the_place(fake_mmar, setup, command):
+    args, said = setup(fake_mmar)
+    mmar = ["-m", str(fake_mmar)] if "-m" not in args else []
+    result = run_cli(command, *mmar, *(["--run-id", "x"] if command == "run" else []), *args)
+    lines = check_refused(result, fake_mmar)
+    assert len(lines) == 1 and said in lines[0], result.stderr
+    assert lines[0].startswith("automl: error: ")
+
+
+# -- CUDA_VISIBLE_DEVICES as CUDA reads it (a fake nvidia-smi listing 2 GPUs) -----------------
+def _with_two_gpus(tmp_path, mask, *args):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text('#!/bin/sh\necho "GPU 0: Fake GPU (UUID: GPU-0000)"\necho "GPU 1: Fake GPU (UUID: GPU-1111)"\n')
+    smi.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CUDA_VISIBLE_DEVICES": mask}
+    return subprocess.run([sys.executable, "-m", "automl_cli", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=120)
+
+
+@pytest.mark.parametrize("mask, workers, said", [
+    ("7", "0", "CUDA_VISIBLE_DEVICES=7 names GPU 7, but this machine has 2 GPU(s) (ids 0-1"),
+    ("1,2", "0", "CUDA_VISIBLE_DEVICES=1,2 names GPU 2, but this machine has 2 GPU(s)"),
+    ("0,-1,1", "0:1", "worker W2 asks for GPU 1 but only 1 GPU(s) are visible (ids 0-0, through "
+                      "CUDA_VISIBLE_DEVICES=0,-1,1)"),
+])
+def test_a_gpu_mask_cuda_would_cut_short_is_refused_in_one_line(fake_mmar, tmp_path, mask, workers, said):
+    result = _with_two_gpus(tmp_path, mask, "run", "-m", str(fake_mmar), "--run-id", "x", "--workers", workers)
+    lines = check_refused(result, fake_mmar)
+    assert len(lines) == 1 and said in lines[0], result.stderr
+
+
+def test_a_gpu_mask_with_an_invalid_entry_is_warned_about_and_only_what_cuda_shows_is_used(fake_mmar, tmp_path):
+    result = _with_two_gpus(tmp_path, "0,-1,1", "run", "-m", str(fake_mmar), "--run-id", "x", "--workers", "0",
+                            "--set", "automl_max_recommendations=1")
+    assert result.returncode == 0, result.stderr
+    warned = [l for l in result.stderr.splitlines() if "CUDA_VISIBLE_DEVICES" in l]
+    assert warned == ["automl: warning: CUDA_VISIBLE_DEVICES=0,-1,1: CUDA stops reading at the invalid entry '-1', "
+                      "so it shows GPU(s) 0 only and hides 1"]
+    [job] = RunView.load(fake_mmar / "automl" / "x").jobs.values()
+    assert job.gpus == [0]

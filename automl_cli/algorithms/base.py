@@ -12,6 +12,7 @@ so every algorithm minimises and none can get the direction wrong.
 from __future__ import annotations
 
 import json
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -168,8 +169,11 @@ def resolve_params(cls: type[Algorithm], given: dict[str, Any]) -> dict[str, Any
             if spec.kind is int and (isinstance(value, bool) or float(value) != int(float(value))):
                 raise ValueError
             value = spec.kind(value if spec.kind is not int else int(float(value)))
-        except (TypeError, ValueError):
-            raise UsageError(f"{cls.name} parameter {key}: expected {spec.kind.__name__}, got {value!r}") from None
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):
+            raise UsageError(f"{cls.name} parameter {key}: expected {'a finite ' if spec.kind is float else 'an '}"
+                             f"{spec.kind.__name__}, got {value!r}") from None
         if spec.minimum is not None and value < spec.minimum:
             raise UsageError(f"{cls.name} parameter {key}: must be at least {spec.minimum}, got {value}")
         if spec.maximum is not None and value > spec.maximum:
