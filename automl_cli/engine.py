@@ -26,6 +26,10 @@ from .workers import Worker
 _POLL_MIN, _POLL_MAX = 0.01, 0.25
 # a trainer's exit code for a bad config (docs/trainer.md): every attempt would fail alike
 CONFIG_ERROR_EXIT = 2
+# automl_job_timeout "auto": a job is hung after this many times the slowest epoch the run has
+# seen (from a job's start to its first report counts as an epoch: start-up included), and
+# never before this many seconds
+AUTO_TIMEOUT_FACTOR, AUTO_TIMEOUT_FLOOR = 10.0, 600.0
 
 
 class ResumeMismatch(UsageError):
@@ -48,6 +52,9 @@ class EngineSettings:
     deadline: float | None = None  # backend clock time at which running jobs are cut
     score: str = "best"  # a job's score: its "best" epoch (what models/model.pt holds) or its "last"
     max_retries: int = 1  # more attempts a crashed job gets (from its checkpoint); NaN and exit 2 never are
+    # seconds without an epoch after which a running job is stopped as hung (failed, retried
+    # as a crash): a number, "auto" (see AUTO_TIMEOUT_FACTOR) or 0 (never)
+    job_timeout: float | str = 0
     info: dict[str, Any] = field(default_factory=dict)  # more for the run_started event
 
 
@@ -82,6 +89,9 @@ class Engine:
         self.stopped_unfinished: list[Job] = []
         self.unstarted: list[JobRequest] = []
         self.interrupted: set[int] = set()  # jobs cut by Ctrl-C or an error: a resumed run continues them
+        self.last_report: dict[int, float] = {}  # running job -> when it started or last reported (backend clock)
+        self.slowest_epoch = 0.0  # the longest wait for a report the run has seen
+        self.hung: dict[int, str] = {}  # jobs stopped for reporting no epoch -> why
         self.next_job = 1
         self.suspended: set[str] = set()  # worker names given no new job
         self.stopping: str | None = None  # why the run is finishing early: no new jobs, running ones end
@@ -115,6 +125,7 @@ class Engine:
                 events = self.backend.poll()
                 for event in events:
                     self._handle(event)
+                self._check_hung()
                 if (not started and not events and not self.backend.running() and not self.algorithm.is_done()
                         and not self.stopping and self.free):
                     raise SearchFailed(f"{self.s.algorithm} asked for no job while none is running and it is not done")
@@ -281,7 +292,12 @@ class Engine:
                   request.start_epoch, request.stop_epoch, attempt, request.copy_from_job)
         self.jobs[job_id] = job
         self.requests[job_id] = request
+        # the intent first: a tool that dies while the process is being made leaves a record of
+        # the job's name (its folder), so a resumed run stops what may have started there
+        self._record("job_launching", job_id=job_id, name=job.name, trial_id=job.trial_id, worker=worker.name,
+                     attempt=attempt)
         placed = self.backend.start(job)
+        self.last_report[job_id] = self.backend.now()
         self._record("job_started", job_id=job_id, name=job.name, trial_id=job.trial_id, worker=worker.name,
                      gpus=list(worker.gpus) if placed.get("devices") else [], params=job.params,
                      start_epoch=job.start_epoch, stop_epoch=job.stop_epoch, note=request.note,
@@ -415,6 +431,7 @@ class Engine:
         return loss
 
     def _on_metrics(self, event: MetricsReport) -> None:
+        self._alive(event.job_id)
         loss = self._record_metrics(event)
         job_id, epoch = event.job_id, event.values.get("epoch")
         if loss is None or job_id in self.stop_reason:
@@ -425,6 +442,41 @@ class Engine:
             self.stop_reason[job_id] = f"stopped early by {self.s.algorithm}: {why}"
             self._record("stop_requested", job_id=job_id, reason=self.stop_reason[job_id])
             self.trace(f"job {self.jobs[job_id].name}: {self.stop_reason[job_id]}", key=True)
+            self.backend.stop(job_id)
+
+    # -- jobs that hang ---------------------------------------------------------------------
+    def job_timeout(self) -> float | None:
+        """Seconds without a report after which a running job is taken as hung (None: never)."""
+        limit = self.s.job_timeout
+        if limit == "auto":
+            return max(AUTO_TIMEOUT_FLOOR, AUTO_TIMEOUT_FACTOR * self.slowest_epoch)
+        return float(limit) or None
+
+    def _alive(self, job_id: int) -> None:
+        now = self.backend.now()
+        if job_id in self.last_report:
+            self.slowest_epoch = max(self.slowest_epoch, now - self.last_report[job_id])
+        self.last_report[job_id] = now
+
+    def _check_hung(self) -> None:
+        """Stop each running job that reported nothing for job_timeout seconds (a job the
+        backend holds in a queue is not late): it ends failed, and is retried as a crash."""
+        limit = self.job_timeout()
+        if limit is None:
+            return
+        now = self.backend.now()
+        for job_id, job in list(self.jobs.items()):
+            if job_id in self.hung or job_id in self.stop_reason:
+                continue  # already stopping: the backend kills it after the grace period
+            if self.backend.queued(job_id):
+                self.last_report[job_id] = now
+                continue
+            if now - self.last_report.setdefault(job_id, now) < limit:
+                continue
+            self.hung[job_id] = f"no epoch for {limit:g} s"
+            self._record("job_hung", job_id=job_id, seconds=limit, reason=self.hung[job_id])
+            self.trace(f"job {job.name}: {self.hung[job_id]}; stopping it as hung (SIGTERM, then SIGKILL "
+                       "after the grace period)", level="WARN", key=True)
             self.backend.stop(job_id)
 
     def _on_exit(self, event: JobExit) -> None:
@@ -459,6 +511,10 @@ class Engine:
         loss = self.job_loss.get(job_id)
         if job_id in self.job_nan:
             status, cause = "failed", self.job_nan[job_id]
+        elif job_id in self.hung and job_id not in self.interrupted:
+            status, cause = "failed", self.hung[job_id]
+            if self.jobs[job_id].attempt <= self.s.max_retries:
+                status = "retried"  # as a crash: another attempt from its checkpoint
         elif job_id in self.stop_reason:
             status, cause = "stopped", self.stop_reason[job_id]
         elif event.returncode == CONFIG_ERROR_EXIT:
@@ -480,6 +536,8 @@ class Engine:
                      epochs=view.epoch, returncode=event.returncode,
                      log_tail=event.log_tail if status in ("failed", "retried") else [])
         job = self.jobs.pop(job_id)
+        self.last_report.pop(job_id, None)
+        self.hung.pop(job_id, None)
         if free_worker and job.worker.name not in self.suspended:
             self.free.append(job.worker)
             self.free.sort(key=lambda w: w.index)

@@ -20,7 +20,7 @@ from typing import Any
 
 from .algorithms.base import Algorithm
 from .backends.base import Job, JobSpec
-from .backends.local import LocalBackend, kill_stale_group
+from .backends.local import RUN_MARKER, LocalBackend, stop_stale_jobs
 from .backends.slurm_script import SlurmOptions
 from .clara.hub import HandlerHub
 from .control import ControlInbox
@@ -61,6 +61,7 @@ class RunSettings:
     remove_search_augs: bool = True
     grace_seconds: float = 30.0
     max_retries: int = 1
+    job_timeout: float | str = "auto"  # automl_job_timeout: seconds without an epoch before a job is hung
     config_files: dict[str, str] = field(default_factory=dict)
     backend: str = "local"  # "local" | "slurm"
     slurm: SlurmOptions | None = None
@@ -131,7 +132,7 @@ class MMARJobs:
         env = dict(os.environ)
         env.update({"CUDA_VISIBLE_DEVICES": device_env(job.worker, s.have_gpus), "MMAR_ROOT": str(job_dir),
                     "AUTOML_METRICS_FILE": str(job_dir / METRICS_FILE), "AUTOML_JOB_NAME": job.name,
-                    "PYTHONUNBUFFERED": "1"})
+                    RUN_MARKER: str(s.run_dir.resolve()), "PYTHONUNBUFFERED": "1"})
         if not s.have_gpus:
             threads = str(threads_per_worker(len(s.workers)))
             env.update({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
@@ -162,6 +163,8 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
         lock = _claim(run_dir, settings.run_id)
     journal = Journal(run_dir / JOURNAL)
     history = list(journal.events()) if resume else []
+    # nothing of a dead run may train on beside the resumed one, nor write epochs after they are read
+    stopped = _stop_leftovers(run_dir, history, settings.grace_seconds) if settings.backend == "local" else []
     if _recover_metrics(journal, history):
         history = list(journal.events())
     resume = any(e.kind == "run_started" for e in history)
@@ -178,6 +181,7 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
     engine = Engine(
         EngineSettings(settings.run_id, settings.algorithm, settings.space, settings.workers, settings.metric,
                        settings.direction, settings.max_epochs, max_retries=settings.max_retries,
+                       job_timeout=settings.job_timeout,
                        info={"mmar": str(settings.mmar.root), "device": "gpu" if settings.have_gpus else "cpu",
                              "config_files": settings.config_files, "backend": settings.backend,
                              **({"variables": settings.variables} if settings.variables else {})}),
@@ -189,14 +193,13 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
     if resume:
         hub.restore(history)
         _check_same_run(settings, algorithm, history)
-        ended = {e.data["job_id"] for e in history if e.kind == "job_finished"}
         for event in history:
             if event.kind == "job_started":
                 jobs.trial_dirs[event.data["trial_id"]] = Path(event.data["dir"])
                 jobs.job_dirs[event.data["job_id"]] = Path(event.data["dir"])
-                if event.data["job_id"] not in ended and event.data.get("pid"):
-                    if kill_stale_group(event.data["pid"], event.data["dir"]):
-                        trace(f"stopped job {event.data['name']} left running by the previous run", level="WARN")
+        if stopped:
+            trace(f"stopped {len(stopped)} process(es) the previous run's jobs left running (pids "
+                  f"{', '.join(map(str, sorted(stopped)))})", level="WARN")
         engine.resume(history)
     ControlInbox(run_dir, trace).attach(engine)  # automl suspend|resume|abort|stop from another shell
     where = ", ".join(f"{w.name} on {'GPUs ' + ','.join(map(str, w.gpus)) if settings.have_gpus else 'CPU'}"
@@ -283,6 +286,22 @@ def _recover_metrics(journal: Journal, history) -> bool:
                 seen[job_id].add(epoch)
                 added = True
     return added
+
+
+def _stop_leftovers(run_dir: Path, history, grace_seconds: float) -> list[int]:
+    """Stop every process a dead run's jobs left (found by the run's marker in their
+    environment, or working in the folder of a job the journal saw launched but not ended)
+    before a job starts again in those folders; the pids stopped."""
+    open_jobs: dict[int, dict[str, str]] = {}  # job id -> {its folder: its name}, while not ended
+    for event in history:
+        if event.kind in ("job_launching", "job_started"):
+            name = event.data["name"]
+            folder = event.data.get("dir") or str(run_dir / name)
+            open_jobs.setdefault(event.data["job_id"], {})[str(Path(folder).resolve())] = name
+        elif event.kind == "job_finished":
+            open_jobs.pop(event.data["job_id"], None)
+    folders = {folder: name for job in open_jobs.values() for folder, name in job.items()}
+    return stop_stale_jobs(run_dir.resolve(), folders, grace_seconds)
 
 
 def _check_same_run(settings: RunSettings, algorithm: Algorithm, history) -> None:

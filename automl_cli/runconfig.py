@@ -31,7 +31,8 @@ from .backends.slurm_script import SlurmOptions
 from .workers import Worker, check_against_devices, nvidia_smi_count, parse_workers, visible_gpus
 
 # --set keys that are settings of the run rather than algorithm parameters
-RUN_KEYS = {"run_id", "workers", "traceout", "trainconf", "automlconf", "algorithm", "seed", "automl_max_retries"}
+RUN_KEYS = {"run_id", "workers", "traceout", "trainconf", "automlconf", "algorithm", "seed", "automl_max_retries",
+            "automl_job_timeout"}
 # a run id names <runs>/<id>/, its SLURM jobs and its control files: no path separators,
 # spaces or shell characters (Clara's examples use names like a, test1, trn_autoML_Enum)
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@=-]{0,99}")
@@ -311,6 +312,11 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
     retries = set_values.get("automl_max_retries", loaded.automl_doc.get("automl_max_retries", 1))
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise UsageError(f"automl_max_retries must be an integer >= 0, got {retries!r}")
+    job_timeout = set_values.get("automl_job_timeout", loaded.automl_doc.get("automl_job_timeout", "auto"))
+    if job_timeout != "auto" and (isinstance(job_timeout, bool) or not isinstance(job_timeout, (int, float))
+                                  or not job_timeout >= 0):
+        raise UsageError(f"automl_job_timeout must be a number of seconds >= 0 (0: never) or \"auto\", "
+                         f"got {job_timeout!r}")
     if custom is None:
         resolve_params(get_algorithm(name), params)  # fail now, not after the run folder exists
     handlers = load_handlers(loaded.automl_doc, loaded.mmar.root, loaded.automl_path)
@@ -337,7 +343,7 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
         mmar=loaded.mmar, run_id=run_id, workers=worker_list, have_gpus=n_gpus > 0, space=loaded.space,
         train_config=loaded.train_doc, metric=loaded.metric, direction=loaded.direction,
         max_epochs=loaded.max_epochs, algorithm=name, algorithm_params=params, seed=seed,
-        traceout=traceout or "file", train_command=command, max_retries=retries,
+        traceout=traceout or "file", train_command=command, max_retries=retries, job_timeout=job_timeout,
         remove_search_augs=bool(exec_args.get("remove_search_augs", True)),
         grace_seconds=float(exec_args.get("grace_seconds", 30.0)),
         config_files={"train": str(loaded.train_path), "automl": str(loaded.automl_path)},

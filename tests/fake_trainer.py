@@ -3,15 +3,28 @@ config_train.json, appends one JSON line per epoch to $AUTOML_METRICS_FILE, resu
 checkpoint file, writes models/model.pt) without torch, so engine tests take seconds.
 
 The score peaks at lr = 0.003 with the "good" choice. `behaviour` in the config's
-"fake" section makes the job crash, get killed, report NaN or refuse its config (exit 2,
-before any epoch), to test failure handling.
+"fake" section makes the job crash, get killed, report NaN, refuse its config (exit 2,
+before any epoch) or hang after its first epoch (deaf to SIGTERM, as a deadlocked trainer),
+to test failure handling.
+
+As the trainer contract asks, SIGTERM stops it between two slices of an epoch (never between
+writing an epoch's metrics line and its checkpoint), exit code 143. With FAKE_TRAINER_LEDGER
+set, each epoch it completes is also appended to that file ("job-name epoch pid"), a record
+that outlives job folders, for tests that count epochs trained twice.
 """
 import json
 import math
 import os
+import signal
 import sys
 import time
 from pathlib import Path
+
+_stop = []  # SIGTERM arrived
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001
+    _stop.append(signum)
 
 
 def epoch_seconds(config: dict, epoch: int) -> float:
@@ -31,10 +44,21 @@ def epoch_seconds(config: dict, epoch: int) -> float:
 def train_one_epoch(config: dict, epoch: int) -> None:
     started = time.monotonic()
     while True:
+        if _stop:
+            print("SIGTERM: stopping with the last epoch's checkpoint", flush=True)
+            sys.exit(143)
         left = started + epoch_seconds(config, epoch) - time.monotonic()
         if left <= 0:
             return
-        time.sleep(min(left, 0.05) if config.get("pace_file") else left)
+        time.sleep(min(left, 0.05))
+
+
+def hang() -> None:
+    """Stop making progress and ignore SIGTERM, as a trainer stuck in a deadlock."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print("hanging (simulated)", flush=True)
+    while True:
+        time.sleep(3600)
 
 
 def main(mmar: str, epochs: int) -> int:
@@ -52,7 +76,10 @@ def main(mmar: str, epochs: int) -> int:
               flush=True)
         return 2
     quality = math.exp(-(math.log10(lr) - math.log10(0.003)) ** 2) * (1.0 if choice == "good" else 0.6)
+    ledger = os.environ.get("FAKE_TRAINER_LEDGER")
     for epoch in range(start + 1, epochs + 1):
+        if args.get("behaviour") == "hang" and epoch == 2:
+            hang()
         train_one_epoch(config, epoch)
         if args.get("behaviour") == "crash" and epoch == 2:
             print("Traceback: RuntimeError: CUDA out of memory (simulated)", flush=True)
@@ -67,9 +94,13 @@ def main(mmar: str, epochs: int) -> int:
                                   "val_mean_dice": value, "seconds": 0.05}) + "\n")
         ckpt.write_text(json.dumps({"epoch": epoch}))
         (root / "models" / "model.pt").write_text(json.dumps({"epoch": epoch, "value": value}))
+        if ledger:
+            with open(ledger, "a") as out:
+                out.write(f"{os.environ.get('AUTOML_JOB_NAME', root.name)} {epoch} {os.getpid()}\n")
         print(f"epoch {epoch} val_mean_dice {value}", flush=True)
     return 0
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _on_sigterm)
     sys.exit(main(sys.argv[1], int(sys.argv[2])))

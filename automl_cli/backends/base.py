@@ -80,6 +80,11 @@ class Backend(ABC):
     def running(self) -> list[int]:
         """Job ids still running."""
 
+    def queued(self, job_id: int) -> bool:
+        """True while the job waits for resources (e.g. a pending SLURM job): it cannot report
+        epochs yet, so the engine does not count it as hung."""
+        return False
+
     def reattach(self, job: Job, placed: dict[str, Any]) -> bool:
         """A resumed run offers each job it saw start but not end, with what `start`
         returned for it; True if the backend found the job still there (queued, running or

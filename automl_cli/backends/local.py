@@ -1,20 +1,30 @@
-"""Local backend: one process per job on this machine, each in its own process group.
+"""Local backend: one process group per job on this machine, each job in a session of its own.
 
-A job's process group is what gets signalled, so a trainer's data-loader children stop
+A job's first process is a small supervisor (supervise.py) that runs the trainer's command:
+it stops every process of the job when the tool dies (even by kill -9), however the command
+starts its trainer (a wrapper script, helper processes), and it ends as the trainer ended.
+The job's process group is what gets signalled, so a trainer's data-loader children stop
 with it and nothing is left holding a GPU. Metrics are read by tailing the job's metrics
 file, which the trainer appends to one JSON line per epoch.
+
+Every job's environment carries the run's identity (RUN_MARKER, the run folder), so a
+resumed run finds whatever a dead run left behind by who it is, not by a pid alone.
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
+from ..errors import UsageError
+from . import supervise
 from .base import Backend, Job, JobExit, JobSpec, MetricsReport
 
 
@@ -39,10 +49,12 @@ class LocalBackend(Backend):
 
     def start(self, job: Job) -> dict[str, Any]:
         spec = self.prepare(job)
+        _check_command(spec)
         log = open(spec.log_file, "ab")
-        process = subprocess.Popen(spec.command, cwd=spec.directory, env=spec.env, stdout=log,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                   preexec_fn=_die_with_parent)
+        # the supervisor first: it starts the command and stops all of the job if the tool dies
+        command = [sys.executable, "-I", "-S", SUPERVISOR, str(os.getpid()), str(self.grace_seconds), *spec.command]
+        process = subprocess.Popen(command, cwd=spec.directory, env=spec.env, stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.jobs[spec.job_id] = _Running(spec, process, log)
         return {"dir": str(spec.directory), "devices": spec.env.get("CUDA_VISIBLE_DEVICES", ""), "pid": process.pid}
 
@@ -57,9 +69,9 @@ class LocalBackend(Backend):
             events += self._read_metrics(job)
             if returncode is None:
                 if job.kill_at is not None and now >= job.kill_at:
-                    _signal_group(job.process, signal.SIGKILL)
+                    _kill_job(job.process)
                 continue
-            _signal_group(job.process, signal.SIGKILL)  # reap anything the trainer left behind
+            _kill_job(job.process)  # anything the trainer left behind
             job.log.close()
             del self.jobs[job_id]
             events.append(JobExit(job_id, returncode, job.kill_at is not None, _tail(job.spec.log_file)))
@@ -84,7 +96,7 @@ class LocalBackend(Backend):
         except KeyboardInterrupt:
             pass  # a second Ctrl-C: no more grace, everything is killed below
         for job_id, job in list(self.jobs.items()):
-            _signal_group(job.process, signal.SIGKILL)
+            _kill_job(job.process)
             job.process.wait()
             events += self._read_metrics(job)
             job.log.close()
@@ -118,31 +130,101 @@ class LocalBackend(Backend):
         return reports
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux for SIGTERM when the tool dies, even by kill -9,
-    so a trainer checkpoints and exits instead of running on without an owner."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: stale jobs are still stopped when the run resumes
+SUPERVISOR = str(Path(supervise.__file__).resolve())
+RUN_MARKER = "AUTOML_RUN_DIR"  # in every job's environment: the run folder the job belongs to
 
 
-def kill_stale_group(pid: int, directory: str) -> bool:
-    """Kill the process group of a job a dead run left behind, if `pid` is still that job
-    (its command line or working folder names the job's folder); True if one was killed."""
+def _check_command(spec: JobSpec) -> None:
+    """The train command must exist before anything starts (the supervisor would only say
+    so in each job's log, job after job)."""
+    program = spec.command[0] if spec.command else ""
+    if "/" in program:
+        found = os.access(spec.directory / program, os.X_OK)
+    else:
+        found = shutil.which(program, path=spec.env.get("PATH", os.defpath)) is not None
+    if not found:
+        raise UsageError(f"cannot start the train command: {program!r} is not an executable program "
+                         "(executor.args.train_command)")
+
+
+def _kill_job(process: subprocess.Popen) -> None:
+    """SIGKILL every process of a job: what left its group below the supervisor, then the group."""
+    if process.returncode is None:
+        supervise.signal_tree(process.pid, signal.SIGKILL)
+    _signal_group(process, signal.SIGKILL)
+
+
+def _environ(pid: int) -> dict[str, str]:
     try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return {}
+    pairs = (item.decode("utf-8", "replace").partition("=") for item in raw.split(b"\0") if item)
+    return {key: value for key, _, value in pairs}
+
+
+def _belongs(pid: int, run_dir: str, folders: dict[str, str]) -> bool:
+    """Is `pid` a process of this run's jobs? Its environment names the run; or (a trainer
+    that cleared its environment) it works in one of `folders` (job folder -> job name) and
+    its command line or environment names that job."""
+    env = _environ(pid)
+    if env.get(RUN_MARKER) == run_dir:
+        return True
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
             cmdline = handle.read().decode("utf-8", "replace")
-        cwd = os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         return False
-    if directory not in cmdline and cwd != directory:
-        return False
+    for folder, name in folders.items():
+        if (cwd == folder or cwd.startswith(folder + "/")) and (folder in cmdline
+                                                                or env.get("AUTOML_JOB_NAME") == name):
+            return True
+    return False
+
+
+def find_stale(run_dir: str | Path, folders: dict[str, str] | None = None) -> list[int]:
+    """Live processes of this run's jobs (see _belongs), outside this process's own tree."""
+    run_dir, folders = str(run_dir), {str(k): v for k, v in (folders or {}).items()}
+    table = supervise.process_table()
+    mine = {os.getpid(), *supervise.descendants(os.getpid(), table)}
+    return [pid for pid, (_, _, state) in table.items()
+            if state != "Z" and pid not in mine and _belongs(pid, run_dir, folders)]
+
+
+def stop_stale_jobs(run_dir: str | Path, folders: dict[str, str] | None = None,
+                    grace_seconds: float = 30.0) -> list[int]:
+    """Stop whatever a dead run of `run_dir` left running (for the local backend, before a
+    resumed run starts a job in the same folders): SIGTERM to each such process's group and
+    tree, SIGKILL after `grace_seconds`. `folders` (job folder -> job name) are the folders
+    of the dead run's unfinished jobs, for trainers that cleared their environment. Returns
+    the pids found (empty when nothing was left)."""
+    found = find_stale(run_dir, folders)
+    left = found
+    for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 5.0)):
+        for pid in left:
+            _signal_stale(pid, sig)
+        deadline = time.monotonic() + wait
+        while left and time.monotonic() < deadline:
+            time.sleep(0.05)
+            left = find_stale(run_dir, folders)
+        if not left:
+            break
+    return found
+
+
+def _signal_stale(pid: int, sig: int) -> None:
+    """`sig` to a stale process, the processes below it and its process group (a job's own
+    group: never the tool's)."""
+    supervise.signal_tree(pid, sig)
     try:
-        os.killpg(pid, signal.SIGKILL)
+        group = os.getpgid(pid)
+        if group != os.getpgrp():
+            os.killpg(group, sig)
+        os.kill(pid, sig)
     except (ProcessLookupError, PermissionError):
-        return False
-    return True
+        pass
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:

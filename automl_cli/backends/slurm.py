@@ -225,6 +225,10 @@ class SlurmBackend(Backend):
     def running(self) -> list[int]:
         return list(self.jobs)
 
+    def queued(self, job_id: int) -> bool:
+        job = self.jobs.get(job_id)
+        return job is not None and map_state(job.state) in ("queued", "preempted")
+
     def poll(self) -> list[MetricsReport | JobExit]:
         events: list[MetricsReport | JobExit] = []
         for job_id, job in self.jobs.items():
