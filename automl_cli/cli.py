@@ -53,7 +53,12 @@ def cli() -> None:
 @click.option("--automlconf", help="AutoML config file in config/.  [default: config_automl.json]")
 @click.option("--trainconf", help="Training config file in config/.  [default: config_train.json]")
 @click.option("--traceout", type=click.Choice(TRACEOUT), help="Where trace lines go.  [default: file]")
-@click.option("--resume", is_flag=True, help="Continue this run id from its journal (after a crash, a kill or Ctrl-C).")
+@click.option("--resume", is_flag=True,
+              help="Continue this run id from its journal (after a crash, a kill or Ctrl-C), with the options and "
+                   "--set pairs it was started with (give only what changes: --workers, --traceout, --slurm-*).")
+@click.option("--rebuild", is_flag=True,
+              help="With --resume: continue approximately when the journal no longer replays exactly (e.g. after a "
+                   "library upgrade): finished jobs are kept and the algorithm is rebuilt from their results.")
 @click.option("--set", "use_set", is_flag=True,
               help="Read the following KEY=VALUE words as settings, as Clara's script passes them: "
                    "run_id, workers, traceout, trainconf, automlconf, algorithm, seed, or any algorithm parameter.")
@@ -76,34 +81,75 @@ def cli() -> None:
               help="Seconds before the time limit at which a job checkpoints and requeues (0: never).  [default: 120]")
 @click.option("--slurm-poll-seconds", type=float, help="Seconds between squeue calls.  [default: 5]")
 @click.argument("pairs", nargs=-1, metavar="[KEY=VALUE]...")
-def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resume, use_set, pairs, backend,
+def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resume, rebuild, use_set, pairs, backend,
         **slurm_flags) -> None:
     """Run a search: train the configurations the algorithm picks, keep the best."""
-    from .run import run_search
+    from .resume import invocation, merge_invocation
+    from .run import check_resume, run_search
     from .runconfig import check_trainer, load_mmar, make_algorithm, parse_set_pairs, settings_for_run
 
     values = parse_set_pairs(pairs, warn=_warn)
-    loaded = load_mmar(mmar, trainconf or values.get("trainconf"), automlconf or values.get("automlconf"), values)
-    traceout = traceout or values.get("traceout")
+    run_id = run_id or values.get("run_id")
+    if rebuild and not resume:
+        raise UsageError("--rebuild continues a run whose journal no longer replays: give it with --resume")
+    asked = invocation(values, {"algorithm": algorithm, "trainconf": trainconf, "automlconf": automlconf,
+                                "workers": workers, "traceout": traceout, "backend": backend},
+                       _slurm_values(slurm_flags))
+    if resume and run_id:
+        record = _recorded_run(mmar, run_id, asked["automlconf"])
+        if record is not None and record.finished is not None:
+            _already_finished(record, run_id)
+            return
+        if record is not None and record.invocation is not None:  # none in a journal of an older version
+            asked = merge_invocation(run_id, record.invocation, asked)
+    values = asked["set"]
+    loaded = load_mmar(mmar, asked["trainconf"], asked["automlconf"], values)
+    traceout = asked["traceout"]
     if traceout is not None and traceout not in TRACEOUT:
         raise UsageError(f"bad traceout '{traceout}': expected one of {', '.join(TRACEOUT)}")
     warnings: list[str] = []  # shown once every check has passed, so an error stays one line
     settings, _ = settings_for_run(
-        loaded, run_id=run_id or values.get("run_id"),
-        workers=workers if workers is not None else values.get("workers"),
-        algorithm=algorithm or values.get("algorithm"), traceout=traceout, set_values=values,
-        warn=warnings.append, backend=backend, slurm=_slurm_values(slurm_flags))
+        loaded, run_id=run_id, workers=asked["workers"], algorithm=asked["algorithm"], traceout=traceout,
+        set_values=values, warn=warnings.append, backend=asked["backend"], slurm=asked["slurm"])
+    settings.invocation = asked
     check_trainer(loaded, isolated=True)  # what would fail in every job fails here, before the run folder exists
+    algo = make_algorithm(loaded, settings, asked["algorithm"])
+    if resume:
+        check_resume(settings, algo)  # a resume it cannot honour is one line, before anything else is said
     for warning in warnings:
         _warn(warning)
     click.echo(f"automl: MMAR {loaded.mmar.root}; configs {loaded.train_path.name}, {loaded.automl_path.name}")
     click.echo(f"automl: run folder {settings.run_dir}")
-    algo = make_algorithm(loaded, settings, algorithm or values.get("algorithm"))
-    view = run_search(settings, algo, resume=resume)
+    view = run_search(settings, algo, resume=resume, rebuild=rebuild)
     _print_leaderboard(view)
     best = view.best()
     click.echo(f"best {view.metric_name} {best.metric:.4f} from {best.name}; config and weights in "
                f"{settings.run_dir / 'best'}")
+
+
+def _recorded_run(mmar: str, run_id: str, automlconf: str | None):
+    """What the journal of run `run_id` recorded (resume.RunRecord), or None for a run that
+    never got going; a damaged journal is one line (exit 2)."""
+    from .resume import read_record
+    from .runconfig import find_run
+
+    try:
+        run_dir = find_run(mmar, run_id, automlconf)
+    except UsageError:
+        return None  # no journal: nothing to resume, the run starts (run_search checks the folder)
+    return read_record(run_dir)
+
+
+def _already_finished(record, run_id: str) -> None:
+    """--resume of a run with nothing left to do: it says so and changes nothing."""
+    from .errors import SearchFailed
+
+    message = record.finished.get("message") or record.finished.get("status")
+    if record.finished.get("status") != "completed":
+        raise SearchFailed(f"run '{run_id}' already finished: {message}; nothing to resume (start another run with a "
+                           "new --run-id)")
+    click.echo(f"automl: run '{run_id}' is already finished, nothing to resume: {message}")
+    _print_leaderboard(record.view())
 
 
 def _slurm_values(flags: dict) -> dict:
@@ -496,6 +542,24 @@ def report(mmar, run_id, automlconf, out) -> None:
         click.echo(f"tensorboard: tensorboard --logdir {tensorboard.export(view, run_dir)}")
     else:
         click.echo("tensorboard: not installed (pip install 'automl-cli[tensorboard]' to export the run to it)")
+
+
+@cli.command()
+@_run_options("The run whose journal to restore.")
+def recover(mmar, run_id, automlconf) -> None:
+    """Restore a damaged journal from its last copy (journal.db.bak, taken at each job's end;
+    the damaged one is kept aside) and say what was lost; --resume then continues the run."""
+    from .run import _lock
+    from .runconfig import find_run
+    from .store import recover_journal
+
+    run_dir = find_run(mmar, run_id, automlconf)
+    lock = _lock(run_dir, run_id)  # never under a live run
+    try:
+        click.echo(recover_journal(run_dir))
+    finally:
+        lock.close()
+    click.echo(f"continue the run with: automl run -m {mmar} --run-id {run_id} --resume")
 
 
 @cli.command("algorithms")

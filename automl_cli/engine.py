@@ -16,6 +16,7 @@ from typing import Any, Callable
 from .algorithms.base import STOP, Algorithm, JobRequest, Outcome
 from .backends.base import Backend, Job, JobExit, MetricsReport
 from .errors import Interrupted, SearchFailed, UsageError
+from .resume import space_record
 from .space import SearchSpace
 from .status import JobView, RunView, format_params
 from .store import Event, Journal
@@ -56,6 +57,7 @@ class EngineSettings:
     # as a crash): a number, "auto" (see AUTO_TIMEOUT_FACTOR) or 0 (never)
     job_timeout: float | str = 0
     info: dict[str, Any] = field(default_factory=dict)  # more for the run_started event
+    resume_info: dict[str, Any] = field(default_factory=dict)  # more for a run_resumed (or run_rebuilt) event
 
 
 class Engine:
@@ -86,6 +88,7 @@ class Engine:
         self.reattached: list[Job] = []  # jobs a resumed run found still with the backend
         self.repeating: set[int] = set()  # jobs now reporting epochs already counted
         self.resumed = False
+        self.rebuilt: int | None = None  # trials a rebuilt algorithm adopted (--resume --rebuild)
         self.stopped_unfinished: list[Job] = []
         self.unstarted: list[JobRequest] = []
         self.interrupted: set[int] = set()  # jobs cut by Ctrl-C or an error: a resumed run continues them
@@ -147,31 +150,58 @@ class Engine:
             raise
         return self.view
 
-    def resume(self, events: list[Event]) -> None:
+    def resume(self, events: list[Event], *, rebuild: bool = False) -> None:
         """Rebuild the run from its journal: the view, and the algorithm by hearing the same
         calls in the same order (so it makes the decisions it would have made). Jobs that
-        were running when the run stopped are started again first, from their checkpoints."""
+        were running when the run stopped are started again first, from their checkpoints.
+
+        A replay that the algorithm answers differently raises ResumeMismatch. With
+        `rebuild` there is no replay: the fresh algorithm adopts each journaled trial as it
+        ran (`Algorithm.adopt`) and hears its epochs and its end as usual, so it continues
+        from the finished results, approximately. A journal with a run_rebuilt event is
+        read the same way up to that event, and replayed after it."""
         workers = {w.name: w for w in self.s.workers}
         placed: dict[int, dict[str, Any]] = {}  # job id -> its last job_started event
         pending: list[int] = []  # trials of the last suggest call, waiting for their job_started
         suggested: dict[int, JobRequest] = {}
-        for event in events:
+        adopt_until = len(events) if rebuild else max(
+            (i for i, e in enumerate(events) if e.kind == "run_rebuilt"), default=-1)
+        if adopt_until >= 0 and not getattr(self.algorithm, "can_adopt", False):
+            raise UsageError(f"{self.s.algorithm} cannot be rebuilt from finished results (it keeps state, such as "
+                             "brackets or a population, that only an exact replay restores); start another run "
+                             "with a new --run-id")
+        adopted: set[int] = set()
+        for index, event in enumerate(events):
             self.view.apply(event)
             d = event.data
             if event.kind == "asked":
+                if index < adopt_until:
+                    continue  # no replay: the trials are adopted as they start
                 requests = self.algorithm.suggest(d["free_slots"])
                 if [r.trial_id for r in requests] != d["trials"]:
-                    raise ResumeMismatch(
-                        f"the journal's search does not replay ({self.s.algorithm} now proposes trials "
-                        f"{[r.trial_id for r in requests]} where the run had {d['trials']}); resume with the "
-                        "settings the run started with")
+                    raise ResumeMismatch(f"its journal does not replay ({self.s.algorithm} now proposes trials "
+                                         f"{[r.trial_id for r in requests]} where the run had {d['trials']})")
                 suggested = {r.trial_id: r for r in requests}
                 pending = list(d["trials"])
             elif event.kind == "job_started":
                 job_id = d["job_id"]
-                if job_id not in self.requests:
+                if job_id not in self.requests and index < adopt_until:
+                    request = JobRequest(d["trial_id"], d["params"], d["stop_epoch"], d["start_epoch"],
+                                         d.get("note", ""), d.get("bracket"), d.get("rung"), d.get("copy_from_job"))
+                    if d["trial_id"] not in adopted:
+                        self.algorithm.adopt(request)
+                        adopted.add(d["trial_id"])
+                    self.requests[job_id] = request
+                elif job_id not in self.requests:
                     request = suggested.pop(d["trial_id"])
                     pending.remove(d["trial_id"])
+                    ran = [d["params"], d["start_epoch"], d["stop_epoch"]]
+                    if json.loads(json.dumps([request.params, request.start_epoch, request.stop_epoch])) != ran:
+                        raise ResumeMismatch(
+                            f"its journal does not replay ({self.s.algorithm} now proposes "
+                            f"{format_params(request.params)}, epochs {request.start_epoch}->{request.stop_epoch} "
+                            f"for trial {d['trial_id']}, where the run had {format_params(d['params'])}, epochs "
+                            f"{d['start_epoch']}->{d['stop_epoch']})")
                     self.requests[job_id] = request
                 self.relaunch = [j for j in self.relaunch if j.job_id != job_id]
                 placed[job_id] = d
@@ -210,6 +240,7 @@ class Engine:
         self.relaunch = [j for j in unfinished if j.job_id not in self.stop_reason]
         self.stopped_unfinished = [j for j in unfinished if j.job_id in self.stop_reason]
         self.resumed = True
+        self.rebuilt = len(adopted) if rebuild else None
 
     def finish(self, published: Callable[[JobView], str] | None = None) -> JobView:
         """Record the end of a completed loop: the best job, or SearchFailed when none
@@ -220,7 +251,7 @@ class Engine:
             failed = [j for j in self.view.jobs.values() if j.status == "failed"]
             message = "every job failed" + (f"; the first: {failed[0].name}: {failed[0].cause}; log: "
                                             f"{failed[0].directory}/train.log" if failed else "")
-            self._record("run_finished", status="failed", message=message)
+            self._record("run_finished", status="failed", message=message, done=self.algorithm.is_done())
             self.trace(message, level="ERROR")
             raise SearchFailed(message)
         message = f"AutoML run is successful: best {self.s.metric} {best.metric:.4f} in {best.name}"
@@ -228,7 +259,8 @@ class Engine:
             message += f" (stopped early: {self.stopping}; --resume continues the search)"
         if published:
             message += "; " + published(best)
-        self._record("run_finished", status="completed", message=message, best_job=best.name)
+        self._record("run_finished", status="completed", message=message, best_job=best.name,
+                     done=self.algorithm.is_done() and not self.stopping)
         self.trace(message, key=True)
         return best
 
@@ -236,9 +268,16 @@ class Engine:
         s = self.s
         workers = [{"name": w.name, "gpus": list(w.gpus)} for w in s.workers]
         if self.resumed:
+            if self.rebuilt is not None:  # a later resume adopts the trials up to here, and replays after
+                finished = sum(1 for j in self.view.jobs.values() if j.status in ("completed", "failed", "stopped"))
+                self._record("run_rebuilt", trials=self.rebuilt, finished_jobs=finished, **s.resume_info)
+                self.trace(f"run {s.run_id} continues approximately: {s.algorithm} was rebuilt from the journal "
+                           f"({self.rebuilt} trial(s), {finished} finished job(s) kept), not replayed; from here on "
+                           "it decides from those results, not as an uninterrupted run would have", level="WARN",
+                           key=True)
             # the workers too: a resumed run may be given others than the run started with
             self._record("run_resumed", relaunched=[j.job_id for j in self.relaunch],
-                         reattached=[j.job_id for j in self.reattached], workers=workers)
+                         reattached=[j.job_id for j in self.reattached], workers=workers, **s.resume_info)
             for job in self.reattached:
                 if job.job_id in self.stop_reason:  # asked to stop before the tool died: ask again
                     self.backend.stop(job.job_id)
@@ -250,8 +289,7 @@ class Engine:
                        + (f", {len(self.reattached)} re-attached where they are" if self.reattached else ""),
                        key=True)
             return
-        space = [{"name": p.name, "domain": p.domain, "type": p.kind, "range": p.describe(), "source": p.source}
-                 for p in s.space.params]
+        space = space_record(s.space)
         self._record("run_started", run_id=s.run_id, algorithm=s.algorithm, params=self.algorithm.params,
                      metric=s.metric, direction=s.direction, max_epochs=s.max_epochs, workers=workers, space=space,
                      planned_jobs=self.algorithm.planned_jobs(), seed=self.algorithm.seed, **s.info)

@@ -12,6 +12,7 @@ import os
 import shlex
 import shutil
 import signal
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,13 +25,14 @@ from .backends.local import RUN_MARKER, LocalBackend, stop_stale_jobs
 from .backends.slurm_script import SlurmOptions
 from .clara.hub import HandlerHub
 from .control import ControlInbox
-from .engine import Engine, EngineSettings
+from .engine import Engine, EngineSettings, ResumeMismatch
 from .errors import Interrupted, UsageError
 from .mmar import (MMAR, TRAIN_CONFIG, clone_job, load_document, resolve_variables, set_environment,
                    write_json_atomic)
 from .space import SearchSpace, strip_search
 from .status import JobView, RunView
-from .store import JOURNAL, Journal
+from .resume import finished_event, library_versions, replay_broken, space_changes, space_record
+from .store import BACKUP, JOURNAL, Journal, read_events
 from .trace import Trace
 from .workers import Worker, device_env, threads_per_worker
 
@@ -70,6 +72,7 @@ class RunSettings:
     variables: dict[str, Any] = field(default_factory=dict)  # --set values of the config's {VAR}s
     copy_whole_mmar: bool = False  # jobs copy the whole MMAR (key_mmar_content_only false), not link it
     handlers: list[tuple[str, Any]] = field(default_factory=list)  # (label, instance): Clara's event handlers
+    invocation: dict[str, Any] = field(default_factory=dict)  # the options and --set pairs given (resume.invocation)
 
     @property
     def run_dir(self) -> Path:
@@ -145,20 +148,33 @@ def carry_checkpoint(source: Path, target: Path) -> None:
     """A job that continues its trial starts from a copy of the trial's checkpoint and best
     weights. A copy, not a link: many trainers save in place (torch.save opens the same
     file), which through a link would rewrite the earlier job's checkpoint too."""
+    if not (source / "models").is_dir():  # deleted since (said in trace.log on resume): from scratch
+        return
     for item in (source / "models").iterdir():
         if item.is_file() and item.suffix in (".pt", ".pth", ".ckpt"):
             shutil.copy2(item, target / "models" / item.name)
 
 
-def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = False,
+def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = False, rebuild: bool = False,
                live: bool | None = None) -> RunView:
     """Run the search in <mmar>/automl/<run_id>/ and publish best/; returns the run's view.
-    With `resume`, continue the run from its journal instead."""
+    With `resume`, continue the run from its journal instead (`rebuild`: approximately, the
+    algorithm rebuilt from the finished results rather than replayed). A finished run is
+    returned as it is; a damaged journal or other settings are refused before anything
+    in the run folder changes."""
     run_dir = settings.run_dir
     if resume:
         # a run that never got going is started: requeue scripts can always pass --resume
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = _lock(run_dir, settings.run_id)
+        try:
+            finished = check_resume(settings, algorithm)
+        except BaseException:
+            lock.close()
+            raise
+        if finished is not None:  # nothing left to do: nothing is changed
+            lock.close()
+            return finished
     else:
         lock = _claim(run_dir, settings.run_id)
     journal = Journal(run_dir / JOURNAL)
@@ -169,6 +185,7 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
         history = list(journal.events())
     resume = any(e.kind == "run_started" for e in history)
     trace = Trace(run_dir, settings.traceout, live=live)
+    versions = library_versions()  # recorded: a resume names the ones that changed when its replay breaks
     status = _StatusWriter(run_dir, trace)
     jobs = MMARJobs(settings)
     if settings.backend == "slurm":
@@ -184,15 +201,18 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
                        job_timeout=settings.job_timeout,
                        info={"mmar": str(settings.mmar.root), "device": "gpu" if settings.have_gpus else "cpu",
                              "config_files": settings.config_files, "backend": settings.backend,
-                             **({"variables": settings.variables} if settings.variables else {})}),
+                             **({"variables": settings.variables} if settings.variables else {}),
+                             "max_retries": settings.max_retries, "invocation": settings.invocation,
+                             "versions": versions},
+                       resume_info={"invocation": settings.invocation, "versions": versions}),
         algorithm, backend, journal, trace=trace, refresh=status)
+    engine.listeners.append(_JournalCopier(journal, run_dir / BACKUP, trace))
     if hasattr(algorithm, "attach_view"):  # a user's controller names jobs in its outcomes
         algorithm.attach_view(engine.view)
     hub = HandlerHub(settings.handlers, engine, run_dir, settings.mmar.root, trace)
     engine.listeners.append(hub)
     if resume:
         hub.restore(history)
-        _check_same_run(settings, algorithm, history)
         for event in history:
             if event.kind == "job_started":
                 jobs.trial_dirs[event.data["trial_id"]] = Path(event.data["dir"])
@@ -200,7 +220,13 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
         if stopped:
             trace(f"stopped {len(stopped)} process(es) the previous run's jobs left running (pids "
                   f"{', '.join(map(str, sorted(stopped)))})", level="WARN")
-        engine.resume(history)
+        _missing_folders(history, jobs, trace)
+        try:
+            engine.resume(history, rebuild=rebuild)
+        except ResumeMismatch as exc:
+            recorded = next((e.data["versions"] for e in reversed(history)
+                             if e.kind in ("run_started", "run_resumed", "run_rebuilt") and "versions" in e.data), None)
+            raise UsageError(replay_broken(settings.run_id, str(exc), recorded)) from None
     ControlInbox(run_dir, trace).attach(engine)  # automl suspend|resume|abort|stop from another shell
     where = ", ".join(f"{w.name} on {'GPUs ' + ','.join(map(str, w.gpus)) if settings.have_gpus else 'CPU'}"
                       for w in settings.workers)
@@ -210,14 +236,13 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
     try:
         trace(f"workers: {where}", key=True)
         engine.run()
-        publish = lambda best: publish_best(engine.view, best, run_dir, source=settings.mmar,  # noqa: E731
+        engine.finish(lambda best: _publish(engine.view, best, run_dir, source=settings.mmar,
                                             train_config_name=settings.job_train_config,
-                                            variables=settings.variables)
-        engine.finish(lambda best: f"best config and weights under {publish(best)}")
+                                            variables=settings.variables))
         return engine.view
     except Interrupted:
-        raise Interrupted(f"run '{settings.run_id}' interrupted; continue it with the same command and --resume "
-                          f"(automl run -m {settings.mmar.root} --run-id {settings.run_id} --resume ...)") from None
+        raise Interrupted(f"run '{settings.run_id}' interrupted; continue it with: automl run -m {settings.mmar.root} "
+                          f"--run-id {settings.run_id} --resume") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
         hub.close()
@@ -225,6 +250,19 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
         trace.close()
         journal.close()
         lock.close()
+
+
+def _publish(view: RunView, best: JobView, run_dir: Path, **options) -> str:
+    """best/ from the best job, or, when its folder is gone, from the best whose folder is
+    there (the closing message says so)."""
+    for job in [best, *(j for j in view.leaderboard() if j.job_id != best.job_id)]:
+        if job.directory and (Path(job.directory) / "models").is_dir():
+            where = publish_best(view, job, run_dir, **options)
+            if job is best:
+                return f"best config and weights under {where}"
+            return (f"best config and weights under {where} from {job.name}, the best job with a folder (that of "
+                    f"{best.name} is missing)")
+    return f"best/ not published: the folder of {best.name} is missing"
 
 
 class _StatusWriter:
@@ -304,23 +342,120 @@ def _stop_leftovers(run_dir: Path, history, grace_seconds: float) -> list[int]:
     return stop_stale_jobs(run_dir.resolve(), folders, grace_seconds)
 
 
+def check_resume(settings: RunSettings, algorithm: Algorithm) -> RunView | None:
+    """What a resume refuses before anything in the run folder changes: a damaged journal
+    (store.DamagedJournal) and other settings than the run's. Returns the view of a run
+    that is finished (nothing to resume), else None."""
+    events = read_events(settings.run_dir, check=True)
+    if not any(e.kind == "run_started" for e in events):
+        return None  # a run that never got going: it starts
+    if finished_event(events) is not None:
+        return _view_of(events)
+    _check_same_run(settings, algorithm, events)
+    return None
+
+
 def _check_same_run(settings: RunSettings, algorithm: Algorithm, history) -> None:
-    """A resumed run must be the run it continues: same algorithm, parameters, seed, metric, space."""
+    """A resumed run must be the run it continues: same algorithm, parameters, seed, metric,
+    training and AutoML config files, and the same search space in every detail (a range
+    that moved would have jobs continue old checkpoints with values of the new one)."""
     started = next((e.data for e in history if e.kind == "run_started"), None)
     if started is None:
         raise UsageError(f"cannot resume run '{settings.run_id}': its journal has no start")
+    changed = space_changes(started.get("space", []), space_record(settings.space))
+    if changed:
+        raise UsageError(f"cannot resume run '{settings.run_id}': the search space changed: {'; '.join(changed)}; "
+                         "put it back as it was, or search the new space in another run (a new --run-id)")
     now = {"algorithm": settings.algorithm, "params": algorithm.params, "seed": algorithm.seed,
-           "metric": settings.metric, "direction": settings.direction, "max_epochs": settings.max_epochs,
-           "space": [p.name for p in settings.space.params]}
+           "metric": settings.metric, "direction": settings.direction, "max_epochs": settings.max_epochs}
     if "backend" in started:  # SLURM jobs of the run are re-attached only by the SLURM backend
         now["backend"] = settings.backend
     if settings.variables or started.get("variables"):  # --set values of the config's {VAR}s
         now["variables"] = settings.variables
-    then = {**{k: started.get(k) for k in now}, "space": [p["name"] for p in started.get("space", [])]}
+    then = {k: started.get(k) for k in now}
+    for kind, label in (("train", "training config"), ("automl", "AutoML config")):
+        if kind in (started.get("config_files") or {}):
+            then[label] = Path(started["config_files"][kind]).name
+            now[label] = Path(settings.config_files.get(kind, "")).name
     for key in now:
-        if json.loads(json.dumps(now[key])) != then[key]:
-            raise UsageError(f"cannot resume run '{settings.run_id}': its {key} was {json.dumps(then[key])}, "
-                             f"now {json.dumps(now[key])}; resume with the settings it started with")
+        old, new = then[key], json.loads(json.dumps(now[key]))
+        if new == old:
+            continue
+        what, labels = key, {"params": "algorithm parameter", "variables": "config variable"}
+        if isinstance(old, dict) and isinstance(new, dict):  # name the entry that differs
+            entry = next(k for k in sorted({*old, *new}, key=str) if old.get(k, _NOTHING) != new.get(k, _NOTHING))
+            what, old, new = f"{labels.get(key, key)} {entry}", old.get(entry), new.get(entry)
+        raise UsageError(f"cannot resume run '{settings.run_id}': its {what} was {json.dumps(old)}, "
+                         f"now {json.dumps(new)}; resume with the settings it started with (--resume alone "
+                         "takes them from the journal)")
+
+
+_NOTHING = object()
+
+
+def _view_of(events) -> RunView:
+    view = RunView()
+    for event in events:
+        view.apply(event)
+    return view
+
+
+def _missing_folders(history, jobs: MMARJobs, trace: Trace) -> None:
+    """A job folder the journal knows but the disk no longer holds: said in trace.log, and
+    the trial continues from its latest folder still there, or from scratch; finished jobs'
+    results stand (their weights are gone)."""
+    folders: dict[int, list[Path]] = {}
+    ended = {e.data["job_id"] for e in history if e.kind == "job_finished"
+             and e.data.get("status") not in ("interrupted", "retried")}
+    names: dict[Path, tuple[int, str]] = {}
+    for event in history:
+        if event.kind == "job_started":
+            folder = Path(event.data["dir"])
+            folders.setdefault(event.data["trial_id"], []).append(folder)
+            names[folder] = (event.data["job_id"], event.data["name"])
+    for trial, paths in folders.items():
+        missing = [p for p in dict.fromkeys(paths) if not (p / "models").is_dir()]
+        if not missing:
+            continue
+        left = [p for p in paths if p not in missing]
+        for path in missing:
+            job_id, name = names[path]
+            trace(f"job folder {path} (job {name}) is missing" + (
+                "; its result stands in the journal, its weights are lost" if job_id in ended else ""), level="WARN")
+        if paths[-1] in missing:
+            if left:
+                jobs.trial_dirs[trial] = left[-1]
+                trace(f"trial {trial}: a job that continues it starts from the checkpoint in {left[-1].name}, the "
+                      "latest of its folders still there", level="WARN")
+            else:
+                jobs.trial_dirs.pop(trial, None)
+                trace(f"trial {trial} has no folder left: a job that continues it starts from scratch (epoch 0)",
+                      level="WARN")
+
+
+class _JournalCopier:
+    """An engine listener that copies the journal (store.BACKUP) when the run starts or
+    resumes, at each job's end and at the run's end: what `automl recover` restores. A copy
+    that fails (a full disk) is said once and the run goes on."""
+
+    WHEN = ("run_started", "run_resumed", "job_finished", "run_finished")
+
+    def __init__(self, journal: Journal, target: Path, trace: Trace):
+        self.journal, self.target, self.trace = journal, target, trace
+        self.failed = False
+
+    def __call__(self, event) -> None:
+        if event.kind not in self.WHEN:
+            return
+        try:
+            self.journal.backup(self.target)
+        except (OSError, sqlite3.Error) as exc:
+            if not self.failed:
+                self.failed = True
+                self.trace(f"could not copy the journal to {self.target} ({exc}); the run goes on, and will try "
+                           "again at the next job's end", level="WARN")
+            return
+        self.failed = False
 
 
 def _lock(run_dir: Path, run_id: str):

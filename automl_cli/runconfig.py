@@ -22,7 +22,7 @@ from .clara.mmar_handler import JobLayout, MMARHandler
 from .run import DEFAULT_TRAIN_COMMAND, RunSettings, parse_train_command
 from .errors import ConfigError, UsageError
 from .mmar import AUTOML_CONFIG, MMAR, TRAIN_CONFIG
-from .store import JOURNAL
+from .store import BACKUP, JOURNAL
 from .trainers import TRAINERS, check_train_config, check_train_config_isolated
 from .customize import customize
 from .space import SearchSpace, parse_search_space
@@ -193,7 +193,7 @@ def find_run(mmar_path: str, run_id: str, automlconf: str | None = None) -> Path
         if root not in places:
             places.append(root)
     for root in places:
-        if (root / run_id / JOURNAL).is_file():
+        if (root / run_id / JOURNAL).is_file() or (root / run_id / BACKUP).is_file():  # a damaged run is found too
             return root / run_id
     raise UsageError(f"no run '{run_id}' in {' or '.join(str(p) for p in places)}")
 

@@ -111,3 +111,66 @@ def test_a_crashing_configuration_fails_its_job_and_nothing_else():
                             max_epochs=MAX_EPOCHS, n_workers=2, seed=0, params={"automl_max_recommendations": 40})
     failed = [j for j in result.jobs if j["status"] == "failed"]
     assert failed and all(j["params"]["M.act"] == ["gelu"] and j["params"]["M.depth"] == 5 for j in failed)
+
+
+ADOPTING = sorted(name for name, cls in REGISTRY.items() if cls.can_adopt)
+
+
+def test_the_full_training_algorithms_can_be_rebuilt():
+    assert ADOPTING == ["bayesian", "bfbo", "grid", "random", "reinforcement"]
+
+
+@pytest.mark.parametrize("name", ADOPTING)
+def test_a_run_whose_replay_broke_is_rebuilt_and_then_replays(name):
+    """--resume --rebuild: the journal up to a crash does not replay (a library changed the
+    draws: here trial 1's parameters are not what the algorithm proposes); a fresh algorithm
+    adopts its trials, finishes the search within its budget keeping every finished job, and
+    the rebuilt journal replays exactly from then on."""
+    from automl_cli.engine import ResumeMismatch
+    from automl_cli.store import Event
+
+    _, settings, journal = run(name, seed=1)
+    events = list(journal.events())
+    cut = [i for i, e in enumerate(events) if e.kind == "job_finished"][3]
+    prefix = [Event(e.seq, e.time, e.kind, json.loads(json.dumps(e.data))) for e in events[:cut + 1]]
+    first = next(e.data for e in prefix if e.kind == "job_started")
+    other = next(p for p in (SPACE.sample(__import__("numpy").random.default_rng(s)) for s in range(50))
+                 if p != first["params"])
+    for event in prefix:
+        if event.kind == "job_started" and event.data["trial_id"] == first["trial_id"]:
+            event.data["params"] = other
+    fresh = lambda: get_algorithm(name)(SPACE, max_epochs=MAX_EPOCHS, seed=1, params=BUDGETS[name])  # noqa: E731
+    backend = lambda: SimulatedBackend(objective, METRIC, lambda values: SPACE.apply(CONFIG, values), None)  # noqa: E731
+    with pytest.raises(ResumeMismatch, match="does not replay"):
+        Engine(settings, fresh(), backend(), Journal(Path(":memory:"))).resume(prefix)
+
+    algo, later = fresh(), Journal(Path(":memory:"))
+    engine = Engine(settings, algo, backend(), later)
+    engine.resume(prefix, rebuild=True)
+    engine.run()
+    added = list(later.events())
+    assert algo.is_done() and added[0].kind == "run_rebuilt"
+    whole = prefix + added
+    trials = {e.data["trial_id"]: e.data["params"] for e in whole if e.kind == "job_started"}
+    assert trials[first["trial_id"]] == other  # the job ran as the journal says, and stays
+    assert len(trials) <= fresh().planned_jobs()
+    if name == "grid":  # no grid point twice
+        assert len({json.dumps(p, sort_keys=True) for p in trials.values()}) == len(trials)
+    finished = {e.data["job_id"] for e in prefix if e.kind == "job_finished"}
+    assert finished <= {e.data["job_id"] for e in whole if e.kind == "job_finished"}
+
+    replay = Engine(settings, fresh(), backend(), Journal(Path(":memory:")))
+    replay.resume(whole)  # adopts up to run_rebuilt, replays after it, and agrees with what ran
+    for event in (e for e in added if e.kind == "job_started"):
+        assert replay.requests[event.data["job_id"]].params == event.data["params"]
+    assert replay.algorithm.is_done()
+
+
+def test_an_algorithm_that_cannot_adopt_refuses_a_rebuild():
+    from automl_cli.errors import UsageError
+
+    _, settings, journal = run("hyperband", seed=1)
+    fresh = get_algorithm("hyperband")(SPACE, max_epochs=MAX_EPOCHS, seed=1, params=BUDGETS["hyperband"])
+    engine = Engine(settings, fresh, SimulatedBackend(objective, METRIC, dict, None), Journal(Path(":memory:")))
+    with pytest.raises(UsageError, match="hyperband cannot be rebuilt"):
+        engine.resume(list(journal.events()), rebuild=True)

@@ -81,14 +81,31 @@ def test_kill_9_at_ten_moments_then_resume_gives_the_uninterrupted_run(fake_mmar
 
 
 def test_resume_refuses_other_settings_and_a_missing_run(fake_mmar):
+    import sqlite3
+
+    from automl_cli.store import BACKUP, JOURNAL
+
     configure(fake_mmar, "random", 2)
     assert run_cli("run", "-m", str(fake_mmar), "--run-id", "s").returncode == 0
+    run_dir = fake_mmar / "automl" / "s"
+    published = (run_dir / "best" / "summary.json").stat().st_mtime_ns
+    done = run_cli("run", "-m", str(fake_mmar), "--run-id", "s", "--resume")
+    assert done.returncode == 0, done.stderr  # resuming a finished run says so and changes nothing
+    assert "run 's' is already finished, nothing to resume" in done.stdout
+    assert (run_dir / "best" / "summary.json").stat().st_mtime_ns == published
+    # the tool died before it wrote the run's end: a resume must be the same run
+    db = sqlite3.connect(run_dir / JOURNAL)
+    db.execute("DELETE FROM events WHERE kind = 'run_finished'")
+    db.commit()
+    db.close()
+    (run_dir / BACKUP).unlink()
     other = run_cli("run", "-m", str(fake_mmar), "--run-id", "s", "--resume", "--set", "seed=5")
     assert other.returncode == 2 and "its seed was 0, now 5" in other.stderr
     fresh = run_cli("run", "-m", str(fake_mmar), "--run-id", "new", "--resume")  # nothing to resume: it starts
     assert fresh.returncode == 0 and RunView.load(fake_mmar / "automl" / "new").status == "completed"
-    done = run_cli("run", "-m", str(fake_mmar), "--run-id", "s", "--resume")
-    assert done.returncode == 0, done.stderr  # resuming a finished run just republishes it
+    ended = run_cli("run", "-m", str(fake_mmar), "--run-id", "s", "--resume")
+    assert ended.returncode == 0, ended.stderr
+    assert RunView.load(run_dir).status == "completed"
 
 
 def test_kill_9_during_a_real_training_then_resume_continues_from_the_checkpoint(tmp_path):

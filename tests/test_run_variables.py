@@ -21,9 +21,18 @@ def test_set_variables_reach_jobs_and_best_and_bind_a_resume(fake_mmar):
     assert [p.name for p in (run_dir / "best" / "config").iterdir()] == ["config_train.json"]
     best = json.loads((run_dir / "best" / "config" / "config_train.json").read_text())
     assert best["fake"]["args"]["data"] == "/elsewhere/x" and "search" not in best["fake"]
+    import sqlite3
+
+    from automl_cli.store import BACKUP, JOURNAL
+
+    db = sqlite3.connect(run_dir / JOURNAL)  # as if the tool died before the run's end
+    db.execute("DELETE FROM events WHERE kind = 'run_finished'")
+    db.commit()
+    db.close()
+    (run_dir / BACKUP).unlink()
     again = run_cli("run", "-m", str(fake_mmar), "--set", "run_id=v", "DATA_ROOT=/other", "sleep=0.01",
                     "automl_max_recommendations=2", "--resume")
-    assert again.returncode == 2 and "its variables was" in again.stderr and "/other" in again.stderr
+    assert again.returncode == 2 and 'DATA_ROOT was "/elsewhere", now "/other"' in again.stderr, again.stderr
 
 
 def test_set_of_a_searched_variable_is_refused(fake_mmar):
