@@ -9,8 +9,10 @@ to test failure handling.
 
 As the trainer contract asks, SIGTERM stops it between two slices of an epoch (never between
 writing an epoch's metrics line and its checkpoint), exit code 143. With FAKE_TRAINER_LEDGER
-set, each epoch it completes is also appended to that file ("job-name epoch pid"), a record
-that outlives job folders, for tests that count epochs trained twice.
+set, each epoch it completes is also appended to that file ("job-name epoch pid started
+completed", times as time.time()), and so is its end ("job-name end pid started ended
+exit-code got-SIGTERM"): a record that outlives job folders, for tests that count epochs
+trained twice, or trainers that went on after their tool died without being told.
 """
 import json
 import math
@@ -77,6 +79,7 @@ def main(mmar: str, epochs: int) -> int:
         return 2
     quality = math.exp(-(math.log10(lr) - math.log10(0.003)) ** 2) * (1.0 if choice == "good" else 0.6)
     ledger = os.environ.get("FAKE_TRAINER_LEDGER")
+    started = time.time()
     for epoch in range(start + 1, epochs + 1):
         if args.get("behaviour") == "hang" and epoch == 2:
             hang()
@@ -96,11 +99,27 @@ def main(mmar: str, epochs: int) -> int:
         (root / "models" / "model.pt").write_text(json.dumps({"epoch": epoch, "value": value}))
         if ledger:
             with open(ledger, "a") as out:
-                out.write(f"{os.environ.get('AUTOML_JOB_NAME', root.name)} {epoch} {os.getpid()}\n")
+                out.write(f"{os.environ.get('AUTOML_JOB_NAME', root.name)} {epoch} {os.getpid()} {started:.3f} "
+                          f"{time.time():.3f}\n")
         print(f"epoch {epoch} val_mean_dice {value}", flush=True)
     return 0
 
 
+def _run(mmar: str, epochs: int) -> int:
+    started, code = time.time(), 1
+    try:
+        code = main(mmar, epochs)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        ledger = os.environ.get("FAKE_TRAINER_LEDGER")
+        if ledger:
+            with open(ledger, "a") as out:
+                out.write(f"{os.environ.get('AUTOML_JOB_NAME', Path(mmar).name)} end {os.getpid()} {started:.3f} "
+                          f"{time.time():.3f} {code} {int(bool(_stop))}\n")
+    return code
+
+
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, _on_sigterm)
-    sys.exit(main(sys.argv[1], int(sys.argv[2])))
+    sys.exit(_run(sys.argv[1], int(sys.argv[2])))

@@ -86,8 +86,8 @@ def epochs_trained(ledger: Path) -> Counter:
     """(job id, epoch) -> how many times a trainer completed it."""
     if not ledger.exists():
         return Counter()
-    return Counter((name.split("_J")[1], int(epoch)) for name, epoch, _ in
-                   (line.split() for line in ledger.read_text().splitlines()))
+    return Counter((name.split("_J")[1], int(epoch)) for name, epoch, *_ in
+                   (line.split() for line in ledger.read_text().splitlines()) if epoch.isdigit())
 
 
 def events(run_dir: Path, kind: str) -> list[dict]:
