@@ -4,6 +4,7 @@ resume, abort, stop)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .errors import AutomlError, ConfigError, NoLiveRun, UsageError
+from .errors import AutomlError, ConfigError, NoLiveRun, UsageError, disk_full
 from .trace import TRACEOUT, add_plain_row
 from .trainers import TRAINERS
 
@@ -590,6 +591,12 @@ def main() -> None:
     except AutomlError as exc:
         click.echo(f"automl: error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except (OSError, sqlite3.Error) as exc:  # a write a command makes finds no room: one line too
+        full = disk_full(exc)
+        if full is None:
+            raise
+        click.echo(f"automl: error: {full}", err=True)
+        sys.exit(full.exit_code)
     except KeyboardInterrupt:
         click.echo("automl: interrupted", err=True)
         sys.exit(130)

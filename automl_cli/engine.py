@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from .algorithms.base import STOP, Algorithm, JobRequest, Outcome
 from .backends.base import Backend, Job, JobExit, MetricsReport
-from .errors import Interrupted, SearchFailed, UsageError
+from .errors import DiskFull, Interrupted, SearchFailed, UsageError
 from .resume import space_record
 from .space import SearchSpace
 from .status import JobView, RunView, format_params
@@ -102,7 +102,11 @@ class Engine:
         self.tick_hooks: list[Callable[["Engine"], None]] = []
 
     def _record(self, kind: str, **data: Any) -> None:
-        event = self.journal.append(kind, when=self.backend.now(), **data)
+        try:
+            event = self.journal.append(kind, when=self.backend.now(), **data)
+        except DiskFull:  # not journaled, but the view still hears it: the stop that follows knows every job
+            self.view.apply(Event(self.view.last_seq, self.backend.now(), kind, data))
+            raise
         self.view.apply(event)
         for listener in self.listeners:
             listener(event)

@@ -296,8 +296,12 @@ def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so a reader never sees half a file, even after a power cut
     (temp file, fsync, rename)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(json.dumps(data, indent=2) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with open(tmp, "w") as handle:
+            handle.write(json.dumps(data, indent=2) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:  # a full disk: no half-written temporary file left behind; `path` is as it was
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)

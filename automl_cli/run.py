@@ -7,8 +7,10 @@ clones of the MMAR, and writes what the user reads.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -26,7 +28,7 @@ from .backends.slurm_script import SlurmOptions
 from .clara.hub import HandlerHub
 from .control import ControlInbox
 from .engine import Engine, EngineSettings, ResumeMismatch
-from .errors import Interrupted, UsageError
+from .errors import DiskFull, Interrupted, UsageError, disk_full
 from .mmar import (MMAR, TRAIN_CONFIG, clone_job, load_document, resolve_variables, set_environment,
                    write_json_atomic)
 from .space import SearchSpace, strip_search
@@ -155,6 +157,45 @@ def carry_checkpoint(source: Path, target: Path) -> None:
             shutil.copy2(item, target / "models" / item.name)
 
 
+def _nothing_left_unstarted(run):
+    """run_search's guard: a run that finds no room to write before it started (a full disk)
+    leaves no run folder behind, only its one-line error; its .lock and empty journal would
+    just make the next try need --resume. A folder that was there before is left alone."""
+    @functools.wraps(run)
+    def guarded(settings: RunSettings, algorithm: Algorithm, **options) -> RunView:
+        fresh = not settings.run_dir.exists()
+        try:
+            return run(settings, algorithm, **options)
+        except (OSError, sqlite3.Error, shutil.Error, DiskFull) as exc:
+            error = exc if isinstance(exc, DiskFull) else disk_full(exc)
+            if error is None:
+                raise
+            if fresh and not _started(settings.run_dir):
+                shutil.rmtree(settings.run_dir, ignore_errors=True)
+            DiskFull.said()
+            if error is exc:
+                raise
+            raise error from None
+    return guarded
+
+
+def _started(run_dir: Path) -> bool:
+    """Whether the run's journal holds its start (when it cannot be read: whether a job
+    folder is there)."""
+    path = run_dir / JOURNAL
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    try:
+        journal = Journal(path, readonly=True)
+        try:
+            return any(e.kind == "run_started" for e in journal.events())
+        finally:
+            journal.close()
+    except Exception:  # noqa: BLE001 -- unreadable (reading needs room too): keep what holds work
+        return any(re.fullmatch(r"W\d+_\d+_J\d+", p.name) for p in run_dir.iterdir())
+
+
+@_nothing_left_unstarted
 def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = False, rebuild: bool = False,
                live: bool | None = None) -> RunView:
     """Run the search in <mmar>/automl/<run_id>/ and publish best/; returns the run's view.
@@ -272,6 +313,7 @@ class _StatusWriter:
         self.path = run_dir / "status.json"
         self.trace = trace
         self.written = 0.0
+        self.full = False
 
     def __call__(self, view: RunView) -> None:
         if time.monotonic() - self.written >= _STATUS_EVERY:
@@ -280,8 +322,16 @@ class _StatusWriter:
 
     def write(self, view: RunView) -> None:
         self.written = time.monotonic()
-        if view.run_id:
-            write_json_atomic(self.path, view.status_json())
+        DiskFull.check()
+        if view.run_id and not self.full:
+            try:
+                write_json_atomic(self.path, view.status_json())
+            except OSError as exc:
+                error = disk_full(exc, self.path)
+                if error is None:
+                    raise
+                self.full = True  # no room: the run ends (journal.db has everything status.json says)
+                DiskFull.report(error, exc)
 
 
 def _claim(run_dir: Path, run_id: str):
@@ -487,6 +537,22 @@ def publish_best(view: RunView, best: JobView, run_dir: Path, *, source: MMAR | 
     config = load_document(job_config)
     environment = {**(source or MMAR(job_dir)).environment(), **(variables or {})}
     config = resolve_variables(strip_search(config), environment, job_config)
+    try:
+        _assemble_best(view, best, job_dir, tmp, config)
+    except OSError as exc:  # no half-written best/ left aside (the published one stays as it was)
+        shutil.rmtree(tmp, ignore_errors=True)
+        error = disk_full(exc)
+        if error is None:
+            raise
+        DiskFull.said()
+        raise error from None
+    shutil.rmtree(best_dir, ignore_errors=True)
+    os.replace(tmp, best_dir)
+    return best_dir
+
+
+def _assemble_best(view: RunView, best: JobView, job_dir: Path, tmp: Path, config: dict) -> None:
+    """best/'s files, in the folder `tmp` that is renamed into place once complete."""
     (tmp / "config").mkdir(parents=True)
     write_json_atomic(tmp / "config" / TRAIN_CONFIG, config)
     (tmp / "models").mkdir()
@@ -501,9 +567,6 @@ def publish_best(view: RunView, best: JobView, run_dir: Path, *, source: MMAR | 
                              "params": j.params, "why": j.note} for j in view.lineage(best)],
                "weights": "models/model.pt" if weights.exists() else None, "source": str(job_dir)}
     write_json_atomic(tmp / "summary.json", summary)
-    shutil.rmtree(best_dir, ignore_errors=True)
-    os.replace(tmp, best_dir)
-    return best_dir
 
 
 def _raise_interrupt(signum, frame):  # noqa: ARG001

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import UsageError
+from .errors import DiskFull, UsageError, disk_full
 
 JOURNAL = "journal.db"
 # a copy of the journal, taken with SQLite's backup API when the run starts or resumes, at
@@ -51,16 +51,44 @@ class Journal:
             self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
         else:
             self.db = sqlite3.connect(self.path, timeout=10)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(_SCHEMA)
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self.db.executescript(_SCHEMA)
+            except sqlite3.Error as exc:
+                self.db.close()
+                error = disk_full(exc, self.path)
+                if error is None:
+                    raise
+                DiskFull.said()
+                raise error from None
+        self.full = False  # a write found the disk full: later events are not written
+        self.last_seq = 0  # of the last event this writer appended
 
     def append(self, kind: str, when: float | None = None, **data: Any) -> Event:
-        """Add an event stamped `when` (default: now); returns it."""
+        """Add an event stamped `when` (default: now); returns it. The first event the disk
+        has no room for raises DiskFull (the transaction rolled back: the journal keeps every
+        event before it, which is what --resume continues from); later ones are not written."""
         now = time.time() if when is None else when
-        cur = self.db.execute("INSERT INTO events (time, kind, data) VALUES (?, ?, ?)",
-                              (now, kind, json.dumps(data)))
-        self.db.commit()
+        DiskFull.check()
+        if self.full:
+            return Event(self.last_seq, now, kind, data)
+        try:
+            cur = self.db.execute("INSERT INTO events (time, kind, data) VALUES (?, ?, ?)",
+                                  (now, kind, json.dumps(data)))
+            self.db.commit()
+        except sqlite3.Error as exc:
+            error = disk_full(exc, self.path)
+            if error is None:
+                raise
+            self.full = True
+            try:
+                self.db.rollback()
+            except sqlite3.Error:
+                pass
+            DiskFull.report(error, exc)
+            return Event(self.last_seq, now, kind, data)
+        self.last_seq = cur.lastrowid
         return Event(cur.lastrowid, now, kind, data)
 
     def events(self, after: int = 0) -> Iterator[Event]:

@@ -17,7 +17,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .errors import UsageError
+from .errors import DiskFull, UsageError, disk_full
 from .status import RunView, _clock
 
 TRACEOUT = ("file", "console", "both")
@@ -36,7 +36,8 @@ class Trace:
             raise UsageError(f"bad traceout '{traceout}': expected one of {', '.join(TRACEOUT)}")
         self.stream = stream or sys.stdout
         self.to_console = traceout in ("console", "both")
-        self.file = open(run_dir / "trace.log", "a", buffering=1) if traceout in ("file", "both") else None
+        self.path = run_dir / "trace.log"
+        self.file = open(self.path, "a", buffering=1) if traceout in ("file", "both") else None
         is_tty = self.stream.isatty() if live is None else live
         self.console = Console(file=self.stream, force_terminal=is_tty, no_color=not is_tty,
                                highlight=False, soft_wrap=True)
@@ -46,14 +47,34 @@ class Trace:
 
     def __call__(self, message: str, *, level: str = "INFO", key: bool = False) -> None:
         line = f"{stamp()} {level:<5} {message}"
+        DiskFull.check()
+        failed = None
         if self.file:
-            self.file.write(line + "\n")
+            try:
+                self.file.write(line + "\n")
+            except OSError as exc:
+                failed = exc
+                self._lost(exc)
+        if failed is not None:
+            key = True  # the file has not got it: the console must
         if self.to_console or key or level != "INFO":
             if self.live:
                 self.live.console.print(line, markup=False)
             else:
                 self.stream.write(line + "\n")
                 self.stream.flush()
+        if failed is not None:
+            DiskFull.report(disk_full(failed, self.path), failed)
+
+    def _lost(self, exc: OSError) -> None:
+        """trace.log has no room: it gets no more lines (the console still does)."""
+        if disk_full(exc, self.path) is None:
+            raise exc
+        file, self.file = self.file, None
+        try:
+            file.close()
+        except OSError:
+            pass
 
     def show(self, view: RunView) -> None:
         """Redraw the live table (terminals only)."""
@@ -65,8 +86,14 @@ class Trace:
             self.live.stop()
             self.live = None
         if self.file:
-            self.file.close()
-            self.file = None
+            file, self.file = self.file, None
+            try:
+                file.close()
+            except OSError as exc:  # its last lines had no room
+                error = disk_full(exc, self.path)
+                if error is None:
+                    raise
+                DiskFull.report(error, exc)
 
 
 def add_plain_row(table: Table, *cells: str) -> None:
