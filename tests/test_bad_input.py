@@ -294,9 +294,9 @@ BAD_INPUT = [_not_utf8, _nested_beyond_the_parser, _nested_beyond_the_checks, _i
              _negative_seed_in_config, _trainconf_is_a_folder, _config_is_a_symlink_loop, _mmar_is_a_file,
              _mmar_is_a_symlink_loop,
              _set("seed=-5", said="seed must be an integer >= 0, got -5"),
-             _set("automl_max_recommendations=Infinity", said="expected an int, got inf"),
+             _set("automl_max_recommendations=Infinity", said="expected int, got inf"),
              _set("algorithm=pbt", "automl_truncation=0.9", said="automl_truncation: must be at most 0.5, got 0.9"),
-             _set("algorithm=pbt", "automl_perturbation_factor=Infinity", said="expected a finite float, got inf")]
+             _set("algorithm=pbt", "automl_perturbation_factor=Infinity", said="expected float (finite), got inf")]
 
 
 @pytest.mark.parametrize("command", ["run", "plan"])

@@ -172,8 +172,8 @@ def resolve_params(cls: type[Algorithm], given: dict[str, Any]) -> dict[str, Any
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError
         except (TypeError, ValueError, OverflowError):
-            raise UsageError(f"{cls.name} parameter {key}: expected {'a finite ' if spec.kind is float else 'an '}"
-                             f"{spec.kind.__name__}, got {value!r}") from None
+            raise UsageError(f"{cls.name} parameter {key}: expected {spec.kind.__name__}"
+                             f"{' (finite)' if spec.kind is float else ''}, got {value!r}") from None
         if spec.minimum is not None and value < spec.minimum:
             raise UsageError(f"{cls.name} parameter {key}: must be at least {spec.minimum}, got {value}")
         if spec.maximum is not None and value > spec.maximum:
