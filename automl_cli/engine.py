@@ -523,10 +523,11 @@ class Engine:
 
     def _on_exit(self, event: JobExit) -> None:
         old = self.jobs[event.job_id]
+        how = "hung" if event.job_id in self.hung else "crashed"
         outcome = self._record_exit(event)
         job = self.view.jobs[event.job_id]
         if outcome.status == "retried":
-            self.trace(f"job {old.name} crashed: {outcome.cause}; retrying it from its checkpoint "
+            self.trace(f"job {old.name} {how}: {outcome.cause}; retrying it from its checkpoint "
                        f"(attempt {old.attempt + 1} of {self.s.max_retries + 1})", level="WARN")
             self.relaunch.append(old)
             return

@@ -246,6 +246,7 @@ def test_a_hung_job_is_stopped_failed_with_its_reason_and_retried_once(fake_mmar
     assert [e["reason"] for e in events(run_dir, "job_hung")] == ["no epoch for 1 s"] * 2
     trace = (run_dir / "trace.log").read_text()
     assert "W1_1_J1: no epoch for 1 s; stopping it as hung" in trace
+    assert "job W1_1_J1 hung: no epoch for 1 s; retrying it from its checkpoint (attempt 2 of 2)" in trace
     assert "no epoch for 1 s" in result.stderr  # every job failed: the first one's cause
     assert not run_processes(run_dir)
 
