@@ -24,17 +24,16 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import numpy as np
 import torch
 
 from ..train.loop import (BEST_WEIGHTS, CHECKPOINT, TrainingInterrupted, _append_line, _cpu_state, _metrics_path,
-                          _number, _save_atomic, _SigtermFlag)
+                          _number, _save_atomic, _SigtermFlag, global_rng_state, load_checkpoint, numpy_state,
+                          restore_optimizer, set_global_rng_state, set_numpy_state)
 from .build import BuildError, Builder, BuildOptions
 
 CHECKPOINT_FORMAT = "clara4-1"
@@ -148,49 +147,15 @@ def _randomizables(run: _Run) -> list:
 
 
 def _rng_state(run: _Run) -> dict:
-    _, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
-    state = {"torch": torch.get_rng_state(),
-             "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                       "has_gauss": int(has_gauss), "gauss": float(gauss)},
-             "python": random.getstate(),
-             "transforms": [_numpy_state(t.R) for t in _randomizables(run)]}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _numpy_state(generator: np.random.RandomState) -> dict:
-    _, keys, pos, has_gauss, gauss = generator.get_state(legacy=True)
-    return {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
-            "gauss": float(gauss)}
-
-
-def _set_numpy_state(generator: Any, state: dict) -> None:
-    generator.set_state(("MT19937", state["keys"].numpy().astype(np.uint32), state["pos"], state["has_gauss"],
-                         state["gauss"]))
+    return {**global_rng_state(), "transforms": [numpy_state(t.R) for t in _randomizables(run)]}
 
 
 def _set_rng_state(run: _Run, state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    _set_numpy_state(np.random, state["numpy"])
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
+    set_global_rng_state(state)
     transforms = _randomizables(run)
     if len(transforms) == len(state.get("transforms", [])):
         for transform, saved in zip(transforms, state["transforms"]):
-            _set_numpy_state(transform.R, saved)
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _load_checkpoint(path: Path) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 (torch raises several kinds for a foreign file)
-        raise ValueError(f"{path} cannot be resumed from ({type(exc).__name__}); delete it to start over") from exc
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} was not written by this version of the Clara 4.x trainer; delete it to start over")
-    return state
+            set_numpy_state(transform.R, saved)
 
 
 def _restore(run: _Run, state: dict, log: Callable[[str], None]) -> None:
@@ -201,14 +166,7 @@ def _restore(run: _Run, state: dict, log: Callable[[str], None]) -> None:
         raise ValueError(f"models/{CHECKPOINT} holds weights of another model than the config's ({first}); "
                          "delete it to start over") from None
     optimizer = run.trainer.optimizer
-    if state.get("optimizer_name") == type(optimizer).__name__:
-        # the state (moments, steps) resumes; the hyperparameters stay the config's (PBT changes them)
-        configured = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
-        optimizer.load_state_dict(state["optimizer"])
-        for group, hyper in zip(optimizer.param_groups, configured):
-            group.update(hyper)
-    else:
-        log(f"optimizer changed from {state.get('optimizer_name')} to {type(optimizer).__name__}: its state starts fresh")
+    restore_optimizer(optimizer, type(optimizer).__name__, state, log)
     scheduler = run.lr_scheduler()
     if scheduler is not None and state.get("lr_scheduler") is not None and hasattr(scheduler, "load_state_dict"):
         scheduler.load_state_dict(state["lr_scheduler"])
@@ -259,7 +217,8 @@ def _train(config: dict, mmar_root: Path, epochs: int | None, metrics_file: Path
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     total = int(config.get("epochs") if epochs is None else epochs)
     checkpoint = models / CHECKPOINT
-    state = _load_checkpoint(checkpoint) if checkpoint.exists() else None
+    state = load_checkpoint(checkpoint, CHECKPOINT_FORMAT, "this version of the Clara 4.x trainer") \
+        if checkpoint.exists() else None
     device = _device(config, log)
     run = _Run(config, mmar_root, device, log, resuming=state is not None)
     done, best, best_epoch = 0, None, None

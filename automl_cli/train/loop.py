@@ -309,52 +309,62 @@ def _cpu_state(module: torch.nn.Module) -> dict:
     return {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
 
-def _rng_state(generator: torch.Generator) -> dict:
-    # Stored as tensors and plain numbers only, so checkpoints load with weights_only=True.
-    _, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
-    state = {"generator": generator.get_state(), "torch": torch.get_rng_state(),
-             "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                       "has_gauss": int(has_gauss), "gauss": float(gauss)},
-             "python": random.getstate()}
+def numpy_state(generator: Any) -> dict:
+    """A numpy RandomState's (or np.random's) state as tensors and plain numbers, so
+    checkpoints load with weights_only=True."""
+    _, keys, pos, has_gauss, gauss = generator.get_state(legacy=True)
+    return {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+            "gauss": float(gauss)}
+
+
+def set_numpy_state(generator: Any, state: dict) -> None:
+    generator.set_state(("MT19937", state["keys"].numpy().astype(np.uint32), state["pos"], state["has_gauss"],
+                         state["gauss"]))
+
+
+def global_rng_state() -> dict:
+    """The process-wide generators (torch, numpy, python, CUDA) of a checkpoint."""
+    state = {"torch": torch.get_rng_state(), "numpy": numpy_state(np.random), "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _set_rng_state(state: dict, generator: torch.Generator) -> None:
-    generator.set_state(state["generator"])
+def set_global_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    numpy = state["numpy"]
-    np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["pos"], numpy["has_gauss"],
-                         numpy["gauss"]))
+    set_numpy_state(np.random, state["numpy"])
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _load_checkpoint(path: Path) -> dict:
+def load_checkpoint(path: Path, checkpoint_format: Any, trainer: str = "this version of the trainer") -> dict:
+    """A checkpoint written by `trainer` (its `format` is `checkpoint_format`), or one line
+    saying why it cannot be resumed from."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001  (torch raises several kinds for a foreign file)
         raise ValueError(f"{path} cannot be resumed from ({type(exc).__name__}); delete it to start over") from exc
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(state, dict) or state.get("format") != checkpoint_format:
         # A checkpoint from another trainer (or another version of this one) cannot give an
         # exact continuation; saying so beats resuming from half of it.
-        raise ValueError(f"{path} was not written by this version of the trainer; delete it to start over")
+        raise ValueError(f"{path} was not written by {trainer}; delete it to start over")
     return state
 
 
-def _restore_optimizer(run: _Training, state: dict, log: Callable[[str], None]) -> None:
+def restore_optimizer(optimizer: torch.optim.Optimizer, name: str, state: dict, log: Callable[[str], None]) -> bool:
     """Load the optimizer's state (moments, step counts) but keep the hyperparameters the
-    current config gave it: PBT changes the learning rate between segments."""
-    if state.get("optimizer_name") != run.optimizer_name:
-        log(f"optimizer changed from {state.get('optimizer_name')} to {run.optimizer_name}: its state starts fresh")
-        return
-    configured = [{k: v for k, v in group.items() if k != "params"} for group in run.optimizer.param_groups]
-    run.optimizer.load_state_dict(state["optimizer"])
-    for group, hyper in zip(run.optimizer.param_groups, configured):
+    current config gave it: PBT changes the learning rate between segments. False (and a
+    log line) when the checkpoint's optimizer was another one: its state starts fresh."""
+    if state.get("optimizer_name") != name:
+        log(f"optimizer changed from {state.get('optimizer_name')} to {name}: its state starts fresh")
+        return False
+    configured = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    optimizer.load_state_dict(state["optimizer"])
+    for group, hyper in zip(optimizer.param_groups, configured):
         group.update(hyper)
+    return True
 
 
 def _number(value: float) -> float | None:
@@ -427,10 +437,11 @@ def _train(config: dict, mmar_root: Path, epochs: int | None, metrics_file: Path
     done, best, best_epoch = 0, None, None
     checkpoint = models / CHECKPOINT
     if checkpoint.exists():
-        state = _load_checkpoint(checkpoint)
+        state = load_checkpoint(checkpoint, CHECKPOINT_FORMAT)
         model.load_state_dict(state["model"])
-        _restore_optimizer(run, state, log)
-        _set_rng_state(state["rng"], run.generator)
+        restore_optimizer(run.optimizer, run.optimizer_name, state, log)
+        run.generator.set_state(state["rng"]["generator"])
+        set_global_rng_state(state["rng"])
         done, best, best_epoch = int(state["epoch"]), state["best_metric"], state["best_epoch"]
         log(f"resumed from {checkpoint} at epoch {done}")
 
@@ -464,7 +475,8 @@ def _train(config: dict, mmar_root: Path, epochs: int | None, metrics_file: Path
             _save_atomic(_cpu_state(model), models / BEST_WEIGHTS)
         _save_atomic({"format": CHECKPOINT_FORMAT, "epoch": epoch, "best_metric": best, "best_epoch": best_epoch,
                       "metric_key": key, "model": _cpu_state(model), "optimizer": run.optimizer.state_dict(),
-                      "optimizer_name": run.optimizer_name, "rng": _rng_state(run.generator)}, checkpoint)
+                      "optimizer_name": run.optimizer_name,
+                      "rng": {"generator": run.generator.get_state(), **global_rng_state()}}, checkpoint)
         _append_line(metrics_path, line)  # last: a line on disk promises its checkpoint is too
         done = epoch
         log(f"epoch {epoch}/{total} train_loss {train_loss:.4f} {key} {value:.4f} "
