@@ -118,6 +118,38 @@ def job_processes(marker: str) -> list[int]:
     return found
 
 
+def live_pids():
+    """PIDs of the live processes in /proc (zombies left out: this machine's PID 1 may
+    never reap a dead run's supervisor)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                if handle.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    continue
+        except (OSError, IndexError):
+            continue
+        yield int(pid)
+
+
+def run_processes(run_dir: Path) -> list[int]:
+    """Live processes whose command line or environment names the run folder."""
+    marker = str(run_dir).encode()
+    found = []
+    for pid in live_pids():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                cmdline = handle.read()
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                environ = handle.read()
+        except OSError:
+            continue
+        if marker in cmdline or marker in environ:
+            found.append(pid)
+    return found
+
+
 SLURM_CLUSTER = ROOT / "scripts" / "slurm" / "cluster.sh"
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from automl_cli.backends.base import Job, JobExit, JobSpec, MetricsReport
 from automl_cli.workers import Worker
-from conftest import FAKE_TRAINER, ROOT
+from conftest import FAKE_TRAINER, ROOT, live_pids
 
 BACKENDS = ["local", "simulated", "slurm"]
 SLOW = 30.0  # seconds an epoch of a "slow" job takes: it is still in epoch 2 when the test acts
@@ -34,16 +34,11 @@ def _environ(pid: int) -> dict[str, str]:
 def live_processes_with(key: str, value: str) -> list[int]:
     """Live (not zombie) processes whose environment has key=value."""
     found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    for pid in live_pids():
         try:
-            with open(f"/proc/{pid}/stat", "rb") as handle:
-                if handle.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                    continue
-            if _environ(int(pid)).get(key) == value:
-                found.append(int(pid))
-        except (OSError, IndexError):
+            if _environ(pid).get(key) == value:
+                found.append(pid)
+        except OSError:
             continue
     return found
 

@@ -18,29 +18,8 @@ import pytest
 
 from automl_cli.status import RunView
 from automl_cli.store import JOURNAL, Journal
-from conftest import FAKE_TRAINER, ROOT, run_cli, set_epoch_seconds, start_run, wait_for, write_json
-
-
-def run_processes(run_dir: Path) -> list[int]:
-    """Live (not zombie) processes whose command line or environment names the run folder."""
-    marker = str(run_dir).encode()
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as handle:
-                if handle.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                    continue
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                cmdline = handle.read()
-            with open(f"/proc/{pid}/environ", "rb") as handle:
-                environ = handle.read()
-        except (OSError, IndexError):
-            continue
-        if marker in cmdline or marker in environ:
-            found.append(int(pid))
-    return found
+from conftest import (FAKE_TRAINER, ROOT, run_cli, run_processes, set_epoch_seconds, start_run, wait_for,
+                      write_json)
 
 
 def trainers(run_dir: Path) -> list[int]:
