@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .names import UnknownComponent, accepted_args, find_by_name, find_by_path, modernise
+from .names import UnknownComponent, accepted_args, find_by_name, find_by_path, modernise, unknown_arg
 
 SECTIONS = ("train", "validate")
 # entries that are a list of components combined into one object
 COMPOSED = ("pre_transforms", "post_transforms")
 # entries that may be a list of which the enabled ones are kept
 CHOSEN_ONE = ("optimizer", "lr_scheduler", "model")
-_REFERENCE = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
+REFERENCE = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")  # an @name inside a # expression
 # Clara's component keys; anything else beside name/path is refused
 COMPONENT_KEYS = {"name", "path", "args", "disabled", "rank", "log_label", "ref", "search", "apply",
                   "data_list_file_path", "data_file_base_dir", "data_list_key"}
@@ -213,13 +213,9 @@ class Builder:
         return made
 
     def _check_args(self, target: Callable, args: dict, where: list, label: str) -> None:
-        accepted, open_ended = accepted_args(target)
-        if open_ended:
-            return
-        for key in args:
-            if key not in accepted:
-                raise BuildError(where + ["args", key], f"{label} takes no argument '{key}' (its args: "
-                                                        f"{', '.join(sorted(accepted)) or 'none'})")
+        unknown = unknown_arg(target, args, label)
+        if unknown:
+            raise BuildError(where + ["args", unknown[0]], unknown[1])
 
     def _place(self, target: Callable, kwargs: dict) -> None:
         """Clara placed engines on the device itself; its configs name none."""
@@ -278,7 +274,7 @@ class Builder:
             namespace[f"_ref_{name}"] = self.resolve(section, name, where)
             return f"_ref_{name}"
 
-        code = _REFERENCE.sub(reference, text)
+        code = REFERENCE.sub(reference, text)
         try:
             compiled = compile(code, "<config>", "eval")
         except SyntaxError as exc:

@@ -6,15 +6,13 @@ enable them."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import ConfigError
-from .build import COMPONENT_KEYS, SECTIONS, BuildError, label_of
-from .names import UnknownComponent, accepted_args, find_by_name, find_by_path, modernise
+from .build import COMPONENT_KEYS, REFERENCE, SECTIONS, label_of
+from .names import UnknownComponent, find_by_name, find_by_path, modernise, unknown_arg
 
-_REFERENCE = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def _components(entry: Any, where: list) -> Iterator[tuple[list, dict]]:
@@ -29,7 +27,7 @@ def _references(value: Any, where: list) -> Iterator[tuple[list, str]]:
     if isinstance(value, str) and value.startswith("@"):
         yield where, value[1:]
     elif isinstance(value, str) and value.startswith("#"):
-        for name in _REFERENCE.findall(value):
+        for name in REFERENCE.findall(value):
             yield where, name
     elif isinstance(value, dict):
         for key, item in value.items():
@@ -85,12 +83,9 @@ def _check_component(component: dict, where: list, path: Path, mmar_root: Path, 
         raise ConfigError(path, where + ["args"], f"expected an object of arguments, got {json.dumps(raw)}")
     args, changed = modernise(component.get("name"), target, raw)
     warnings += [f"{'.'.join(map(str, where))}: {w}" for w in changed]
-    accepted, open_ended = accepted_args(target)
-    if not open_ended:
-        for key in args:
-            if key not in accepted:
-                raise ConfigError(path, where + ["args", key], f"{label} takes no argument '{key}' (its args: "
-                                                               f"{', '.join(sorted(accepted)) or 'none'})")
+    unknown = unknown_arg(target, args, label)
+    if unknown:
+        raise ConfigError(path, where + ["args", unknown[0]], unknown[1])
 
 
 def _resolve(config: dict, section: str, name: str, where: list, path: Path) -> None:
@@ -149,4 +144,3 @@ def _monai_version() -> str:
     return monai.__version__
 
 
-__all__ = ["check_clara4", "BuildError"]

@@ -75,6 +75,18 @@ def accepted_args(target: Callable) -> tuple[set[str], bool]:
     return names, open_ended
 
 
+def unknown_arg(target: Callable, args: dict, label: str) -> tuple[str, str] | None:
+    """The first of `args` that `target` does not take, with the one-line reason; None when
+    it takes them all (or any, through **kwargs)."""
+    accepted, open_ended = accepted_args(target)
+    if open_ended:
+        return None
+    for key in args:
+        if key not in accepted:
+            return key, f"{label} takes no argument '{key}' (its args: {', '.join(sorted(accepted)) or 'none'})"
+    return None
+
+
 # Clara 4.1 class names MONAI has since removed: name -> (replacement, args it implies)
 RENAMED_CLASSES: dict[str, tuple[str, dict[str, Any]]] = {
     "AddChanneld": ("EnsureChannelFirstd", {"channel_dim": "no_channel"}),
