@@ -142,5 +142,3 @@ def _monai_version() -> str:
     import monai
 
     return monai.__version__
-
-
