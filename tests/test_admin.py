@@ -245,11 +245,9 @@ def test_a_request_the_run_never_takes_is_withdrawn_and_after_the_end_nothing_is
     engine = small_engine()
     inbox = ControlInbox(live_dir)
     inbox.attach(engine)
-    started = time.monotonic()
     with pytest.raises(NoLiveRun, match=r"^run 'live' did not answer within 0.3 s \(is it stuck\?\); nothing was "
                                         r"done$"):
         send(live_dir, "live", "suspend", "W1", timeout=0.3)
-    assert time.monotonic() - started < 5
     assert list((live_dir / CONTROL_DIR / "inbox").iterdir()) == []  # taken back: the run will never see it
     inbox.tick(engine)
     assert engine.suspended == set()

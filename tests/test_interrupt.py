@@ -1,13 +1,12 @@
 """Stopping the tool stops its jobs: exit 130, run marked interrupted, no job process left."""
 import json
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from automl_cli.status import RunView
-from conftest import job_processes, run_cli, set_epoch_seconds, start_run, wait_for
+from conftest import job_processes, run_cli, run_processes, set_epoch_seconds, start_run, wait_for
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -24,8 +23,7 @@ def test_signal_to_the_tool_stops_every_job_and_exits_130(fake_mmar, sig):
     out, err = tool.communicate(timeout=60)
     assert tool.returncode == 130, err
     assert "interrupted" in err
-    time.sleep(0.2)
-    assert job_processes(str(run_dir)) == []
+    assert wait_for(lambda: run_processes(run_dir) == [], timeout=30), run_processes(run_dir)
     view = RunView.load(run_dir)
     assert view.status == "interrupted"
     assert [(j.status, j.cause) for j in view.jobs.values()] == [("interrupted", "run interrupted")] * 2

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from automl_cli.status import RunView
-from conftest import ROOT, job_processes, run_cli, start_run, write_json
+from conftest import ROOT, run_cli, run_processes, start_run, wait_for, write_json
 
 
 def configure(mmar: Path, algorithm: str, recommendations: int) -> None:
@@ -28,6 +28,22 @@ def decisions(run_dir: Path) -> list:
     return [trials[t] for t in sorted(trials)]
 
 
+def journal_events(run_dir: Path) -> int:
+    """Events in the run's journal so far (0 before it exists), read while the run writes it."""
+    import sqlite3
+
+    from automl_cli.store import JOURNAL
+
+    path = run_dir / JOURNAL
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+            return db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    except sqlite3.OperationalError:  # created but its table not yet written
+        return 0
+
+
 def start(mmar: Path, resume: bool):
     return start_run(mmar, "--run-id", "k", "--workers", "0", *(["--resume"] if resume else []))
 
@@ -41,21 +57,23 @@ def test_kill_9_at_ten_moments_then_resume_gives_the_uninterrupted_run(fake_mmar
     assert run_cli("run", "-m", str(reference), "--run-id", "k", "--workers", "0").returncode == 0
     expected = decisions(reference / "automl" / "k")
 
-    rng = random.Random(7)
-    kills, resume, finished = 0, False, False
-    while kills < 10 and not finished:
+    # ten moments spread over the run, as points in its journal (so a fast machine that
+    # finishes sooner still meets every one): the tool is killed as soon as the journal
+    # holds that many events
+    total = journal_events(reference / "automl" / "k")
+    moments = sorted(random.Random(7).sample(range(3, total - 3), 10))
+    kills, resume = 0, False
+    for moment in moments:
         tool = start(fake_mmar, resume)
-        time.sleep(rng.uniform(0.5, 2.0))
-        if tool.poll() is None:
-            tool.send_signal(signal.SIGKILL)
-            kills += 1
+        assert wait_for(lambda: journal_events(fake_mmar / "automl" / "k") >= moment or tool.poll() is not None,
+                        timeout=120)
+        assert tool.poll() is None, f"the run ended before its journal reached {moment} events"
+        tool.send_signal(signal.SIGKILL)
         tool.wait(timeout=60)
-        finished = tool.returncode == 0
-        resume = True
-    if not finished:
-        tool = start(fake_mmar, True)
-        _, err = tool.communicate(timeout=300)
-        assert tool.returncode == 0, err
+        kills, resume = kills + 1, True
+    tool = start(fake_mmar, True)
+    _, err = tool.communicate(timeout=300)
+    assert tool.returncode == 0, err
     assert kills == 10
 
     run_dir = fake_mmar / "automl" / "k"
@@ -75,9 +93,8 @@ def test_kill_9_at_ten_moments_then_resume_gives_the_uninterrupted_run(fake_mmar
         log = folder / "train.log"
         trained = [int(l.split()[1]) for l in log.read_text().splitlines() if l.startswith("epoch")] if log.exists() else []
         assert not trained or trained[0] == done + 1
-    # no job process outlived its tool
-    time.sleep(0.5)
-    assert job_processes(str(run_dir)) == []
+    # no job process outlived its tool (a killed job's last process may take a moment to go)
+    assert wait_for(lambda: run_processes(run_dir) == [], timeout=30), run_processes(run_dir)
 
 
 def test_resume_refuses_other_settings_and_a_missing_run(fake_mmar):

@@ -1,7 +1,7 @@
 """The SLURM backend against a real slurmctld (scripts/slurm/cluster.sh: one node, 4 fake
 GPUs, partitions debug and urgent): real searches, requeue, preemption, the time-limit
 signal, and a tool killed with SIGKILL that re-attaches instead of submitting again.
-Skipped, with the reason, where no cluster can be started (see the slurm_cluster fixture)."""
+Skipped, with the reason, where no cluster runs (see the slurm_cluster fixture: `.ci/run` starts one)."""
 import json
 import re
 import shutil
