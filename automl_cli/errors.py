@@ -1,6 +1,6 @@
 """Errors a user can act on: each renders as one line and carries its exit code.
 
-Exit codes follow SPEC.md: 1 the search ran but failed (or an admin command found no live
+Exit codes, the same for every command: 1 the search ran but failed (or an admin command found no live
 run to act on), 2 a usage or config error (nothing was started), 130 interrupted.
 """
 from __future__ import annotations
