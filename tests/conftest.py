@@ -10,6 +10,21 @@ ROOT = Path(__file__).resolve().parents[1]
 FAKE_TRAINER = Path(__file__).resolve().parent / "fake_trainer.py"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true",
+                     help="also run the tests marked slow: whole searches with the real trainers (CI runs them)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """A plain `pytest -q` is the fast suite; `--slow` (as in README.md's test command and CI) is all of it."""
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: add --slow to run it (CI does)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def write_json(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2))

@@ -410,12 +410,15 @@ def test_kill_9_then_resume_replays_the_custom_controller_and_handlers_carry_on(
     add_custom_module(fake_mmar)
     automl_config(fake_mmar, controller={"path": "myAutoMLController.MyController", "args": {"max_jobs": 5}},
                   handlers=[{"path": "myAutoMLController.MyHandler"}])
-    set_epoch_seconds(fake_mmar, 0.4)
+    set_epoch_seconds(fake_mmar, 0.6)
     run_dir = fake_mmar / "automl" / "k"
     tool = start_run(fake_mmar, "--set", "run_id=k", "workers=0:1")
     try:
+        # killed just after round 1 ended: the next handler event is a whole job (3 epochs of
+        # 0.6 s) away. A kill between a journal record and its handler calls would lose those
+        # calls (the resume never repeats an event: docs/clara.md), so the test does not aim there.
         assert wait_for(lambda: (run_dir / "events.jsonl").exists()
-                        and '"end_job"' in (run_dir / "events.jsonl").read_text(), timeout=120)
+                        and '"round_ended"' in (run_dir / "events.jsonl").read_text(), timeout=120)
     finally:
         tool.send_signal(signal.SIGKILL)
         tool.wait(timeout=60)
