@@ -52,6 +52,7 @@ def test_every_clara_search_form_validates(monai_mmar):
     assert run_cli("validate", "-m", str(monai_mmar), "--trainconf", "trn_autoML_Enum.json").returncode == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", FORMS)
 def test_each_clara_search_form_trains(monai_mmar, form):
     result = run_cli("run", "-m", str(monai_mmar), "--trainconf", f"{form}.json", "--set", "run_id=form",
@@ -77,6 +78,7 @@ def test_each_clara_search_form_trains(monai_mmar, form):
     assert [p.name for p in (best / "config").iterdir()] == ["config_train.json"]
 
 
+@pytest.mark.slow
 def test_two_worker_search_killed_and_resumed_continues_and_best_reevaluates(monai_mmar):
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     args = ["--set", "run_id=k", "workers=0:1", "epochs=3", "automl_max_recommendations=3"]
@@ -121,6 +123,7 @@ def test_two_worker_search_killed_and_resumed_continues_and_best_reevaluates(mon
                                                                                                    abs=1e-6)
 
 
+@pytest.mark.slow
 def test_sigterm_mid_epoch_keeps_the_last_checkpoint_and_resuming_is_exact(monai_mmar):
     models = monai_mmar / "models"
     whole = run_cli("train", "-m", str(monai_mmar), "--epochs", "3")
@@ -214,6 +217,7 @@ def test_a_loss_from_custom_that_goes_nan_stops_the_job_with_exit_3(monai_mmar):
     assert not (monai_mmar / "models" / "checkpoint.pt").exists()
 
 
+@pytest.mark.slow
 def test_a_jobs_last_epoch_is_validated_between_intervals_without_changing_what_follows(monai_mmar):
     """num_interval_per_valid=2 and no ValidationHandler: one is added; a job stopping at
     epoch 3 is still scored there, and continuing it to 4 trains as a run that never stopped."""

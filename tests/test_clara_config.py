@@ -448,6 +448,7 @@ def test_the_templates_clara_form_config_plans_the_enum_example_as_a_full_grid()
 
 
 
+@pytest.mark.slow
 def test_the_templates_clara_form_config_runs_the_enum_example_every_combination_once(tmp_path):
     """Clara's way, end to end on the reference trainer: ReinforcementController on an
     enum-only space is the full grid; MMARHandler keeps the best 3 folders' weights."""

@@ -73,6 +73,7 @@ def run_example(example_runs, example: str) -> list[tuple[dict, dict, str]]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("example", ["Enum"])
 def test_enum_example_sets_the_grouped_network_args(example_runs, example):
     for params, config, _ in run_example(example_runs, example):

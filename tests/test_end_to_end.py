@@ -23,6 +23,7 @@ def template_copy(tmp_path):
     return root
 
 
+@pytest.mark.slow
 def test_automl_sh_runs_a_two_worker_cpu_search_and_best_weights_give_the_reported_dice(template_copy):
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     env["AUTOML"] = f"{sys.executable} -m automl_cli"
@@ -66,6 +67,7 @@ def test_automl_sh_runs_a_two_worker_cpu_search_and_best_weights_give_the_report
                       "automl_min_early_stop_epochs=2"]),
     ("asha", ["automl_nu=3", "automl_max_trials=4", "automl_max_concurrent=2"]),
 ])
+@pytest.mark.slow
 def test_bracket_algorithms_run_end_to_end_and_promoted_jobs_continue_their_trial(template_copy, algorithm, settings):
     result = run_cli("run", "-m", str(template_copy), "--workers", "0:1", "--algorithm", algorithm,
                      "--set", "run_id=b", *settings)

@@ -8,12 +8,15 @@ import random
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.kill_harness import ALGORITHMS, run_all  # noqa: E402
 
 KILLS = 3
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_of_five_algorithms_loses_nothing_and_leaves_nothing(tmp_path):
     assert {"bayesian", "hyperband", "asha", "pbt", "dehb"} <= set(ALGORITHMS)
     results = run_all(list(ALGORITHMS), KILLS, random.Random().randrange(1000), tmp_path)

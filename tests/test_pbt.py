@@ -63,6 +63,7 @@ def test_exploit_continues_from_the_donors_state_and_explores_within_bounds():
     assert set(ends.values()) == {10}
 
 
+@pytest.mark.slow
 def test_exploit_job_folder_starts_from_the_donors_checkpoint_with_the_mutated_lr(tmp_path):
     """On the real trainer: a PBT run on the template, then the exploit job's starting
     checkpoint compared tensor by tensor with the donor's."""

@@ -70,6 +70,7 @@ def test_best_weights_reload_to_the_logged_best_metric(tmp_path):
     assert loop.evaluate(config, tmp_path, tmp_path / "models" / "model.pt") == {"val_mean_dice": best["val_mean_dice"]}
 
 
+@pytest.mark.slow
 def test_hyperparameters_change_the_score():
     """Not a flat landscape: the learning rate alone moves Dice a lot after 3 epochs."""
     import tempfile

@@ -6,6 +6,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from automl_cli.status import RunView
 from conftest import ROOT, run_cli, run_processes, start_run, wait_for, write_json
 
@@ -48,6 +50,7 @@ def start(mmar: Path, resume: bool):
     return start_run(mmar, "--run-id", "k", "--workers", "0", *(["--resume"] if resume else []))
 
 
+@pytest.mark.slow
 def test_kill_9_at_ten_moments_then_resume_gives_the_uninterrupted_run(fake_mmar, tmp_path):
     configure(fake_mmar, "bayesian", 8)
     reference = tmp_path / "reference"
@@ -125,6 +128,7 @@ def test_resume_refuses_other_settings_and_a_missing_run(fake_mmar):
     assert RunView.load(run_dir).status == "completed"
 
 
+@pytest.mark.slow
 def test_kill_9_during_a_real_training_then_resume_continues_from_the_checkpoint(tmp_path):
     import shutil
 

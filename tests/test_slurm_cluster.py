@@ -81,6 +81,7 @@ def template(tmp_path):
 HYPERBAND = ["--algorithm", "hyperband", "--set", "automl_R=4", "automl_nu=4", "epoch_multiplier=1"]
 
 
+@pytest.mark.slow
 def test_hyperband_runs_4_gpu_jobs_at_a_time_survives_a_requeue_and_matches_the_local_run(
         slurm_cluster, template, tmp_path, cancel_afterwards):
     local_mmar = tmp_path / "local_mmar"
