@@ -193,7 +193,6 @@ def status(mmar, run_id, automlconf, as_json, watch, interval) -> None:
     import time
 
     from rich.console import Group
-    from rich.live import Live
 
     from .runfolder import find_run
     from .status import RunView
@@ -214,6 +213,8 @@ def status(mmar, run_id, automlconf, as_json, watch, interval) -> None:
                 return
             time.sleep(interval)
             view = RunView.load(run_dir)
+    from rich.live import Live  # only a terminal's --watch redraws in place
+
     with Live(Group(*_status_view(view)), console=console, auto_refresh=False) as live:
         while view.status == "running":
             time.sleep(interval)
