@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, json_path
+from .ranges import Bounds, NumberRange
 from .space import Param, SearchSpace, _check_conditions, check_finite, check_switches, dotted_path
 
 
@@ -146,9 +147,11 @@ def _ranged(p: Param, spec: Any, file: Path, where: list, current: Any = None) -
     for key, bound in (("valid_min", low), ("valid_max", high)):
         if isinstance(bound, bool) or not isinstance(bound, (int, float)):
             raise ConfigError(file, where + [key], f"expected a number, got {bound!r}")
-    if not low < high:
-        raise ConfigError(file, where, f"expected valid_min < valid_max, got {low} and {high}")
     kind = p.kind if p.kind in ("float", "int") else ("int" if isinstance(current, int) and isinstance(low, int)
                                                         and isinstance(high, int) else "float")
-    log = p.log and low > 0
-    return replace(p, kind=kind, low=low, high=high, log=log, choices=None, weights=None, origin=origin)
+    # the parameter's own log scale and step hold in its custom range too: a range they do
+    # not fit is an error here, as in a search item, never a scale silently dropped
+    why_log = f" ({p.name} is searched on a log scale, {p.source})" if p.log else ""
+    number = NumberRange(kind, low, high, log=p.log, step=p.step).checked(file, Bounds("valid_min", "valid_max", where),
+                                                                            why_log)
+    return replace(p, **number.fields(), choices=None, weights=None, origin=origin)

@@ -211,7 +211,10 @@ def validate(doc: Any, schema_name: str, file: Path, prefix: list | None = None)
 
 
 def _expected(error) -> str:
-    """Say what was expected in words a user reads once and understands."""
+    """Say what was expected in words a user reads once and understands: a rule's own
+    "x-message" when the schema gives one, else words for the kind of rule broken."""
+    if isinstance(error.schema, dict) and "x-message" in error.schema:
+        return error.schema["x-message"]
     kind = error.validator
     if kind == "required":
         return f"missing required key: {error.message.split(' is a required')[0]}"
