@@ -38,7 +38,7 @@ import numpy as np
 
 from .errors import ConfigError, json_path
 from .mmar import validate
-from .ranges import Bounds, NumberRange
+from .ranges import Bounds, NumberRange, choice_weights
 
 Location = tuple  # JSON path parts (str keys, int indices) from the document root
 
@@ -664,12 +664,7 @@ def _parse_item(item: Any, where: Location, index: int, args_of: dict, owner: st
             choices.append(tuple(choice))
         if len({_dump(list(c)) for c in choices}) != len(choices):
             raise ConfigError(file, at + ("targets",), "a choice is listed twice")
-        weights = item.get("weights")
-        if weights is not None and len(weights) != len(choices):
-            raise ConfigError(file, at + ("weights",),
-                              f"expected {len(choices)} weights (one per choice), got {len(weights)}")
-        total = sum(weights) if weights else None
-        norm = tuple(w / total for w in weights) if weights else tuple(1 / len(choices) for _ in choices)
+        norm = choice_weights(item.get("weights"), len(choices), file, at + ("weights",), "choice")
         return Param(choices=tuple(choices), weights=norm, **common)
     number = int if kind == "int" else (int, float)
     if (len(targets) != 2 or any(isinstance(t, bool) or not isinstance(t, number) for t in targets)):
