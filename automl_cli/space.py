@@ -642,9 +642,6 @@ def _parse_item(item: Any, where: Location, index: int, args_of: dict, owner: st
     condition = (item["condition"]["param"], tuple(item["condition"]["in"])) if "condition" in item else None
     common = dict(name=name, kind=kind, domain=domain, holder=where, args=args, source=json_path(at),
                   condition=condition, slots=tuple(slots), tags=tuple(tags))
-    if DISABLED in args and kind not in ("enum", "bool"):
-        raise ConfigError(file, at + ("type",), f'"@disabled" takes true or false: search it with an enum '
-                                                f"([[true], [false]]) or type bool, not {kind}")
     if kind in ("enum", "bool"):
         choices = []
         for i, choice in enumerate(targets):

@@ -22,6 +22,8 @@ TRAIN_CASES = [
     ({**LR, "log": False, "step": 0.5}, "$.fake.search[0].step", "step 0.5 is larger than the range"),
     ({"type": "int", "args": ["lr"], "targets": [1, 9], "step": 1.5}, "$.fake.search[0].step",
      "an int range needs a whole step"),
+    ({"type": "float", "args": ["@disabled#off"], "targets": [0, 1]}, "$.fake.search[0].type",
+     '"@disabled" takes true or false: search it with an enum'),
     ({**CHOICE, "weights": [1]}, "$.fake.search[0].weights", "expected 2 weights, one per choice, got 1"),
     ({**CHOICE, "weights": [1, 0]}, "$.fake.search[0].weights[1]", "0"),
 ]
