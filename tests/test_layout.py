@@ -84,3 +84,15 @@ def test_a_real_tiny_search_through_commands_automl_sh(tmp_path):
     assert (mmar / "automl" / "tiny" / "best" / "models" / "model.pt").is_file()
     jobs = _script("summary", str(mmar), "--run-id", "tiny", "--json")
     assert [row["status"] for row in json.loads(jobs.stdout)] == ["completed", "completed"]
+
+
+@pytest.mark.parametrize("name", ["automl", "train"])
+def test_an_mmars_own_scripts_still_call_automl(name):
+    """mmar_template/commands/ stays as Clara users know it: from inside the MMAR, no argument."""
+    env = {**os.environ, "AUTOML": f"{sys.executable} -m automl_cli", "PYTHONPATH": str(ROOT)}
+    env.pop("MMAR_ROOT", None)
+    result = subprocess.run(["bash", str(ROOT / "mmar_template" / "commands" / f"{name}.sh"), "--help"],
+                            capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert f"MMAR_ROOT set to {ROOT / 'mmar_template'}" in result.stdout
+    assert f"Usage: python -m automl_cli {'run' if name == 'automl' else 'train'}" in result.stdout
