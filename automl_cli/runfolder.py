@@ -38,8 +38,8 @@ def work_dir_of(mmar: MMAR, automlconf: str | None = None) -> Path:
     handlers = doc.get("handlers")
     for index, spec in enumerate(handlers if isinstance(handlers, list) else []):
         args: Any = spec.get("args") if isinstance(spec, dict) else None
-        if spec.get("name") != "MMARHandler" or not isinstance(args, dict) or "work_dir" not in args:
-            continue
+        if not isinstance(args, dict) or spec.get("name") != "MMARHandler" or "work_dir" not in args:
+            continue  # anything else malformed is for the commands that build the handlers to say
         where = ["handlers", index, "args", "work_dir"]
         variables = {**mmar.environment(check_schema=False), **automl_variables(TRAIN_CONFIG)}
         work_dir = substitute(args["work_dir"], variables, path, where)
