@@ -132,7 +132,7 @@ def _recorded_run(mmar: str, run_id: str, automlconf: str | None):
     """What the journal of run `run_id` recorded (resume.RunRecord), or None for a run that
     never got going; a damaged journal is one line (exit 2)."""
     from .resume import read_record
-    from .runconfig import find_run
+    from .runfolder import find_run
 
     try:
         run_dir = find_run(mmar, run_id, automlconf)
@@ -193,9 +193,8 @@ def status(mmar, run_id, automlconf, as_json, watch, interval) -> None:
     import time
 
     from rich.console import Group
-    from rich.live import Live
 
-    from .runconfig import find_run
+    from .runfolder import find_run
     from .status import RunView
 
     run_dir = find_run(mmar, run_id, automlconf)
@@ -214,6 +213,8 @@ def status(mmar, run_id, automlconf, as_json, watch, interval) -> None:
                 return
             time.sleep(interval)
             view = RunView.load(run_dir)
+    from rich.live import Live  # only a terminal's --watch redraws in place
+
     with Live(Group(*_status_view(view)), console=console, auto_refresh=False) as live:
         while view.status == "running":
             time.sleep(interval)
@@ -258,7 +259,7 @@ def _acting_options(command):
 
 def _act(mmar: str, run_id: str, automlconf: str | None, command: str, target: str, timeout: float) -> None:
     from .control import send
-    from .runconfig import find_run
+    from .runfolder import find_run
 
     click.echo(send(find_run(mmar, run_id, automlconf), run_id, command, target, timeout))
 
@@ -297,7 +298,7 @@ def stop(mmar, run_id, automlconf, timeout, wait) -> None:
     import time
 
     from .control import is_running, send
-    from .runconfig import find_run
+    from .runfolder import find_run
     from .status import RunView
 
     run_dir = find_run(mmar, run_id, automlconf)
@@ -333,7 +334,7 @@ def workers_command(mmar, run_id, automlconf, as_json) -> None:
 
 
 def _load_run(mmar: str, run_id: str, automlconf: str | None):
-    from .runconfig import find_run
+    from .runfolder import find_run
     from .status import RunView
 
     return RunView.load(find_run(mmar, run_id, automlconf))
@@ -415,7 +416,8 @@ def _local_time(iso: str | None) -> str:
 def plan(mmar, algorithm, workers, epoch_seconds, automlconf, trainconf, use_set, pairs) -> None:
     """Show the schedule, the number of jobs and epochs, and an estimated wall time."""
     from .plan import make_plan, measured_epoch_seconds, render
-    from .runconfig import RUN_KEYS, ALIASES, controller, load_mmar, parse_set_pairs, run_seed, work_dir_of
+    from .runconfig import RUN_KEYS, ALIASES, controller, load_mmar, parse_set_pairs, run_seed
+    from .runfolder import work_dir_of
     from .workers import parse_workers
 
     values = parse_set_pairs(pairs, warn=_warn)
@@ -530,7 +532,7 @@ def _train(loop, config, root, epochs, validate_only) -> None:
 def report(mmar, run_id, automlconf, out) -> None:
     """Write a self-contained HTML report (leaderboard, curves, importance) and a leaderboard CSV."""
     from .report import write_report
-    from .runconfig import find_run
+    from .runfolder import find_run
     from .status import RunView
 
     run_dir = find_run(mmar, run_id, automlconf)
@@ -551,7 +553,7 @@ def recover(mmar, run_id, automlconf) -> None:
     """Restore a damaged journal from its last copy (journal.db.bak, taken at each job's end;
     the damaged one is kept aside) and say what was lost; --resume then continues the run."""
     from .run import _lock
-    from .runconfig import find_run
+    from .runfolder import find_run
     from .store import recover_journal
 
     run_dir = find_run(mmar, run_id, automlconf)

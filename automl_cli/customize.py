@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, json_path
+from .ranges import Bounds, NumberRange, choice_weights
 from .space import Param, SearchSpace, _check_conditions, check_finite, check_switches, dotted_path
 
 
@@ -110,45 +111,28 @@ def _derive(p: Param, value: Any, file: Path, where: list) -> Param:
 
 
 def _ranged(p: Param, spec: Any, file: Path, where: list, current: Any = None) -> Param:
-    """Apply one custom_automl_ranges entry."""
-    if not isinstance(spec, dict):
-        raise ConfigError(file, where, "expected an object with valid_min/valid_max or valid_options")
-    unknown = set(spec) - {"valid_min", "valid_max", "valid_options", "option_weights", "disable_list"}
-    if unknown:
-        raise ConfigError(file, where + [sorted(unknown)[0]], "unknown key (expected valid_min, valid_max, "
-                                                              "valid_options, option_weights, disable_list)")
+    """Apply one custom_automl_ranges entry (its keys and their types checked by the schema)."""
     origin = p.origin + " + custom range"
     options = spec.get("valid_options")
     if options is not None:
-        if not isinstance(options, list) or not options:
-            raise ConfigError(file, where + ["valid_options"], "expected a non-empty list")
         if spec.get("disable_list"):
             if not all(isinstance(o, (int, float)) and not isinstance(o, bool) for o in options) or len(options) < 2:
                 raise ConfigError(file, where + ["valid_options"], "disable_list needs two or more numbers")
             kind = "int" if all(isinstance(o, int) for o in options) else "float"
             return replace(p, kind=kind, low=min(options), high=max(options), choices=None, weights=None,
                            origin=origin)
-        weights = spec.get("option_weights")
-        if weights is not None and (not isinstance(weights, list) or len(weights) != len(options)
-                                    or any(not isinstance(w, (int, float)) or w <= 0 for w in weights)):
-            raise ConfigError(file, where + ["option_weights"],
-                              f"expected {len(options)} positive weights, one per option")
-        total = sum(weights) if weights else None
-        norm = tuple(w / total for w in weights) if weights else tuple(1 / len(options) for _ in options)
+        norm = choice_weights(spec.get("option_weights"), len(options), file, where + ["option_weights"], "option")
         width = len(p.args)
         choices = tuple(tuple(o) if isinstance(o, list) and width > 1 else (o,) * width for o in options)
         return replace(p, kind="enum", choices=choices, weights=norm, low=None, high=None, log=False, origin=origin)
-    if "option_weights" in spec:
-        raise ConfigError(file, where + ["option_weights"], "option_weights needs valid_options")
     low, high = spec.get("valid_min", p.low), spec.get("valid_max", p.high)
     if low is None or high is None:
         raise ConfigError(file, where, "give valid_min and valid_max (or valid_options)")
-    for key, bound in (("valid_min", low), ("valid_max", high)):
-        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
-            raise ConfigError(file, where + [key], f"expected a number, got {bound!r}")
-    if not low < high:
-        raise ConfigError(file, where, f"expected valid_min < valid_max, got {low} and {high}")
     kind = p.kind if p.kind in ("float", "int") else ("int" if isinstance(current, int) and isinstance(low, int)
                                                         and isinstance(high, int) else "float")
-    log = p.log and low > 0
-    return replace(p, kind=kind, low=low, high=high, log=log, choices=None, weights=None, origin=origin)
+    # the parameter's own log scale and step hold in its custom range too: a range they do
+    # not fit is an error here, as in a search item, never a scale silently dropped
+    why_log = f" ({p.name} is searched on a log scale, {p.source})" if p.log else ""
+    number = NumberRange(kind, low, high, log=p.log, step=p.step).checked(file, Bounds("valid_min", "valid_max", where),
+                                                                            why_log)
+    return replace(p, **number.fields(), choices=None, weights=None, origin=origin)

@@ -19,9 +19,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-
 from .errors import ConfigError, UsageError
 
 TRAIN_CONFIG = "config_train.json"
@@ -81,15 +78,17 @@ class MMAR:
                                  + (", not a file" if problem == "is a folder" else ""))
         raise ConfigFileNotFound(f"config file not found: {candidates[0]}")
 
-    def environment(self) -> dict[str, Any]:
-        """environment.json's variables (empty when the MMAR has none), plus MMAR_ROOT."""
+    def environment(self, *, check_schema: bool = True) -> dict[str, Any]:
+        """environment.json's variables (empty when the MMAR has none), plus MMAR_ROOT; without
+        `check_schema` (the read path) its values are substituted but not checked."""
         variables: dict[str, Any] = {"MMAR_ROOT": str(self.root)}
         try:
             path = self.config_file(ENVIRONMENT)
         except ConfigFileNotFound:
             return variables
         doc = load_document(path)
-        validate(doc, "environment", path)
+        if check_schema:
+            validate(doc, "environment", path)
         # environment values may refer to MMAR_ROOT or to each other's earlier names
         for key, value in doc.items():
             variables[key] = substitute(value, variables, path, [key])
@@ -157,24 +156,28 @@ def load_document(path: Path) -> dict:
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
     try:
-        if path.suffix in (".yaml", ".yml"):
-            doc = yaml.safe_load(text)
-        else:
-            doc = json.loads(text)
+        doc = _parse_yaml(text, path) if path.suffix in (".yaml", ".yml") else json.loads(text)
     except RecursionError:
         raise ConfigError(path, [], f"nested too deeply to read (a config may be at most {MAX_DEPTH} levels "
                                     "deep)") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(path, [], f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(path, [], f"expected a JSON object at the top, got {type(doc).__name__}")
+    _check_depth(doc, path)
+    return doc
+
+
+def _parse_yaml(text: str, path: Path) -> Any:
+    import yaml  # only YAML configs pay for it (JSON is the common case, and the read path's)
+
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(path, [], f"invalid YAML{where}: {problem}") from exc
-    if not isinstance(doc, dict):
-        raise ConfigError(path, [], f"expected a JSON object at the top, got {type(doc).__name__}")
-    _check_depth(doc, path)
-    return doc
 
 
 def _check_depth(doc: dict, path: Path) -> None:
@@ -199,14 +202,19 @@ def schema(name: str) -> dict:
 
 def validate(doc: Any, schema_name: str, file: Path, prefix: list | None = None) -> None:
     """Check `doc` against a shipped schema; the first error becomes a ConfigError."""
+    import jsonschema  # imported here: it costs more start-up time than the read-only commands may take
+
     validator = jsonschema.Draft202012Validator(schema(schema_name))
     error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
     if error is not None:
         raise ConfigError(file, list(prefix or []) + list(error.absolute_path), _expected(error))
 
 
-def _expected(error: jsonschema.ValidationError) -> str:
-    """Say what was expected in words a user reads once and understands."""
+def _expected(error) -> str:
+    """Say what was expected in words a user reads once and understands: a rule's own
+    "x-message" when the schema gives one, else words for the kind of rule broken."""
+    if isinstance(error.schema, dict) and "x-message" in error.schema:
+        return error.schema["x-message"]
     kind = error.validator
     if kind == "required":
         return f"missing required key: {error.message.split(' is a required')[0]}"

@@ -22,7 +22,7 @@ from .clara.mmar_handler import JobLayout, MMARHandler
 from .run import DEFAULT_TRAIN_COMMAND, RunSettings, parse_train_command
 from .errors import ConfigError, UsageError
 from .mmar import AUTOML_CONFIG, MMAR, TRAIN_CONFIG
-from .store import BACKUP, JOURNAL
+from .runfolder import automl_variables, runs_root
 from .trainers import TRAINERS, check_train_config, check_train_config_isolated
 from .customize import customize
 from .space import SearchSpace, parse_search_space
@@ -100,7 +100,7 @@ def load_mmar(mmar_path: str, trainconf: str | None = None, automlconf: str | No
     train_doc, train_path = mmar.load_train_config(trainconf, resolve=False)
     variables = config_variables(mmar, train_doc, set_values or {})
     resolved = mmar.load_train_config(trainconf, resolve=True, extra=variables)[0]
-    automl_doc, automl_path = mmar.load_automl_config(automlconf or AUTOML_CONFIG, _automl_variables(trainconf))
+    automl_doc, automl_path = mmar.load_automl_config(automlconf or AUTOML_CONFIG, automl_variables(trainconf))
     space, notes = customize(parse_search_space(train_doc, train_path), train_doc, automl_doc, automl_path)
     if not len(space):
         raise ConfigError(train_path, [], 'nothing to search: no component has a "search" section '
@@ -115,12 +115,6 @@ def load_mmar(mmar_path: str, trainconf: str | None = None, automlconf: str | No
         raise UsageError(f"--set {searched[0]}=...: {searched[0]} is searched, so the search chooses its value")
     return Loaded(mmar, train_doc, train_path, resolved, automl_doc, automl_path, space, notes, epochs, metric,
                   direction, variables)
-
-
-def _automl_variables(trainconf: str) -> dict[str, str]:
-    """What config_automl.json may name besides environment.json's variables: {trainconf}
-    (the training config in use); {mmar} and {epochs} stay for the train command, filled per job."""
-    return {"trainconf": trainconf, "mmar": "{mmar}", "epochs": "{epochs}"}
 
 
 def controller(loaded: Loaded, override: str | None) -> tuple[str, dict[str, Any]]:
@@ -164,38 +158,7 @@ def job_layout(handlers: list[tuple[str, Any]]) -> JobLayout:
 
 def runs_dir(mmar: MMAR, layout: JobLayout) -> Path:
     """Where run folders go: MMARHandler's work_dir (relative: to the MMAR), else <mmar>/automl."""
-    if layout.work_dir is None:
-        return mmar.runs_dir
-    path = Path(layout.work_dir).expanduser()
-    return (path if path.is_absolute() else mmar.root / path).resolve()
-
-
-def work_dir_of(mmar: MMAR, automlconf: str | None = None) -> Path:
-    """The runs folder config_automl.json names, read without building any component (for
-    the commands that only look at a run)."""
-    doc, path = mmar.load_automl_config(automlconf or AUTOML_CONFIG, _automl_variables(TRAIN_CONFIG))
-    for index, spec in enumerate(doc.get("handlers") or []):
-        if spec.get("name") == "MMARHandler" and "work_dir" in (spec.get("args") or {}):
-            work_dir = spec["args"]["work_dir"]
-            if not isinstance(work_dir, str) or not work_dir.strip():
-                raise ConfigError(path, ["handlers", index, "args", "work_dir"],
-                                  f"expected a non-empty string, got {work_dir!r}")
-            return runs_dir(mmar, JobLayout(work_dir))
-    return mmar.runs_dir
-
-
-def find_run(mmar_path: str, run_id: str, automlconf: str | None = None) -> Path:
-    """The folder of run `run_id`: under MMARHandler's work_dir when config_automl.json sets
-    one, else (or if not found there) under <mmar>/automl."""
-    mmar = MMAR.open(mmar_path)
-    places = []
-    for root in (work_dir_of(mmar, automlconf), mmar.runs_dir):
-        if root not in places:
-            places.append(root)
-    for root in places:
-        if (root / run_id / JOURNAL).is_file() or (root / run_id / BACKUP).is_file():  # a damaged run is found too
-            return root / run_id
-    raise UsageError(f"no run '{run_id}' in {' or '.join(str(p) for p in places)}")
+    return runs_root(mmar, layout.work_dir)
 
 
 # executor.args every executor understands; SlurmExecutor's other args are SLURM options

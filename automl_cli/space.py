@@ -38,6 +38,7 @@ import numpy as np
 
 from .errors import ConfigError, json_path
 from .mmar import validate
+from .ranges import Bounds, NumberRange, choice_weights
 
 Location = tuple  # JSON path parts (str keys, int indices) from the document root
 
@@ -635,21 +636,13 @@ def _parse_item(item: Any, where: Location, index: int, args_of: dict, owner: st
     kind = item["type"]
     if kind == "bool":  # sugar for an enum of [false...] and [true...], every arg alike
         targets = [[False] * len(args), [True] * len(args)]
-    elif "targets" not in item:
-        raise ConfigError(file, at, "missing required key: 'targets'")
     else:
         targets = item["targets"]
     domain = item.get("domain", "general")
     condition = (item["condition"]["param"], tuple(item["condition"]["in"])) if "condition" in item else None
     common = dict(name=name, kind=kind, domain=domain, holder=where, args=args, source=json_path(at),
                   condition=condition, slots=tuple(slots), tags=tuple(tags))
-    if DISABLED in args and kind not in ("enum", "bool"):
-        raise ConfigError(file, at + ("type",), f'"@disabled" takes true or false: search it with an enum '
-                                                f"([[true], [false]]) or type bool, not {kind}")
     if kind in ("enum", "bool"):
-        for key in ("log", "step"):
-            if key in item:
-                raise ConfigError(file, at + (key,), f'"{key}" applies to float and int items, not {kind}')
         choices = []
         for i, choice in enumerate(targets):
             if not isinstance(choice, list):
@@ -668,32 +661,16 @@ def _parse_item(item: Any, where: Location, index: int, args_of: dict, owner: st
             choices.append(tuple(choice))
         if len({_dump(list(c)) for c in choices}) != len(choices):
             raise ConfigError(file, at + ("targets",), "a choice is listed twice")
-        weights = item.get("weights")
-        if weights is not None and len(weights) != len(choices):
-            raise ConfigError(file, at + ("weights",),
-                              f"expected {len(choices)} weights (one per choice), got {len(weights)}")
-        total = sum(weights) if weights else None
-        norm = tuple(w / total for w in weights) if weights else tuple(1 / len(choices) for _ in choices)
+        norm = choice_weights(item.get("weights"), len(choices), file, at + ("weights",), "choice")
         return Param(choices=tuple(choices), weights=norm, **common)
-    if "weights" in item:
-        raise ConfigError(file, at + ("weights",), '"weights" applies to enum and bool items only')
     number = int if kind == "int" else (int, float)
     if (len(targets) != 2 or any(isinstance(t, bool) or not isinstance(t, number) for t in targets)):
         what = "integers" if kind == "int" else "numbers"
         raise ConfigError(file, at + ("targets",), f"expected [min, max], two {what}, got {_dump(targets)}")
     low, high = targets
-    if not low < high:
-        raise ConfigError(file, at + ("targets",), f"expected min < max, got {_dump(targets)}")
-    log = bool(item.get("log", False))
-    if log and low <= 0:
-        raise ConfigError(file, at + ("targets",), f"a log range needs min > 0, got {_dump(targets)}")
-    step = item.get("step")
-    if step is not None:
-        if kind == "int" and step != int(step):
-            raise ConfigError(file, at + ("step",), f"an int range needs a whole step, got {_dump(step)}")
-        if step > high - low:
-            raise ConfigError(file, at + ("step",), f"step {step:g} is larger than the range [{low:g}, {high:g}]")
-    return Param(low=low, high=high, log=log, step=step, **common)
+    number = NumberRange(kind, low, high, log=bool(item.get("log", False)), step=item.get("step"))
+    number.checked(file, Bounds("min", "max", at + ("targets",), at + ("step",)))
+    return Param(**{**common, **number.fields()})
 
 
 def _unique_names(params: list[Param]) -> list[Param]:

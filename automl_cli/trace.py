@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console
-from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
@@ -41,7 +40,11 @@ class Trace:
         is_tty = self.stream.isatty() if live is None else live
         self.console = Console(file=self.stream, force_terminal=is_tty, no_color=not is_tty,
                                highlight=False, soft_wrap=True)
-        self.live = Live(console=self.console, auto_refresh=False, transient=True) if is_tty else None
+        self.live = None
+        if is_tty:
+            from rich.live import Live  # a terminal's live table only: `automl --help` and the read path skip it
+
+            self.live = Live(console=self.console, auto_refresh=False, transient=True)
         if self.live:
             self.live.start()
 

@@ -1,12 +1,14 @@
 """Systems benchmarks: what the machinery costs, apart from training.
 
-    python benchmarks/systems.py [overhead|utilisation|suggest|scale|all]
+    python benchmarks/systems.py [overhead|utilisation|suggest|scale|startup|all]
 
 (a) overhead     per-job cost of the local backend (clone the MMAR, spawn, collect) with a
                  trainer that does nothing: 200 jobs on 2 workers
 (b) utilisation  busy fraction of 8 simulated workers, hyperband vs asha, epoch times varying 10x
 (c) suggest      time of bayesian's suggest(), a bfbo batch of 8 and a bohb bracket, at 100 and 1,000 observations
 (d) scale        time and peak memory of a 10,000-job simulated run
+(e) startup      wall time of each command as a whole process (start-up included), as a ratio
+                 to `automl --help`: the read-only commands should stay within 1.5x of it
 
 Each prints its figures and the machine it ran on. Times are medians of repeats; the
 machines here are shared, so read ratios rather than single numbers.
@@ -166,10 +168,45 @@ def scale(jobs: int = 10_000, workers: int = 8) -> None:
           f"peak memory {peak:.0f} MB for the whole process (targets < 120 s, < 1024 MB)")
 
 
+def startup(repeats: int = 7) -> None:
+    """Each command timed as a user meets it: a fresh interpreter, `python -m automl_cli ...`,
+    on a finished two-job run (its no-op trainer makes the run take seconds)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        mmar = Path(tmp) / "mmar"
+        _finished_run(mmar, Path(tmp) / "noop.py", "done")
+        run = ["-m", str(mmar), "--run-id", "done"]
+        commands = {"--help": ["--help"], "status": ["status", *run], "workers": ["workers", *run],
+                    "summary": ["summary", *run], "stop (finished run)": ["stop", *run],
+                    "algorithms": ["algorithms"], "validate": ["validate", "-m", str(mmar)]}
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(repeats):  # interleaved, so a busy spell on the shared machine hits every command alike
+            for name, args in commands.items():
+                began = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "automl_cli", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+                times[name].append(time.perf_counter() - began)
+    base = statistics.median(times["--help"])
+    print(f"(e) startup: median of {repeats} whole-process runs, ratio to --help (target <= 1.5x for the read-only "
+          "commands)")
+    for name, taken in times.items():
+        print(f"    {name:<20} {statistics.median(taken) * 1000:6.0f} ms  {statistics.median(taken) / base:4.2f}x")
+
+
+def _finished_run(mmar: Path, trainer: Path, run_id: str) -> None:
+    shutil.copytree(ROOT / "mmar_template", mmar, ignore=shutil.ignore_patterns("automl"))
+    trainer.write_text(NOOP_TRAINER)
+    config = json.loads((mmar / "config" / "config_automl.json").read_text())
+    config["controller"] = {"name": "random", "args": {"automl_max_recommendations": 2}}
+    config["executor"] = {"name": "MMARExecutor", "args": {"train_command": f"{sys.executable} {trainer} {{epochs}}"}}
+    (mmar / "config" / "config_automl.json").write_text(json.dumps(config))
+    subprocess.run([sys.executable, "-m", "automl_cli", "run", "-m", str(mmar), "--run-id", run_id, "--workers", "0"],
+                   check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
     print(f"machine: {machine()}")
     for name, run in (("overhead", overhead), ("utilisation", utilisation), ("suggest", suggest_time),
-                      ("scale", scale)):
+                      ("scale", scale), ("startup", startup)):
         if which in (name, "all"):
             run()

@@ -6,6 +6,7 @@ import pytest
 
 from automl_cli.customize import customize
 from automl_cli.errors import ConfigError
+from automl_cli.mmar import validate
 from automl_cli.space import parse_search_space
 
 TRAIN = {
@@ -21,6 +22,7 @@ FILE = Path("config/config_automl.json")
 
 
 def custom(**automl):
+    validate(automl, "config_automl", FILE)  # as load_mmar does: the schema checks each range's keys and types
     space = parse_search_space(TRAIN, Path("config/config_train.json"))
     return customize(space, TRAIN, automl, FILE)
 
@@ -80,7 +82,7 @@ def test_removal_by_name_or_dotted_path():
     ({"custom_automl_ranges": {"SGD.lr": {"valid_min": 1, "valid_maximum": 2}}},
      "$.custom_automl_ranges.SGD.lr.valid_maximum", "unknown key"),
     ({"custom_automl_ranges": {"Net.act": {"valid_options": ["a", "b"], "option_weights": [1]}}},
-     "$.custom_automl_ranges.Net.act.option_weights", "expected 2 positive weights"),
+     "$.custom_automl_ranges.Net.act.option_weights", "expected 2 weights, one per option"),
     ({"custom_automl_ranges": {"Net.act": {"valid_options": ["a", "b"], "disable_list": True}}},
      "$.custom_automl_ranges.Net.act.valid_options", "disable_list needs two or more numbers"),
     ({"custom_automl_ranges": {"train.model.args.depth": {"valid_min": 1, "valid_max": 9}}},
