@@ -73,6 +73,7 @@ def test_admin_scripts_find_the_mmar_by_argument_or_mmar_root(fake_mmar):
     assert finished.returncode == 1 and "not running" in finished.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_a_real_tiny_search_through_commands_automl_sh(tmp_path):
     mmar = tmp_path / "mmar"
