@@ -29,8 +29,8 @@ from .clara.hub import HandlerHub
 from .control import ControlInbox
 from .engine import Engine, EngineSettings, ResumeMismatch
 from .errors import DiskFull, Interrupted, UsageError, disk_full
-from .mmar import (MMAR, TRAIN_CONFIG, clone_job, load_document, resolve_variables, set_environment,
-                   write_json_atomic)
+from .files import fsync_directory, write_json_atomic
+from .mmar import MMAR, TRAIN_CONFIG, clone_job, load_document, resolve_variables, set_environment
 from .space import SearchSpace, strip_search
 from .status import JobView, RunView
 from .resume import finished_event, library_versions, replay_broken, space_changes, space_record
@@ -548,6 +548,7 @@ def publish_best(view: RunView, best: JobView, run_dir: Path, *, source: MMAR | 
         raise error from None
     shutil.rmtree(best_dir, ignore_errors=True)
     os.replace(tmp, best_dir)
+    fsync_directory(run_dir)
     return best_dir
 
 

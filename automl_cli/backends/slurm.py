@@ -16,7 +16,6 @@ before the tool died (its folder holds the id, or squeue knows its unique name).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from ..errors import AutomlError, UsageError
+from ..files import write_text_atomic
 from .base import Backend, Job, JobExit, JobSpec, MetricsReport
 from .local import LocalBackend, _tail
 from .slurm_script import (EXIT_FILE, RECORD_FILE, SCRIPT_FILE, SUBMITTING_FILE, SlurmOptions, job_name,
@@ -380,9 +380,8 @@ def _wait_for_sbatch(marker: Path, timeout: float = _TIMEOUT) -> None:
 
 
 def _write_record(directory: Path, record: dict) -> None:
-    tmp = directory / (RECORD_FILE + ".tmp")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, directory / RECORD_FILE)
+    # the one record of which SLURM job runs this folder: a torn one would submit the job twice
+    write_text_atomic(directory / RECORD_FILE, json.dumps(record))
 
 
 def _read_exit(directory: Path) -> int | None:
