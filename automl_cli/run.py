@@ -24,6 +24,7 @@ from typing import Any
 from .algorithms.base import Algorithm
 from .backends.base import Job, JobSpec
 from .backends.local import RUN_MARKER, LocalBackend, stop_stale_jobs
+from .backends.metrics import METRICS_FILE, read_metrics
 from .backends.slurm_script import SlurmOptions
 from .clara.hub import HandlerHub
 from .control import ControlInbox
@@ -38,7 +39,6 @@ from .store import BACKUP, JOURNAL, Journal, read_events
 from .trace import Trace
 from .workers import Worker, device_env, threads_per_worker
 
-METRICS_FILE = "models/metrics.jsonl"
 DEFAULT_TRAIN_COMMAND = [sys.executable, "-m", "automl_cli", "train", "-m", "{mmar}", "--trainconf", "{trainconf}",
                          "--epochs", "{epochs}"]
 _STATUS_EVERY = 1.0
@@ -360,15 +360,11 @@ def _recover_metrics(journal: Journal, history) -> bool:
     added = False
     for job_id, directory in open_jobs.items():
         try:
-            lines = (directory / METRICS_FILE).read_text().splitlines()
+            lines = read_metrics(directory / METRICS_FILE)
         except OSError:
             continue
-        for line in lines:
-            try:
-                values = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # the line being written when the run died
-            epoch = values.get("epoch") if isinstance(values, dict) else None
+        for values in lines:
+            epoch = values.get("epoch")  # none in a line being written when the run died (unreadable)
             if isinstance(epoch, int) and epoch not in seen.setdefault(job_id, set()):
                 journal.append("metrics", job_id=job_id, epoch=epoch, values=values)
                 seen[job_id].add(epoch)

@@ -12,7 +12,6 @@ resumed run finds whatever a dead run left behind by who it is, not by a pid alo
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -26,6 +25,7 @@ from typing import Any, Callable
 from ..errors import UsageError
 from . import supervise
 from .base import Backend, Job, JobExit, JobSpec, MetricsReport
+from .metrics import MetricsTail
 
 
 @dataclass
@@ -33,8 +33,7 @@ class _Running:
     spec: JobSpec
     process: subprocess.Popen
     log: object
-    offset: int = 0
-    partial: str = ""
+    metrics: MetricsTail
     kill_at: float | None = None  # when SIGTERM was sent + grace
 
 
@@ -55,7 +54,7 @@ class LocalBackend(Backend):
         command = [sys.executable, "-I", "-S", SUPERVISOR, str(os.getpid()), str(self.grace_seconds), *spec.command]
         process = subprocess.Popen(command, cwd=spec.directory, env=spec.env, stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        self.jobs[spec.job_id] = _Running(spec, process, log)
+        self.jobs[spec.job_id] = _Running(spec, process, log, MetricsTail(spec.metrics_file))
         return {"dir": str(spec.directory), "devices": spec.env.get("CUDA_VISIBLE_DEVICES", ""), "pid": process.pid}
 
     def running(self) -> list[int]:
@@ -106,28 +105,7 @@ class LocalBackend(Backend):
 
     @staticmethod
     def _read_metrics(job: _Running) -> list[MetricsReport]:
-        path = job.spec.metrics_file
-        try:
-            with open(path, "r") as handle:
-                handle.seek(job.offset)
-                chunk = handle.read()
-                job.offset = handle.tell()
-        except FileNotFoundError:
-            return []
-        text = job.partial + chunk
-        lines = text.split("\n")
-        job.partial = lines.pop()  # an unfinished last line waits for the next poll
-        reports = []
-        for line in lines:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                values = json.loads(line)
-            except json.JSONDecodeError:
-                values = {"unreadable": line[:200]}
-            reports.append(MetricsReport(job.spec.job_id, values if isinstance(values, dict) else {"unreadable": line}))
-        return reports
+        return [MetricsReport(job.spec.job_id, values) for values in job.metrics.read()]
 
 
 SUPERVISOR = str(Path(supervise.__file__).resolve())

@@ -27,7 +27,8 @@ from typing import Any, Callable, Protocol
 from ..errors import AutomlError, UsageError
 from ..files import write_text_atomic
 from .base import Backend, Job, JobExit, JobSpec, MetricsReport
-from .local import LocalBackend, _tail
+from .local import _tail
+from .metrics import MetricsTail
 from .slurm_script import (EXIT_FILE, RECORD_FILE, SCRIPT_FILE, SUBMITTING_FILE, SlurmOptions, job_name,
                            map_state, is_alive, render_script, sbatch_argv)
 
@@ -105,12 +106,15 @@ class _Tracked:
     slurm_id: str
     state: str = "PENDING"
     reason: str = ""
-    offset: int = 0
-    partial: str = ""
+    metrics: MetricsTail | None = None  # the job folder's metrics file (made from spec)
     stop_requested: bool = False
     preempted_since: float | None = None
     missing: int = 0
     restarts: int = 0
+
+    def __post_init__(self) -> None:
+        if self.metrics is None:
+            self.metrics = MetricsTail(self.spec.metrics_file)
 
 
 class SlurmBackend(Backend):
@@ -316,8 +320,7 @@ class SlurmBackend(Backend):
         return JobExit(job_id, code, job.stop_requested, tail)
 
     def _read_metrics(self, job_id: int, job: _Tracked) -> list[MetricsReport]:
-        reports = LocalBackend._read_metrics(job)  # same file format and tailing as local jobs
-        return [MetricsReport(job_id, r.values) for r in reports]
+        return [MetricsReport(job_id, values) for values in job.metrics.read()]
 
     # -- stopping -------------------------------------------------------------------
     def stop(self, job_id: int) -> None:
