@@ -26,7 +26,9 @@ from typing import Any, Callable, Protocol
 
 from ..errors import AutomlError, UsageError
 from ..files import write_text_atomic
-from .base import Backend, Job, JobExit, JobSpec, MetricsReport
+from ..workers import Worker
+from .base import (COMMON_EXECUTOR_ARGS, Backend, BackendKind, Job, JobExit, JobSpec, MetricsReport, Placement,
+                   PlacementRequest)
 from .local import _tail
 from .metrics import MetricsTail
 from .slurm_script import (EXIT_FILE, RECORD_FILE, SCRIPT_FILE, SUBMITTING_FILE, SlurmOptions, job_name,
@@ -402,3 +404,41 @@ def _exit_code(text: str) -> int | None:
     except ValueError:
         return None
     return -signum if signum else code
+
+
+def slurm_options(loaded, executor: dict, given: dict[str, Any]) -> SlurmOptions:
+    """SlurmExecutor's args in config_automl.json (`loaded`: runconfig.Loaded), overridden
+    by the --slurm-* options `given`."""
+    from ..errors import ConfigError
+
+    from_config = {k: v for k, v in (executor.get("args") or {}).items() if k not in COMMON_EXECUTOR_ARGS} \
+        if executor.get("name") == "SlurmExecutor" else {}
+    try:
+        SlurmOptions.from_dict(from_config, where="executor.args.")
+    except UsageError as exc:
+        raise ConfigError(loaded.automl_path, ["executor", "args"], str(exc)) from None
+    return SlurmOptions.from_dict({**from_config, **{k: v for k, v in given.items() if v is not None}})
+
+
+class SlurmKind(BackendKind):
+    """One sbatch job per job. The tool runs on a login node and SLURM places jobs on GPUs
+    (--gres), so the workers are slots: one per SLURM job queued or running at a time."""
+
+    def place(self, request: PlacementRequest) -> Placement:
+        options = slurm_options(request.loaded, request.executor, request.options)
+        check_commands()
+        warnings = []
+        if request.workers is not None:
+            warnings.append(f"--workers '{request.workers}' is ignored with --backend slurm: up to {options.max_jobs} "
+                            "SLURM jobs (--slurm-max-jobs) run at a time, each on the GPUs of --slurm-gres")
+        return Placement([Worker(i, ()) for i in range(1, options.max_jobs + 1)], options=options, warnings=warnings)
+
+    def create(self, settings, jobs, trace) -> Backend:
+        return SlurmBackend(jobs, settings.backend_options or SlurmOptions(), settings.run_id, trace=trace,
+                            grace_seconds=settings.grace_seconds)
+
+    def where(self, settings) -> str:
+        return f"up to {len(settings.workers)} SLURM jobs at a time"
+
+
+KIND = SlurmKind()
