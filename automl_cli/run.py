@@ -25,7 +25,8 @@ from .backends.local import RUN_MARKER
 from .backends.metrics import METRICS_FILE, read_metrics
 from .clara.hub import HandlerHub
 from .control import ControlInbox
-from .engine import Engine, EngineSettings, ResumeMismatch
+from .engine import Engine, EngineSettings
+from .replay import ResumeMismatch
 from .errors import DiskFull, Interrupted, UsageError, disk_full
 from .files import fsync_directory, write_json_atomic
 from .mmar import MMAR, TRAIN_CONFIG, clone_job, load_document, resolve_variables, set_environment
