@@ -23,7 +23,7 @@ import jsonschema
 import yaml
 
 from .errors import ConfigError, UsageError
-from .files import write_json_atomic  # noqa: F401 -- set_environment's, and importers' of old
+from .files import write_json_atomic
 
 TRAIN_CONFIG = "config_train.json"
 AUTOML_CONFIG = "config_automl.json"
