@@ -46,6 +46,24 @@ def cli() -> None:
     """Hyperparameter search for deep-learning MMARs, on GPU workers or CPU."""
 
 
+class _BackendChoice(click.Choice):
+    """--backend's names, read from backends/registry.py only when the option is parsed or
+    shown: no backend's code is imported at start-up, and a registered one is selectable."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self):
+        from .backends.registry import names
+
+        return tuple(names())
+
+    @choices.setter
+    def choices(self, _value) -> None:  # click's __init__ sets them; the registry holds them
+        pass
+
+
 @cli.command(context_settings={"ignore_unknown_options": False})
 @MMAR_OPTION
 @click.option("--run-id", help="Names the run; its folder is <mmar>/automl/<run-id>.")
@@ -63,7 +81,7 @@ def cli() -> None:
 @click.option("--set", "use_set", is_flag=True,
               help="Read the following KEY=VALUE words as settings, as Clara's script passes them: "
                    "run_id, workers, traceout, trainconf, automlconf, algorithm, seed, or any algorithm parameter.")
-@click.option("--backend", type=click.Choice(["local", "slurm"]),
+@click.option("--backend", type=_BackendChoice(),
               help="Where jobs run: processes here, or one sbatch job each (see docs/slurm.md).  "
                    "[default: local, or slurm with executor SlurmExecutor]")
 @click.option("--slurm-partition", help="sbatch --partition.")

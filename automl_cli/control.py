@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import NoLiveRun, UsageError, json_path
-from .mmar import write_json_atomic
+from .files import write_json_atomic
 from .store import Event
 
 CONTROL_DIR = "control"

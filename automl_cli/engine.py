@@ -8,14 +8,14 @@ lives on disk: the same loop drives real processes (`run.py`) and simulations
 from __future__ import annotations
 
 import json
-import math
-import signal
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .algorithms.base import STOP, Algorithm, JobRequest, Outcome
 from .backends.base import Backend, Job, JobExit, MetricsReport
 from .errors import DiskFull, Interrupted, SearchFailed, UsageError
+from .outcomes import CONFIG_ERROR_EXIT, JobScores, classify
+from .replay import ResumeMismatch, replay  # noqa: F401 -- ResumeMismatch: for importers of the engine
 from .resume import space_record
 from .space import SearchSpace
 from .status import JobView, RunView, format_params
@@ -25,16 +25,10 @@ from .workers import Worker
 # Polling backs off from 10 ms to 0.25 s while nothing happens: short jobs are collected
 # at once, and a long quiet stretch costs a few wake-ups a second.
 _POLL_MIN, _POLL_MAX = 0.01, 0.25
-# a trainer's exit code for a bad config (docs/trainer.md): every attempt would fail alike
-CONFIG_ERROR_EXIT = 2
 # automl_job_timeout "auto": a job is hung after this many times the slowest epoch the run has
 # seen (from a job's start to its first report counts as an epoch: start-up included), and
 # never before this many seconds
 AUTO_TIMEOUT_FACTOR, AUTO_TIMEOUT_FLOOR = 10.0, 600.0
-
-
-class ResumeMismatch(UsageError):
-    """The journal cannot be replayed with these settings."""
 
 
 def _quiet(message: str, *, level: str = "INFO", key: bool = False) -> None:
@@ -80,8 +74,7 @@ class Engine:
         self.view = RunView()
         self.free = list(settings.workers)
         self.jobs: dict[int, Job] = {}  # running
-        self.job_loss: dict[int, float] = {}
-        self.job_nan: dict[int, str] = {}
+        self.scores = JobScores(settings.metric, settings.direction, settings.score)
         self.stop_reason: dict[int, str] = {}
         self.requests: dict[int, JobRequest] = {}  # job id -> the request it runs
         self.relaunch: list[Job] = []  # jobs a resumed run starts again first
@@ -110,9 +103,6 @@ class Engine:
         self.view.apply(event)
         for listener in self.listeners:
             listener(event)
-
-    def _loss(self, metric: float) -> float:
-        return -metric if self.s.direction == "maximize" else metric
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> RunView:
@@ -155,96 +145,21 @@ class Engine:
         return self.view
 
     def resume(self, events: list[Event], *, rebuild: bool = False) -> None:
-        """Rebuild the run from its journal: the view, and the algorithm by hearing the same
-        calls in the same order (so it makes the decisions it would have made). Jobs that
-        were running when the run stopped are started again first, from their checkpoints.
-
-        A replay that the algorithm answers differently raises ResumeMismatch. With
-        `rebuild` there is no replay: the fresh algorithm adopts each journaled trial as it
-        ran (`Algorithm.adopt`) and hears its epochs and its end as usual, so it continues
-        from the finished results, approximately. A journal with a run_rebuilt event is
-        read the same way up to that event, and replayed after it."""
-        workers = {w.name: w for w in self.s.workers}
-        placed: dict[int, dict[str, Any]] = {}  # job id -> its last job_started event
-        pending: list[int] = []  # trials of the last suggest call, waiting for their job_started
-        suggested: dict[int, JobRequest] = {}
-        adopt_until = len(events) if rebuild else max(
-            (i for i, e in enumerate(events) if e.kind == "run_rebuilt"), default=-1)
-        if adopt_until >= 0 and not getattr(self.algorithm, "can_adopt", False):
-            raise UsageError(f"{self.s.algorithm} cannot be rebuilt from finished results (it keeps state, such as "
-                             "brackets or a population, that only an exact replay restores); start another run "
-                             "with a new --run-id")
-        adopted: set[int] = set()
-        for index, event in enumerate(events):
-            self.view.apply(event)
-            d = event.data
-            if event.kind == "asked":
-                if index < adopt_until:
-                    continue  # no replay: the trials are adopted as they start
-                requests = self.algorithm.suggest(d["free_slots"])
-                if [r.trial_id for r in requests] != d["trials"]:
-                    raise ResumeMismatch(f"its journal does not replay ({self.s.algorithm} now proposes trials "
-                                         f"{[r.trial_id for r in requests]} where the run had {d['trials']})")
-                suggested = {r.trial_id: r for r in requests}
-                pending = list(d["trials"])
-            elif event.kind == "job_started":
-                job_id = d["job_id"]
-                if job_id not in self.requests and index < adopt_until:
-                    request = JobRequest(d["trial_id"], d["params"], d["stop_epoch"], d["start_epoch"],
-                                         d.get("note", ""), d.get("bracket"), d.get("rung"), d.get("copy_from_job"))
-                    if d["trial_id"] not in adopted:
-                        self.algorithm.adopt(request)
-                        adopted.add(d["trial_id"])
-                    self.requests[job_id] = request
-                elif job_id not in self.requests:
-                    request = suggested.pop(d["trial_id"])
-                    pending.remove(d["trial_id"])
-                    ran = [d["params"], d["start_epoch"], d["stop_epoch"]]
-                    if json.loads(json.dumps([request.params, request.start_epoch, request.stop_epoch])) != ran:
-                        raise ResumeMismatch(
-                            f"its journal does not replay ({self.s.algorithm} now proposes "
-                            f"{format_params(request.params)}, epochs {request.start_epoch}->{request.stop_epoch} "
-                            f"for trial {d['trial_id']}, where the run had {format_params(d['params'])}, epochs "
-                            f"{d['start_epoch']}->{d['stop_epoch']})")
-                    self.requests[job_id] = request
-                self.relaunch = [j for j in self.relaunch if j.job_id != job_id]
-                placed[job_id] = d
-                worker = workers.get(d["worker"]) or self.s.workers[0]
-                self.jobs[job_id] = Job(job_id, d["name"], d["trial_id"], worker, d["params"], d["start_epoch"],
-                                        d["stop_epoch"], d.get("attempt", 1))
-                self.next_job = max(self.next_job, job_id + 1)
-            elif event.kind == "metrics":
-                job_id = d["job_id"]
-                loss = self._score_epoch(job_id, d["values"])
-                if loss is not None and job_id not in self.stop_reason:
-                    self.algorithm.on_metrics(self.jobs[job_id].trial_id, job_id, d["epoch"], loss)
-            elif event.kind == "stop_requested":
-                self.stop_reason[d["job_id"]] = d["reason"]
-            elif event.kind == "job_finished":
-                job = self.jobs.pop(d["job_id"])
-                if d["status"] in ("interrupted", "retried"):
-                    self.relaunch.append(job)
-                else:
-                    self.algorithm.on_finished(Outcome(job.trial_id, job.job_id, d["status"], d.get("loss"),
-                                                       d.get("epochs", 0), d.get("cause", "")))
-        # jobs the journal saw start but never end (the tool was killed) run again too, except
-        # those the run had asked to stop: that stop stands, and they end where they were
-        # asked for but never started (the tool died in between): start them as new jobs
-        self.unstarted = [suggested[t] for t in pending if t in suggested]
-        unfinished = sorted([*self.relaunch, *self.jobs.values()], key=lambda j: j.job_id)
-        running = {j.job_id for j in self.jobs.values()}
-        self.jobs = {}
-        # a job still with the backend (a SLURM job outlives the tool) is followed, not run twice
-        self.reattached = [j for j in unfinished if j.job_id in running and self.backend.reattach(j, placed[j.job_id])]
-        for job in self.reattached:
-            self.jobs[job.job_id] = job
-            if job.worker in self.free:
-                self.free.remove(job.worker)
-        unfinished = [j for j in unfinished if j not in self.reattached]
-        self.relaunch = [j for j in unfinished if j.job_id not in self.stop_reason]
-        self.stopped_unfinished = [j for j in unfinished if j.job_id in self.stop_reason]
+        """Rebuild the run from its journal (replay.replay: the view, the scores, and the
+        algorithm by hearing the same calls again); jobs that were running when the run
+        stopped are started again first, from their checkpoints, or followed where the
+        backend still has them. ResumeMismatch when the algorithm answers differently;
+        `rebuild`: the algorithm adopts the finished trials instead (approximate)."""
+        replayed = replay(events, algorithm=self.algorithm, name=self.s.algorithm, view=self.view, scores=self.scores,
+                          workers=self.s.workers, backend=self.backend, rebuild=rebuild)
+        self.requests, self.stop_reason = replayed.requests, replayed.stop_reason
+        self.relaunch, self.reattached = replayed.relaunch, replayed.reattached
+        self.stopped_unfinished, self.unstarted = replayed.stopped_unfinished, replayed.unstarted
+        self.next_job = max(self.next_job, replayed.next_job)
+        self.jobs = {job.job_id: job for job in self.reattached}
+        self.free = [w for w in self.free if all(job.worker != w for job in self.reattached)]
         self.resumed = True
-        self.rebuilt = len(adopted) if rebuild else None
+        self.rebuilt = replayed.adopted if rebuild else None
 
     def finish(self, published: Callable[[JobView], str] | None = None) -> JobView:
         """Record the end of a completed loop: the best job, or SearchFailed when none
@@ -442,34 +357,18 @@ class Engine:
             return None
         self.repeating.discard(job_id)
         self._record("metrics", job_id=job_id, epoch=epoch, values=values)
-        loss = self._score_epoch(job_id, values)
-        if job_id in self.job_nan and job_id not in self.stop_reason:
-            self.stop_reason[job_id] = self.job_nan[job_id]
-            self._record("stop_requested", job_id=job_id, reason=self.job_nan[job_id])
-            self.trace(f"job {job.name}: {self.job_nan[job_id]}; stopping it", level="ERROR")
+        loss = self.scores.add(job_id, values)
+        nan = self.scores.nan.get(job_id)
+        if nan is not None and job_id not in self.stop_reason:
+            self.stop_reason[job_id] = nan
+            self._record("stop_requested", job_id=job_id, reason=nan)
+            self.trace(f"job {job.name}: {nan}; stopping it", level="ERROR")
             self.backend.stop(job_id)
         if loss is None:
             return None
         metric = values[self.s.metric]
         self.trace(f"job {job.name} epoch {epoch}/{job.stop_epoch}: {self.s.metric} {metric:.4f}"
                    + (f", train_loss {values['train_loss']:.4f}" if isinstance(values.get("train_loss"), float) else ""))
-        return loss
-
-    def _score_epoch(self, job_id: int, values: dict[str, Any]) -> float | None:
-        """Fold one epoch's metric into the job's score; returns its loss (None when the line
-        has no usable metric). Shared by the live loop and by resume's replay."""
-        metric = values.get(self.s.metric)
-        if metric is None and self.s.metric not in values:
-            return None  # an epoch without validation
-        if not isinstance(metric, (int, float)) or isinstance(metric, bool) or not math.isfinite(metric):
-            self.job_nan.setdefault(job_id, f"{self.s.metric} is not a finite number ({json.dumps(metric)}) "
-                                            f"at epoch {values.get('epoch')}")
-            return None
-        loss = self._loss(float(metric))
-        if self.s.score == "last":
-            self.job_loss[job_id] = loss
-        else:
-            self.job_loss[job_id] = min(loss, self.job_loss.get(job_id, math.inf))
         return loss
 
     def _on_metrics(self, event: MetricsReport) -> None:
@@ -536,7 +435,7 @@ class Engine:
             self.trace(f"job {job.name} failed: {outcome.cause}" + (f"; log: {job.directory}/train.log"
                                                                     if job.directory else ""), level="ERROR")
             last = [line.strip() for line in event.log_tail if line.strip()][-5:]
-            if event.returncode == CONFIG_ERROR_EXIT and event.job_id not in self.job_nan and last:
+            if event.returncode == CONFIG_ERROR_EXIT and event.job_id not in self.scores.nan and last:
                 self.trace(f"job {job.name}: the last lines of its train.log: " + " | ".join(last), level="ERROR")
             return
         score = "no metric yet" if job.metric is None else \
@@ -548,33 +447,15 @@ class Engine:
             self.trace(f"new best: {job.name} {self.s.metric} {job.metric:.4f} {format_params(job.params)}", key=True)
 
     def _record_exit(self, event: JobExit, free_worker: bool = True) -> Outcome:
-        """Journal how a job ended and free its worker."""
+        """Journal how a job ended (outcomes.classify) and free its worker."""
         job_id = event.job_id
         view = self.view.jobs[job_id]
-        loss = self.job_loss.get(job_id)
-        if job_id in self.job_nan:
-            status, cause = "failed", self.job_nan[job_id]
-        elif job_id in self.hung and job_id not in self.interrupted:
-            status, cause = "failed", self.hung[job_id]
-            if self.jobs[job_id].attempt <= self.s.max_retries:
-                status = "retried"  # as a crash: another attempt from its checkpoint
-        elif job_id in self.stop_reason:
-            status, cause = "stopped", self.stop_reason[job_id]
-        elif event.returncode == CONFIG_ERROR_EXIT:
-            # the trainer refused its config: another attempt would fail the same way
-            status, cause = "failed", _exit_cause(event, "a config error, not retried")
-        elif event.returncode != 0:
-            status, cause = "failed", _exit_cause(event)
-            if self.jobs[job_id].attempt <= self.s.max_retries:
-                status = "retried"  # a crash gets another attempt from its checkpoint; NaN does not
-        elif loss is None:
-            status, cause = "failed", f"the trainer wrote no {self.s.metric}"
-        else:
-            status, cause = "completed", ""
-        best_loss = loss if status not in ("failed", "retried") else None
-        metric = None if best_loss is None else self._loss(best_loss)
-        if job_id in self.interrupted:
-            status = "interrupted"  # not an outcome: a resumed run continues the job
+        ending = classify(event, loss=self.scores.loss_of.get(job_id), metric=self.s.metric,
+                          nan=self.scores.nan.get(job_id), hung=self.hung.get(job_id),
+                          stop_reason=self.stop_reason.get(job_id), interrupted=job_id in self.interrupted,
+                          attempt=self.jobs[job_id].attempt, max_retries=self.s.max_retries)
+        status, cause, best_loss = ending.status, ending.cause, ending.loss
+        metric = None if best_loss is None else self.scores.loss(best_loss)  # negation undoes itself
         self._record("job_finished", job_id=job_id, status=status, metric=metric, cause=cause, loss=best_loss,
                      epochs=view.epoch, returncode=event.returncode,
                      log_tail=event.log_tail if status in ("failed", "retried") else [])
@@ -600,17 +481,3 @@ class Engine:
             elif event.job_id in self.jobs:
                 self._record_exit(event)
 
-
-def _exit_cause(event: JobExit, why: str = "") -> str:
-    code = event.returncode
-    if code < 0:
-        try:
-            how = f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            how = f"killed by signal {-code}"
-    else:
-        how = f"exit code {code}"
-    if why:
-        how += f" ({why})"
-    last = next((line for line in reversed(event.log_tail) if line.strip()), "")
-    return how + (f": {last.strip()[:300]}" if last else "")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, UsageError
+from .files import write_json_atomic
 
 TRAIN_CONFIG = "config_train.json"
 AUTOML_CONFIG = "config_automl.json"
@@ -298,18 +299,3 @@ def set_environment(mmar: MMAR, values: dict[str, Any]) -> None:
     path = mmar.config_dir / ENVIRONMENT
     doc = load_document(path) if path.is_file() else {}
     write_json_atomic(path, {**doc, **values})
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so a reader never sees half a file, even after a power cut
-    (temp file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w") as handle:
-            handle.write(json.dumps(data, indent=2) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-    except OSError:  # a full disk: no half-written temporary file left behind; `path` is as it was
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)

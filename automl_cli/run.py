@@ -11,81 +11,36 @@ import functools
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import sqlite3
-import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .algorithms.base import Algorithm
 from .backends.base import Job, JobSpec
-from .backends.local import RUN_MARKER, LocalBackend, stop_stale_jobs
-from .backends.slurm_script import SlurmOptions
+from .backends import registry as backends
+from .backends.local import RUN_MARKER
+from .backends.metrics import METRICS_FILE, read_metrics
 from .clara.hub import HandlerHub
 from .control import ControlInbox
-from .engine import Engine, EngineSettings, ResumeMismatch
+from .engine import Engine, EngineSettings
+from .replay import ResumeMismatch
 from .errors import DiskFull, Interrupted, UsageError, disk_full
-from .mmar import (MMAR, TRAIN_CONFIG, clone_job, load_document, resolve_variables, set_environment,
-                   write_json_atomic)
-from .space import SearchSpace, strip_search
+from .files import fsync_directory, write_json_atomic
+from .mmar import MMAR, TRAIN_CONFIG, clone_job, load_document, resolve_variables, set_environment
+from .space import strip_search
 from .status import JobView, RunView
 from .resume import finished_event, library_versions, replay_broken, space_changes, space_record
 from .store import BACKUP, JOURNAL, Journal, read_events
 from .trace import Trace
-from .workers import Worker, device_env, threads_per_worker
+from .workers import device_env, threads_per_worker
 
-METRICS_FILE = "models/metrics.jsonl"
-DEFAULT_TRAIN_COMMAND = [sys.executable, "-m", "automl_cli", "train", "-m", "{mmar}", "--trainconf", "{trainconf}",
-                         "--epochs", "{epochs}"]
+if TYPE_CHECKING:  # built by runconfig, which imports the components a run may name
+    from .runconfig import RunSettings
+
 _STATUS_EVERY = 1.0
-
-
-@dataclass
-class RunSettings:
-    """Everything a run needs, resolved from the command line and the config files."""
-
-    mmar: MMAR
-    run_id: str
-    workers: list[Worker]
-    have_gpus: bool
-    space: SearchSpace
-    train_config: dict  # config_train.json as written (variables not substituted)
-    metric: str
-    direction: str
-    max_epochs: int
-    algorithm: str
-    algorithm_params: dict[str, Any]
-    seed: int = 0
-    traceout: str = "file"
-    train_command: list[str] = field(default_factory=lambda: list(DEFAULT_TRAIN_COMMAND))
-    remove_search_augs: bool = True
-    grace_seconds: float = 30.0
-    max_retries: int = 1
-    job_timeout: float | str = "auto"  # automl_job_timeout: seconds without an epoch before a job is hung
-    config_files: dict[str, str] = field(default_factory=dict)
-    backend: str = "local"  # "local" | "slurm"
-    slurm: SlurmOptions | None = None
-    runs_root: Path | None = None  # where run folders go (MMARHandler's work_dir); default <mmar>/automl
-    job_train_config: str = TRAIN_CONFIG  # the applied config's name in a job's config/ (train_config_file)
-    variables: dict[str, Any] = field(default_factory=dict)  # --set values of the config's {VAR}s
-    copy_whole_mmar: bool = False  # jobs copy the whole MMAR (key_mmar_content_only false), not link it
-    handlers: list[tuple[str, Any]] = field(default_factory=list)  # (label, instance): Clara's event handlers
-    invocation: dict[str, Any] = field(default_factory=dict)  # the options and --set pairs given (resume.invocation)
-
-    @property
-    def run_dir(self) -> Path:
-        return (self.runs_root or self.mmar.runs_dir) / self.run_id
-
-
-def parse_train_command(text: str) -> list[str]:
-    """executor.args.train_command: a shell-like line with {mmar} and {epochs} placeholders."""
-    if "{epochs}" not in text:
-        raise UsageError("executor.args.train_command must contain {epochs} (the epoch the job trains up to)")
-    return shlex.split(text)
 
 
 class MMARJobs:
@@ -220,8 +175,9 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
         lock = _claim(run_dir, settings.run_id)
     journal = Journal(run_dir / JOURNAL)
     history = list(journal.events()) if resume else []
+    kind = backends.get(settings.backend)
     # nothing of a dead run may train on beside the resumed one, nor write epochs after they are read
-    stopped = _stop_leftovers(run_dir, history, settings.grace_seconds) if settings.backend == "local" else []
+    stopped = kind.stop_leftovers(settings, history)
     if _recover_metrics(journal, history):
         history = list(journal.events())
     resume = any(e.kind == "run_started" for e in history)
@@ -229,13 +185,7 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
     versions = library_versions()  # recorded: a resume names the ones that changed when its replay breaks
     status = _StatusWriter(run_dir, trace)
     jobs = MMARJobs(settings)
-    if settings.backend == "slurm":
-        from .backends.slurm import SlurmBackend
-
-        backend = SlurmBackend(jobs, settings.slurm or SlurmOptions(), settings.run_id, trace=trace,
-                               grace_seconds=settings.grace_seconds)
-    else:
-        backend = LocalBackend(jobs.prepare, settings.grace_seconds)
+    backend = kind.create(settings, jobs, trace)
     engine = Engine(
         EngineSettings(settings.run_id, settings.algorithm, settings.space, settings.workers, settings.metric,
                        settings.direction, settings.max_epochs, max_retries=settings.max_retries,
@@ -269,10 +219,7 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
                              if e.kind in ("run_started", "run_resumed", "run_rebuilt") and "versions" in e.data), None)
             raise UsageError(replay_broken(settings.run_id, str(exc), recorded)) from None
     ControlInbox(run_dir, trace).attach(engine)  # automl suspend|resume|abort|stop from another shell
-    where = ", ".join(f"{w.name} on {'GPUs ' + ','.join(map(str, w.gpus)) if settings.have_gpus else 'CPU'}"
-                      for w in settings.workers)
-    if settings.backend == "slurm":
-        where = f"up to {len(settings.workers)} SLURM jobs at a time"
+    where = kind.where(settings)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         trace(f"workers: {where}", key=True)
@@ -360,36 +307,16 @@ def _recover_metrics(journal: Journal, history) -> bool:
     added = False
     for job_id, directory in open_jobs.items():
         try:
-            lines = (directory / METRICS_FILE).read_text().splitlines()
+            lines = read_metrics(directory / METRICS_FILE)
         except OSError:
             continue
-        for line in lines:
-            try:
-                values = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # the line being written when the run died
-            epoch = values.get("epoch") if isinstance(values, dict) else None
+        for values in lines:
+            epoch = values.get("epoch")  # none in a line being written when the run died (unreadable)
             if isinstance(epoch, int) and epoch not in seen.setdefault(job_id, set()):
                 journal.append("metrics", job_id=job_id, epoch=epoch, values=values)
                 seen[job_id].add(epoch)
                 added = True
     return added
-
-
-def _stop_leftovers(run_dir: Path, history, grace_seconds: float) -> list[int]:
-    """Stop every process a dead run's jobs left (found by the run's marker in their
-    environment, or working in the folder of a job the journal saw launched but not ended)
-    before a job starts again in those folders; the pids stopped."""
-    open_jobs: dict[int, dict[str, str]] = {}  # job id -> {its folder: its name}, while not ended
-    for event in history:
-        if event.kind in ("job_launching", "job_started"):
-            name = event.data["name"]
-            folder = event.data.get("dir") or str(run_dir / name)
-            open_jobs.setdefault(event.data["job_id"], {})[str(Path(folder).resolve())] = name
-        elif event.kind == "job_finished":
-            open_jobs.pop(event.data["job_id"], None)
-    folders = {folder: name for job in open_jobs.values() for folder, name in job.items()}
-    return stop_stale_jobs(run_dir.resolve(), folders, grace_seconds)
 
 
 def check_resume(settings: RunSettings, algorithm: Algorithm) -> RunView | None:
@@ -548,6 +475,7 @@ def publish_best(view: RunView, best: JobView, run_dir: Path, *, source: MMAR | 
         raise error from None
     shutil.rmtree(best_dir, ignore_errors=True)
     os.replace(tmp, best_dir)
+    fsync_directory(run_dir)
     return best_dir
 
 

@@ -19,16 +19,15 @@ from .clara.clara_api.adapters import ClaraHandlerAdapter
 from .clara.components import (CLARA_CONTROLLERS, algorithm_name, build, controller_algorithm, controller_class,
                                load_handlers)
 from .clara.mmar_handler import JobLayout, MMARHandler
-from .run import DEFAULT_TRAIN_COMMAND, RunSettings, parse_train_command
 from .errors import ConfigError, UsageError
 from .mmar import AUTOML_CONFIG, MMAR, TRAIN_CONFIG
 from .runfolder import automl_variables, runs_root
 from .trainers import TRAINERS, check_train_config, check_train_config_isolated
 from .customize import customize
 from .space import SearchSpace, parse_search_space
-from .backends.slurm import check_commands
-from .backends.slurm_script import SlurmOptions
-from .workers import Worker, check_against_devices, nvidia_smi_count, parse_workers, visible_gpus
+from .backends import registry as backends
+from .backends.base import PlacementRequest
+from .workers import Worker
 
 # --set keys that are settings of the run rather than algorithm parameters
 RUN_KEYS = {"run_id", "workers", "traceout", "trainconf", "automlconf", "algorithm", "seed", "automl_max_retries",
@@ -38,6 +37,54 @@ RUN_KEYS = {"run_id", "workers", "traceout", "trainconf", "automlconf", "algorit
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@=-]{0,99}")
 # TAO's newer names for the Hyperband parameters
 ALIASES = {"automl_max_epochs": "automl_R", "automl_reduction_factor": "automl_nu"}
+
+
+DEFAULT_TRAIN_COMMAND = [sys.executable, "-m", "automl_cli", "train", "-m", "{mmar}", "--trainconf", "{trainconf}",
+                         "--epochs", "{epochs}"]
+
+
+@dataclass
+class RunSettings:
+    """Everything a run needs, resolved from the command line and the config files."""
+
+    mmar: MMAR
+    run_id: str
+    workers: list[Worker]
+    have_gpus: bool
+    space: SearchSpace
+    train_config: dict  # config_train.json as written (variables not substituted)
+    metric: str
+    direction: str
+    max_epochs: int
+    algorithm: str
+    algorithm_params: dict[str, Any]
+    seed: int = 0
+    traceout: str = "file"
+    train_command: list[str] = field(default_factory=lambda: list(DEFAULT_TRAIN_COMMAND))
+    remove_search_augs: bool = True
+    grace_seconds: float = 30.0
+    max_retries: int = 1
+    job_timeout: float | str = "auto"  # automl_job_timeout: seconds without an epoch before a job is hung
+    config_files: dict[str, str] = field(default_factory=dict)
+    backend: str = "local"  # a name in backends/registry.py
+    backend_options: Any = None  # what the backend's BackendKind.place gave (SLURM: SlurmOptions)
+    runs_root: Path | None = None  # where run folders go (MMARHandler's work_dir); default <mmar>/automl
+    job_train_config: str = TRAIN_CONFIG  # the applied config's name in a job's config/ (train_config_file)
+    variables: dict[str, Any] = field(default_factory=dict)  # --set values of the config's {VAR}s
+    copy_whole_mmar: bool = False  # jobs copy the whole MMAR (key_mmar_content_only false), not link it
+    handlers: list[tuple[str, Any]] = field(default_factory=list)  # (label, instance): Clara's event handlers
+    invocation: dict[str, Any] = field(default_factory=dict)  # the options and --set pairs given (resume.invocation)
+
+    @property
+    def run_dir(self) -> Path:
+        return (self.runs_root or self.mmar.runs_dir) / self.run_id
+
+
+def parse_train_command(text: str) -> list[str]:
+    """executor.args.train_command: a shell-like line with {mmar} and {epochs} placeholders."""
+    if "{epochs}" not in text:
+        raise UsageError("executor.args.train_command must contain {epochs} (the epoch the job trains up to)")
+    return shlex.split(text)
 
 
 def parse_set_pairs(pairs: tuple[str, ...], warn: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -161,11 +208,6 @@ def runs_dir(mmar: MMAR, layout: JobLayout) -> Path:
     return runs_root(mmar, layout.work_dir)
 
 
-# executor.args every executor understands; SlurmExecutor's other args are SLURM options
-_EXECUTOR_ARGS = {"train_command", "remove_search_augs", "grace_seconds", "msg_destination", "trainer"}
-EXECUTORS = {"MMARExecutor": "local", "SlurmExecutor": "slurm"}
-
-
 def check_trainer(loaded: Loaded, *, isolated: bool = False) -> list[str]:
     """The trainer's checks of config_train.json (trainers.check_train_config): what would
     fail in every job, raised as a ConfigError before anything starts. The trainer is
@@ -214,25 +256,15 @@ def _our_trainer_in(command: str) -> str | None:
 def check_executor(loaded: Loaded) -> dict:
     """config_automl.json's executor, its name checked."""
     executor = loaded.automl_doc.get("executor") or {}
+    known = backends.executors()
     if "path" in executor:
         raise ConfigError(loaded.automl_path, ["executor", "path"], "a user's own executor is not supported: jobs "
                           "run through executor.args.train_command (any program following docs/trainer.md); "
-                          f"use a \"name\" ({', '.join(EXECUTORS)})")
-    if executor.get("name", "MMARExecutor") not in EXECUTORS:
+                          f"use a \"name\" ({', '.join(known)})")
+    if executor.get("name", "MMARExecutor") not in known:
         raise ConfigError(loaded.automl_path, ["executor", "name"],
-                          f"unknown executor '{executor.get('name')}' (known: {', '.join(EXECUTORS)})")
+                          f"unknown executor '{executor.get('name')}' (known: {', '.join(known)})")
     return executor
-
-
-def slurm_options(loaded: Loaded, executor: dict, given: dict[str, Any]) -> SlurmOptions:
-    """SlurmExecutor's args in config_automl.json, overridden by the --slurm-* options."""
-    from_config = {k: v for k, v in (executor.get("args") or {}).items() if k not in _EXECUTOR_ARGS} \
-        if executor.get("name") == "SlurmExecutor" else {}
-    try:
-        SlurmOptions.from_dict(from_config, where="executor.args.")
-    except UsageError as exc:
-        raise ConfigError(loaded.automl_path, ["executor", "args"], str(exc)) from None
-    return SlurmOptions.from_dict({**from_config, **{k: v for k, v in given.items() if v is not None}})
 
 
 def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None, algorithm: str | None,
@@ -245,26 +277,9 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
         raise UsageError(f"bad run id {run_id!r}: it names a folder, SLURM jobs and files, so use letters, digits "
                          "and . _ - + @ = (starting with a letter or digit, at most 100 characters)")
     executor = check_executor(loaded)
-    backend = backend or EXECUTORS[executor.get("name", "MMARExecutor")]
-    options = None
-    if backend == "slurm":
-        # the tool runs on a login node: SLURM places jobs on GPUs (--gres), so the workers
-        # are slots, one per SLURM job queued or running at a time
-        options = slurm_options(loaded, executor, slurm or {})
-        check_commands()
-        given_workers = workers
-        workers = ":".join("0" for _ in range(options.max_jobs))
-        worker_list = [Worker(i, ()) for i in range(1, options.max_jobs + 1)]
-        n_gpus, mask_warning = 0, None
-    else:
-        if any(v is not None for v in (slurm or {}).values()):
-            raise UsageError("--slurm-* options need --backend slurm (or executor SlurmExecutor in config_automl.json)")
-        given_workers = None
-        workers = "0" if workers is None else workers
-        worker_list = parse_workers(workers)
-        n_gpus, mask_warning = visible_gpus(physical=nvidia_smi_count())
-        if n_gpus:
-            check_against_devices(worker_list, n_gpus)
+    backend = backend or backends.executors()[executor.get("name", "MMARExecutor")]
+    placement = backends.get(backend).place(PlacementRequest(loaded, executor, workers, slurm or {}))
+    worker_list = placement.workers
 
     name, params = controller(loaded, algorithm)
     custom = custom_controller(loaded, algorithm)
@@ -294,23 +309,18 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
     else:
         command = list(DEFAULT_TRAIN_COMMAND) + (["--trainer", exec_args["trainer"]] if exec_args.get("trainer") else [])
     # warnings only once every check has passed, so an error stays one line
-    if backend == "slurm" and given_workers is not None:
-        warn(f"--workers '{given_workers}' is ignored with --backend slurm: up to {options.max_jobs} SLURM jobs "
-             "(--slurm-max-jobs) run at a time, each on the GPUs of --slurm-gres")
-    elif n_gpus == 0:
-        warn(f"no GPU visible: running {len(worker_list)} CPU worker(s) for the spec '{workers}'")
-    if mask_warning:
-        warn(mask_warning)
+    for warning in placement.warnings:
+        warn(warning)
 
     settings = RunSettings(
-        mmar=loaded.mmar, run_id=run_id, workers=worker_list, have_gpus=n_gpus > 0, space=loaded.space,
+        mmar=loaded.mmar, run_id=run_id, workers=worker_list, have_gpus=placement.have_gpus, space=loaded.space,
         train_config=loaded.train_doc, metric=loaded.metric, direction=loaded.direction,
         max_epochs=loaded.max_epochs, algorithm=name, algorithm_params=params, seed=seed,
         traceout=traceout or "file", train_command=command, max_retries=retries, job_timeout=job_timeout,
         remove_search_augs=bool(exec_args.get("remove_search_augs", True)),
         grace_seconds=float(exec_args.get("grace_seconds", 30.0)),
         config_files={"train": str(loaded.train_path), "automl": str(loaded.automl_path)},
-        backend=backend, slurm=options, runs_root=runs_dir(loaded.mmar, layout),
+        backend=backend, backend_options=placement.options, runs_root=runs_dir(loaded.mmar, layout),
         job_train_config=layout.job_train_config, copy_whole_mmar=layout.copy_whole_mmar, handlers=handlers,
         variables=loaded.variables)
     return settings, worker_list

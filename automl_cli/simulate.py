@@ -27,7 +27,7 @@ from .backends.simulated import SimulatedBackend
 from .engine import Engine, EngineSettings
 from .errors import UsageError
 from .space import SearchSpace, parse_search_space
-from .status import RunView
+from .status import RunView, full_depth, ranked
 from .store import Journal
 from .workers import Worker
 
@@ -36,7 +36,11 @@ METRIC = "objective"
 
 @dataclass
 class SimulationResult:
-    """What a simulated search did: its jobs, its incumbent and the virtual time it used."""
+    """What a simulated search did: its jobs, its winner and the virtual time it used.
+
+    `best` is (config, score) of the job `automl run` would publish in best/ (RunView.best:
+    the best among the jobs that trained as far as any completed job), so a benchmark of
+    simulate() measures the pick users get."""
 
     jobs: list[dict[str, Any]]
     best: tuple[dict[str, Any], float] | None
@@ -45,16 +49,19 @@ class SimulationResult:
     view: RunView = field(repr=False)
 
     def incumbent_trace(self) -> list[tuple[float, float, dict[str, Any]]]:
-        """(time, best metric so far, its config) each time the best improved, over job ends."""
-        better = (lambda a, b: a > b) if self.direction == "maximize" else (lambda a, b: a < b)
+        """(time, the winner's score, its config) each time the winner changed, over job
+        ends: `best` as it stood after each job ended. Under a multi-fidelity schedule the
+        score may get worse when the first job of a higher budget completes."""
+        configs = {j["job_id"]: j["config"] for j in self.jobs}
+        ended: list = []
         out: list[tuple[float, float, dict[str, Any]]] = []
-        for job in sorted(self.jobs, key=lambda j: j["end_time"]):
-            values = [m for m in job["metrics"] if m is not None]
-            if not values or job["status"] == "failed":
-                continue
-            value = max(values) if self.direction == "maximize" else min(values)
-            if not out or better(value, out[-1][1]):
-                out.append((job["end_time"], value, job["config"]))
+        winner = None
+        for job in sorted((j for j in self.view.jobs.values() if j.ended is not None), key=lambda j: (j.ended, j.job_id)):
+            ended.append(job)
+            board = ranked(ended, full_depth(ended), self.view.maximize)
+            if board and board[0].job_id != winner:
+                winner = board[0].job_id
+                out.append((job.ended, board[0].metric, configs[winner]))
         return out
 
 
@@ -108,14 +115,6 @@ def run_simulation(space: SearchSpace, objective: Callable[[dict, int, dict], tu
              "metrics": [j.epochs[e].get(METRIC) for e in sorted(j.epochs)],
              "start_time": j.started, "end_time": j.ended, "status": j.status, "worker": j.worker}
             for j in sorted(view.jobs.values(), key=lambda j: j.job_id)]
-    return SimulationResult(jobs, _incumbent(algo, view, to_config), backend.now(), direction, view)
-
-
-def _incumbent(algo, view: RunView, to_config) -> tuple[dict[str, Any], float] | None:
-    """The algorithm's own choice when it has one (e.g. best at the highest budget), else the best job."""
-    chosen = algo.incumbent()
-    if chosen is not None:
-        params, loss = chosen
-        return to_config(params), (-loss if view.maximize else loss)
     best = view.best()
-    return None if best is None else (to_config(best.params), best.metric)
+    return SimulationResult(jobs, None if best is None else (to_config(best.params), best.metric), backend.now(),
+                            direction, view)

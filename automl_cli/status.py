@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from .store import Event, read_events
 
@@ -94,6 +94,7 @@ class RunView:
     jobs: dict[int, JobView] = field(default_factory=dict)
     last_seq: int = 0
     best_job_id: int | None = None  # kept up to date by apply(), so best() costs nothing
+    full_depth: int = 0  # the most epochs a completed job trained to: who may be best (see best())
     workers: dict[str, WorkerView] = field(default_factory=dict)
     stop_requested: str | None = None  # why the run was asked to finish early (no new jobs)
 
@@ -137,18 +138,21 @@ class RunView:
             value = d["values"].get(self.metric_name)
             if isinstance(value, (int, float)) and self.better(value, job.metric):
                 job.metric, job.best_epoch = float(value), d["epoch"]
-                best = self.best()
-                if best is None or self.better(job.metric, best.metric):
-                    self.best_job_id = job.job_id
+            self._contend(job)  # a better score, or trained as far as the completed jobs now
         elif event.kind == "job_finished":
             job = self.jobs[d["job_id"]]
             job.status, job.ended, job.cause = d["status"], event.time, d.get("cause", "")
             self._worker_done(job)
             if d.get("metric") is not None and d["metric"] != job.metric:  # scored on its last epoch
                 job.metric, job.best_epoch = d["metric"], job.epoch
-            if self.best_job_id == job.job_id or self.better(job.metric, self.best().metric if self.best() else None):
+            deeper = job.status == "completed" and job.epoch > self.full_depth
+            if deeper:
+                self.full_depth = job.epoch
+            if deeper or self.best_job_id == job.job_id:  # who may be best, or the best's score, changed
                 board = self.leaderboard()
-                self.best_job_id = board[0].job_id if board else None
+                self.best_job_id = board[0].job_id if board and self._eligible(board[0]) else None
+            else:
+                self._contend(job)
         elif event.kind == "run_finished":
             self.status, self.ended, self.message = d["status"], event.time, d.get("message", "")
         elif event.kind == "run_resumed":
@@ -215,13 +219,36 @@ class RunView:
         return [j for j in self.jobs.values() if j.status == "running"]
 
     def leaderboard(self) -> list[JobView]:
-        """Jobs with a metric, best first."""
-        scored = [j for j in self.jobs.values() if j.metric is not None and j.status != "failed"]
-        return sorted(scored, key=lambda j: (-j.metric if self.maximize else j.metric, j.job_id))
+        """Jobs with a metric, best first: the jobs that may be best() (trained as far as
+        the completed jobs), by score, then the others, by score; the first is best()."""
+        return ranked(self.jobs.values(), self.full_depth, self.maximize)
 
     def best(self) -> JobView | None:
-        """The job with the best metric so far (failed jobs excluded; ties: the earlier job)."""
+        """The winner: what best/ publishes, `automl status` shows and simulate() returns.
+
+        The best score among the jobs that trained as far as any completed job trained (for
+        a full-budget search: the jobs that trained the full budget); before any job has
+        completed, the best score of all. A job stopped early, cut by the time budget or
+        trained on a lower rung of a multi-fidelity schedule is not preferred to one that
+        trained the full budget, however good its score at a few epochs: a score at a low
+        budget is an estimate of the model's, and it is the fully trained model whose
+        weights best/ holds. Failed jobs never win; ties go to the earlier job. The rule
+        needs nothing but the journal, so a live run, status.json and `automl status` agree.
+        It is the incumbent rule of Hyperband (the best at the top rung) and ASHA (the best
+        at the highest rung with results)."""
         return None if self.best_job_id is None else self.jobs[self.best_job_id]
+
+    def _eligible(self, job: JobView) -> bool:
+        return job.metric is not None and job.status != "failed" and job.epoch >= self.full_depth
+
+    def _contend(self, job: JobView) -> None:
+        """Make `job` the best when it may be best and beats the best so far."""
+        if not self._eligible(job):
+            return
+        best = self.best()
+        if best is None or self.better(job.metric, best.metric) or (
+                job.metric == best.metric and job.job_id < best.job_id):
+            self.best_job_id = job.job_id
 
     def suspended_workers(self) -> list[str]:
         return [w.name for w in self.workers.values() if w.suspended]
@@ -301,6 +328,18 @@ class RunView:
                 "params": job.params,
             }
         return out
+
+
+def full_depth(jobs: Iterable[JobView]) -> int:
+    """The most epochs a completed job trained to (0 before any completed)."""
+    return max((j.epoch for j in jobs if j.status == "completed"), default=0)
+
+
+def ranked(jobs: Iterable[JobView], depth: int, maximize: bool) -> list[JobView]:
+    """RunView.best()'s rule as an order: jobs with a score (failed ones never), those that
+    trained at least `depth` epochs first, each group by score, ties to the earlier job."""
+    scored = [j for j in jobs if j.metric is not None and j.status != "failed"]
+    return sorted(scored, key=lambda j: (j.epoch < depth, -j.metric if maximize else j.metric, j.job_id))
 
 
 def format_params(params: dict[str, Any]) -> str:

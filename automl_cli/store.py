@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import DiskFull, UsageError, disk_full
+from .files import commit_file
 
 JOURNAL = "journal.db"
 # a copy of the journal, taken with SQLite's backup API when the run starts or resumes, at
@@ -120,7 +121,7 @@ class Journal:
 
     def backup(self, target: Path) -> None:
         """Copy the journal to `target` atomically (SQLite's backup API into a temporary
-        file, fsynced, renamed over the last copy): a reader never sees half a copy."""
+        file, committed over the last copy by files.commit_file): a reader never sees half a copy."""
         target = Path(target)
         tmp = target.with_name(f".{target.name}.tmp")
         tmp.unlink(missing_ok=True)
@@ -130,9 +131,7 @@ class Journal:
             copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
         finally:
             copy.close()
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        commit_file(tmp, target)
 
     def close(self) -> None:
         self.db.close()
@@ -275,9 +274,7 @@ def recover_journal(run_dir: Path) -> str:
     finally:
         target.close()
         source.close()
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    commit_file(tmp, path)
 
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(events[-1].time)) if events else "?"
     known, ended = {}, set()

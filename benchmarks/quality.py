@@ -4,7 +4,8 @@
                                  [--reference-python PATH] [--results FILE]
 
 Every method gets the same simulated cost budget (`--budget-trainings` full trainings of
-27 epochs), one worker, and is scored by the regret of the configuration it picks (its own
+27 epochs), one worker, and is scored by the regret of the configuration it picks (for ours,
+`simulate().best`: the job best/ would hold, docs/usage.md; for the others, their own
 incumbent), computed on the noise-free full-fidelity value. Ours run through `simulate()`
 (the real engine and algorithms on a virtual clock); Optuna runs in-process (pip install
 -e .[bench]); the `dehb` package and HpBandSter run in a virtual environment of their own

@@ -289,7 +289,7 @@ def test_an_unknown_trainer_is_refused_at_its_json_path(mmar):
 
 
 def test_slurm_executor_args_may_name_the_trainer():
-    from automl_cli.runconfig import slurm_options
+    from automl_cli.backends.slurm import slurm_options
 
     loaded = types.SimpleNamespace(automl_path=FILE)
     executor = {"name": "SlurmExecutor", "args": {"trainer": "reference", "partition": "gpu", "time": "1:00:00"}}

@@ -98,3 +98,53 @@ class Backend(ABC):
     def idle(self, seconds: float) -> None:
         """Nothing happened: wait a little before polling again."""
         time.sleep(seconds)
+
+
+# executor.args every executor understands; a backend may read the others as its own options
+COMMON_EXECUTOR_ARGS = frozenset({"train_command", "remove_search_augs", "grace_seconds", "msg_destination",
+                                  "trainer"})
+
+
+@dataclass
+class PlacementRequest:
+    """What a backend places a run's workers from (runconfig.settings_for_run)."""
+
+    loaded: Any  # runconfig.Loaded: the MMAR's checked configs (automl_path, automl_doc, ...)
+    executor: dict[str, Any]  # config_automl.json's executor section
+    workers: str | None  # the --workers spec, None when not given
+    options: dict[str, Any]  # the backend options given on the command line (--slurm-*; None: not given)
+
+
+@dataclass
+class Placement:
+    """A backend's answer: the run's workers and its own settings."""
+
+    workers: list[Worker]
+    have_gpus: bool = False
+    options: Any = None  # the backend's own settings, kept as RunSettings.backend_options
+    warnings: list[str] = field(default_factory=list)  # said once every check of the run has passed
+
+
+class BackendKind(ABC):
+    """What a registered backend (backends/registry.py) needs from a run besides the Backend
+    contract: how it places the workers, and how it makes the Backend."""
+
+    @abstractmethod
+    def place(self, request: PlacementRequest) -> Placement:
+        """Check the settings that concern the backend and give the run's workers; a bad
+        one is a UsageError or ConfigError (one line), raised before the run folder exists."""
+
+    @abstractmethod
+    def create(self, settings: Any, jobs: Any, trace: Any) -> Backend:
+        """The Backend of a run: `settings` is its runconfig.RunSettings, `jobs` the
+        run.MMARJobs that make and find job folders, `trace` the run's trace."""
+
+    def where(self, settings: Any) -> str:
+        """Where the run's jobs go, for the trace's "workers:" line."""
+        return ", ".join(w.name for w in settings.workers)
+
+    def stop_leftovers(self, settings: Any, history: list) -> list[int]:
+        """Before a resumed run reads its jobs' files: stop whatever of the dead run still
+        trains beside it; the pids stopped. Backends whose jobs outlive the tool on purpose
+        (SLURM: re-attached) stop nothing."""
+        return []

@@ -12,7 +12,6 @@ resumed run finds whatever a dead run left behind by who it is, not by a pid alo
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -25,7 +24,8 @@ from typing import Any, Callable
 
 from ..errors import UsageError
 from . import supervise
-from .base import Backend, Job, JobExit, JobSpec, MetricsReport
+from .base import Backend, BackendKind, Job, JobExit, JobSpec, MetricsReport, Placement, PlacementRequest
+from .metrics import MetricsTail
 
 
 @dataclass
@@ -33,8 +33,7 @@ class _Running:
     spec: JobSpec
     process: subprocess.Popen
     log: object
-    offset: int = 0
-    partial: str = ""
+    metrics: MetricsTail
     kill_at: float | None = None  # when SIGTERM was sent + grace
 
 
@@ -55,7 +54,7 @@ class LocalBackend(Backend):
         command = [sys.executable, "-I", "-S", SUPERVISOR, str(os.getpid()), str(self.grace_seconds), *spec.command]
         process = subprocess.Popen(command, cwd=spec.directory, env=spec.env, stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        self.jobs[spec.job_id] = _Running(spec, process, log)
+        self.jobs[spec.job_id] = _Running(spec, process, log, MetricsTail(spec.metrics_file))
         return {"dir": str(spec.directory), "devices": spec.env.get("CUDA_VISIBLE_DEVICES", ""), "pid": process.pid}
 
     def running(self) -> list[int]:
@@ -106,28 +105,7 @@ class LocalBackend(Backend):
 
     @staticmethod
     def _read_metrics(job: _Running) -> list[MetricsReport]:
-        path = job.spec.metrics_file
-        try:
-            with open(path, "r") as handle:
-                handle.seek(job.offset)
-                chunk = handle.read()
-                job.offset = handle.tell()
-        except FileNotFoundError:
-            return []
-        text = job.partial + chunk
-        lines = text.split("\n")
-        job.partial = lines.pop()  # an unfinished last line waits for the next poll
-        reports = []
-        for line in lines:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                values = json.loads(line)
-            except json.JSONDecodeError:
-                values = {"unreadable": line[:200]}
-            reports.append(MetricsReport(job.spec.job_id, values if isinstance(values, dict) else {"unreadable": line}))
-        return reports
+        return [MetricsReport(job.spec.job_id, values) for values in job.metrics.read()]
 
 
 SUPERVISOR = str(Path(supervise.__file__).resolve())
@@ -244,3 +222,47 @@ def _tail(path, lines: int = 20) -> list[str]:
     except OSError:
         return []
     return text.splitlines()[-lines:]
+
+
+class LocalKind(BackendKind):
+    """Jobs as processes on this machine: the workers are the --workers spec's GPU groups
+    (or CPU workers when no GPU is visible)."""
+
+    def place(self, request: PlacementRequest) -> Placement:
+        from ..workers import check_against_devices, nvidia_smi_count, parse_workers, visible_gpus
+
+        if any(v is not None for v in request.options.values()):
+            raise UsageError("--slurm-* options need --backend slurm (or executor SlurmExecutor in config_automl.json)")
+        spec = "0" if request.workers is None else request.workers
+        workers = parse_workers(spec)
+        n_gpus, mask_warning = visible_gpus(physical=nvidia_smi_count())
+        if n_gpus:
+            check_against_devices(workers, n_gpus)
+        warnings = [] if n_gpus else [f"no GPU visible: running {len(workers)} CPU worker(s) for the spec '{spec}'"]
+        return Placement(workers, have_gpus=n_gpus > 0, warnings=warnings + ([mask_warning] if mask_warning else []))
+
+    def create(self, settings, jobs, trace) -> Backend:
+        return LocalBackend(jobs.prepare, settings.grace_seconds)
+
+    def where(self, settings) -> str:
+        return ", ".join(f"{w.name} on {'GPUs ' + ','.join(map(str, w.gpus)) if settings.have_gpus else 'CPU'}"
+                         for w in settings.workers)
+
+    def stop_leftovers(self, settings, history) -> list[int]:
+        """Every process a dead run's jobs left (found by the run's marker in their
+        environment, or working in the folder of a job the journal saw launched but not
+        ended), stopped before a job starts again in those folders."""
+        run_dir = settings.run_dir
+        open_jobs: dict[int, dict[str, str]] = {}  # job id -> {its folder: its name}, while not ended
+        for event in history:
+            if event.kind in ("job_launching", "job_started"):
+                name = event.data["name"]
+                folder = event.data.get("dir") or str(run_dir / name)
+                open_jobs.setdefault(event.data["job_id"], {})[str(Path(folder).resolve())] = name
+            elif event.kind == "job_finished":
+                open_jobs.pop(event.data["job_id"], None)
+        folders = {folder: name for job in open_jobs.values() for folder, name in job.items()}
+        return stop_stale_jobs(run_dir.resolve(), folders, settings.grace_seconds)
+
+
+KIND = LocalKind()

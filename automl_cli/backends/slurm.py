@@ -16,7 +16,6 @@ before the tool died (its folder holds the id, or squeue knows its unique name).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -26,8 +25,12 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from ..errors import AutomlError, UsageError
-from .base import Backend, Job, JobExit, JobSpec, MetricsReport
-from .local import LocalBackend, _tail
+from ..files import write_text_atomic
+from ..workers import Worker
+from .base import (COMMON_EXECUTOR_ARGS, Backend, BackendKind, Job, JobExit, JobSpec, MetricsReport, Placement,
+                   PlacementRequest)
+from .local import _tail
+from .metrics import MetricsTail
 from .slurm_script import (EXIT_FILE, RECORD_FILE, SCRIPT_FILE, SUBMITTING_FILE, SlurmOptions, job_name,
                            map_state, is_alive, render_script, sbatch_argv)
 
@@ -105,12 +108,15 @@ class _Tracked:
     slurm_id: str
     state: str = "PENDING"
     reason: str = ""
-    offset: int = 0
-    partial: str = ""
+    metrics: MetricsTail | None = None  # the job folder's metrics file (made from spec)
     stop_requested: bool = False
     preempted_since: float | None = None
     missing: int = 0
     restarts: int = 0
+
+    def __post_init__(self) -> None:
+        if self.metrics is None:
+            self.metrics = MetricsTail(self.spec.metrics_file)
 
 
 class SlurmBackend(Backend):
@@ -316,8 +322,7 @@ class SlurmBackend(Backend):
         return JobExit(job_id, code, job.stop_requested, tail)
 
     def _read_metrics(self, job_id: int, job: _Tracked) -> list[MetricsReport]:
-        reports = LocalBackend._read_metrics(job)  # same file format and tailing as local jobs
-        return [MetricsReport(job_id, r.values) for r in reports]
+        return [MetricsReport(job_id, values) for values in job.metrics.read()]
 
     # -- stopping -------------------------------------------------------------------
     def stop(self, job_id: int) -> None:
@@ -380,9 +385,8 @@ def _wait_for_sbatch(marker: Path, timeout: float = _TIMEOUT) -> None:
 
 
 def _write_record(directory: Path, record: dict) -> None:
-    tmp = directory / (RECORD_FILE + ".tmp")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, directory / RECORD_FILE)
+    # the one record of which SLURM job runs this folder: a torn one would submit the job twice
+    write_text_atomic(directory / RECORD_FILE, json.dumps(record))
 
 
 def _read_exit(directory: Path) -> int | None:
@@ -400,3 +404,41 @@ def _exit_code(text: str) -> int | None:
     except ValueError:
         return None
     return -signum if signum else code
+
+
+def slurm_options(loaded, executor: dict, given: dict[str, Any]) -> SlurmOptions:
+    """SlurmExecutor's args in config_automl.json (`loaded`: runconfig.Loaded), overridden
+    by the --slurm-* options `given`."""
+    from ..errors import ConfigError
+
+    from_config = {k: v for k, v in (executor.get("args") or {}).items() if k not in COMMON_EXECUTOR_ARGS} \
+        if executor.get("name") == "SlurmExecutor" else {}
+    try:
+        SlurmOptions.from_dict(from_config, where="executor.args.")
+    except UsageError as exc:
+        raise ConfigError(loaded.automl_path, ["executor", "args"], str(exc)) from None
+    return SlurmOptions.from_dict({**from_config, **{k: v for k, v in given.items() if v is not None}})
+
+
+class SlurmKind(BackendKind):
+    """One sbatch job per job. The tool runs on a login node and SLURM places jobs on GPUs
+    (--gres), so the workers are slots: one per SLURM job queued or running at a time."""
+
+    def place(self, request: PlacementRequest) -> Placement:
+        options = slurm_options(request.loaded, request.executor, request.options)
+        check_commands()
+        warnings = []
+        if request.workers is not None:
+            warnings.append(f"--workers '{request.workers}' is ignored with --backend slurm: up to {options.max_jobs} "
+                            "SLURM jobs (--slurm-max-jobs) run at a time, each on the GPUs of --slurm-gres")
+        return Placement([Worker(i, ()) for i in range(1, options.max_jobs + 1)], options=options, warnings=warnings)
+
+    def create(self, settings, jobs, trace) -> Backend:
+        return SlurmBackend(jobs, settings.backend_options or SlurmOptions(), settings.run_id, trace=trace,
+                            grace_seconds=settings.grace_seconds)
+
+    def where(self, settings) -> str:
+        return f"up to {len(settings.workers)} SLURM jobs at a time"
+
+
+KIND = SlurmKind()

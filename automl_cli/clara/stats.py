@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..mmar import write_json_atomic
+from ..files import write_json_atomic
 from .handler import Handler, HandlerContext, JobInfo
 
 STATS_COLUMNS = ["name", "worker", "status", "score", "epochs", "seconds"]

@@ -35,6 +35,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..files import write_atomic
 from .registry import build
 
 CHECKPOINT = "checkpoint.pt"
@@ -288,20 +289,8 @@ class _SigtermFlag:
 
 
 def _save_atomic(obj: Any, path: Path) -> None:
-    # The temp file sits in the same folder so os.replace is a rename on one file system:
-    # a kill at any moment leaves either the old file or the new one, never half of one.
-    # fsync before the rename so that after a machine crash the name never points at a file
-    # whose data had not reached the disk yet.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as out:
-            torch.save(obj, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    # a kill or a power cut at any moment leaves either the old checkpoint or the new one
+    write_atomic(path, lambda out: torch.save(obj, out), unique=True)
 
 
 def _cpu_state(module: torch.nn.Module) -> dict:
