@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 
 from automl_cli.status import RunView
 from automl_cli.store import JOURNAL, Journal
-from conftest import (FAKE_TRAINER, ROOT, run_cli, run_processes, set_epoch_seconds, start_run, wait_for,
+from conftest import (FAKE_TRAINER, ROOT, live_pids, run_cli, run_processes, set_epoch_seconds, start_run, wait_for,
                       write_json)
 
 
@@ -125,12 +124,13 @@ def test_resume_stops_a_trainer_its_dead_run_left_before_starting_the_job_again(
     leftovers.append(run_dir)
     tool = start_run(fake_mmar, "--run-id", "o")
     assert wait_for(lambda: ledger.exists() and ledger.read_text().strip(), 30)
+    assert wait_for(lambda: len(events(run_dir, "job_started")) == 1 and len(trainers(run_dir)) == 1, 30)
     [started] = events(run_dir, "job_started")
     [orphan] = trainers(run_dir)
     os.kill(started["pid"], signal.SIGKILL)  # the job's first process and the tool, together
     tool.kill()
     tool.wait()
-    time.sleep(0.3)
+    assert wait_for(lambda: started["pid"] not in live_pids(), 30)
     assert orphan in trainers(run_dir), "the trainer should have outlived its first process"
     result = finish_resumed(fake_mmar, "o")
     assert "the previous run's jobs left running" in (run_dir / "trace.log").read_text()
