@@ -1,8 +1,9 @@
 """A search on an MMAR: the run folder, its lock, job folders and processes, trace.log,
 status.json and, at the end, best/.
 
-The loop itself is `engine.Engine`; this module gives it a local backend whose jobs are
-clones of the MMAR, and writes what the user reads.
+The loop itself is `engine.Engine`; this module gives it the backend the run's settings
+name (backends/registry.py: local processes or SLURM jobs), whose jobs are clones of the
+MMAR, and writes what the user reads.
 """
 from __future__ import annotations
 

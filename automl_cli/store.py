@@ -1,7 +1,7 @@
 """The run journal: every event of a run, appended to SQLite in the run folder.
 
-The engine is the one writer. Status, the final result and (later) resume are all read
-from here, so what the user sees is what happened. WAL mode lets `automl status` read from
+The engine is the one writer. Status, the final result and --resume all read from here,
+so what the user sees is what happened. WAL mode lets `automl status` read from
 another shell while the run writes.
 """
 from __future__ import annotations
