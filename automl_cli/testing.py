@@ -185,12 +185,12 @@ def check_algorithm(make: Factory, label: str = "algorithm", journal_path: Path 
     assert fresh.is_done(), f"{label}: after replaying a finished run the algorithm is not done"
 
 
-def check_rebuild(make: Factory, label: str = "algorithm") -> None:
+def check_rebuild(make: Factory, label: str = "algorithm") -> dict[int, dict[str, Any]]:
     """--resume --rebuild: the journal up to a crash does not replay (as when a library changed
     the draws: here trial 1's parameters are not what the algorithm proposes); a fresh
     algorithm adopts its trials, finishes the search within its budget keeping every
     finished job, and the rebuilt journal replays exactly from then on. For an algorithm
-    with `can_adopt`."""
+    with `can_adopt`. Returns the rebuilt run's trials (trial id -> parameters)."""
     import numpy as np
 
     from .engine import ResumeMismatch
@@ -234,3 +234,4 @@ def check_rebuild(make: Factory, label: str = "algorithm") -> None:
         assert replay.requests[event.data["job_id"]].params == event.data["params"], \
             f"{label}: the rebuilt journal does not replay"
     assert replay.algorithm.is_done(), f"{label}: after replaying the rebuilt run the algorithm is not done"
+    return trials
