@@ -84,12 +84,14 @@ def budget(name: str) -> dict[str, Any]:
     scheduler_preset = {"full": "random", "hyperband": "hyperband", "hyperband_es": "hyperband_es",
                         "asha": "asha", "pbt": "pbt"}[entry.scheduler]
     params = dict(BUDGETS[scheduler_preset])
-    if entry.scheduler.startswith("hyperband"):
-        params["automl_hyperband_iterations"] = 3  # a second pass, where the model leads
-    if entry.scheduler == "asha":
-        params["automl_max_trials"] = 20
-    if entry.proposer == "kde":
+    if entry.proposer == "kde":  # a second pass over the brackets (more trials for asha), where the model leads
         params["automl_min_points_in_model"] = 3
+        if entry.scheduler.startswith("hyperband"):
+            params["automl_hyperband_iterations"] = 3
+        if entry.scheduler == "asha":
+            params["automl_max_trials"] = 20
+    if entry.proposer == "gp" and entry.scheduler == "asha":
+        params["automl_max_trials"] = 10  # as bayesian's budget: the GP leads after 6 (a fit per proposal is dear)
     return params
 
 
