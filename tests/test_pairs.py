@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from automl_cli.algorithms import catalogue, get_algorithm
 from automl_cli.errors import ConfigError, UsageError
-from automl_cli.simulate import simulate
+from automl_cli.simulate import METRIC, simulate
 
 SEARCH = [{"args": "x", "type": "float", "targets": [-5.0, 10.0]},
           {"args": "y", "type": "float", "targets": [0.0, 15.0]}]
@@ -43,7 +43,7 @@ def test_asha_kde_proposes_from_the_kde_once_a_rung_has_enough_results():
     # the model stands on the largest rung with enough results: the bottom one first, a higher one later
     assert "KDE at 1 epochs" in from_kde[0].note and any("KDE at 3 epochs" in j.note for j in from_kde)
     # and it proposes where results were good: the model's first-rung losses beat the random ones
-    first_rung = lambda jobs: [j.epochs[1]["metric"] for j in jobs if 1 in j.epochs]  # noqa: E731
+    first_rung = lambda jobs: [j.epochs[1][METRIC] for j in jobs if 1 in j.epochs]  # noqa: E731
     random_losses, kde_losses = first_rung(new[:5]), first_rung(from_kde)
     assert sorted(kde_losses)[len(kde_losses) // 2] < sorted(random_losses)[len(random_losses) // 2]
 
@@ -60,25 +60,25 @@ def test_asha_with_random_is_the_asha_preset_and_differs_from_asha_kde():
 
 
 def test_hyperband_gp_proposes_from_the_gp_after_its_sobol_design():
-    result = simulate("hyperband+gp", SEARCH, branin_with_epochs, max_epochs=9, n_workers=1, seed=0,
-                      params={"automl_R": 9, "epoch_multiplier": 1, "automl_hyperband_iterations": 2})
+    # R = 3: one bracket a pass, 3 new configurations at 1 epoch and the best promoted to 3
+    result = simulate("hyperband+gp", SEARCH, branin_with_epochs, max_epochs=3, n_workers=1, seed=0,
+                      params={"automl_R": 3, "epoch_multiplier": 1, "automl_hyperband_iterations": 3,
+                              "automl_initial_random": 2})
     new = new_jobs(result)
-    design = 4  # two parameters: min(10, max(3, 2 + 2))
-    assert all("initial design (Sobol)" in j.note for j in new[:design])
-    from_gp = [j for j in new[design:] if "GP log expected improvement" in j.note]
-    assert len(from_gp) == len(new) - design
-    # the GP stands on the largest budget with as many results as the design: in the first
-    # bracket that is the bottom rung's; once the top rung has 4 results, the top rung's
-    assert "(GP of the 1-epoch results)" in from_gp[0].note
-    assert "(GP of the 9-epoch results)" in from_gp[-1].note
+    assert len(new) == 9 and all("initial design (Sobol)" in j.note for j in new[:2])
+    assert all("GP log expected improvement" in j.note for j in new[2:])
+    # the GP models the largest budget with as many results as the design: the 1-epoch
+    # results the job is asked for, until the third pass, when 3 epochs have two
+    assert not any("GP of the" in j.note for j in new[:6])
+    assert all("(GP of the 3-epoch results)" in j.note for j in new[6:])
 
 
 def test_asha_gp_proposes_from_the_gp():
     result = simulate("asha+gp", SEARCH, branin_with_epochs, max_epochs=9, n_workers=2, seed=1,
-                      params={"automl_max_trials": 14, "automl_max_concurrent": 2})
+                      params={"automl_max_trials": 8, "automl_max_concurrent": 2, "automl_initial_random": 3})
     new = new_jobs(result)
-    assert all("initial design (Sobol)" in j.note for j in new[:4])
-    assert sum("GP log expected improvement" in j.note for j in new) >= 8
+    assert len(new) == 8 and all("initial design (Sobol)" in j.note for j in new[:3])
+    assert all("GP log expected improvement" in j.note for j in new[3:])
 
 
 def test_a_pair_that_is_a_preset_is_that_preset():
