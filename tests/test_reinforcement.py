@@ -146,8 +146,8 @@ def test_failed_jobs_teach_the_policy_to_avoid_them_and_outliers_are_bounded():
     bad, _ = fresh_with_history([1.0, 1.1, 0.9])
     diverged.on_finished(Outcome(last.trial_id, 9, "completed", 1e7, 1))
     bad.on_finished(Outcome(last.trial_id, 9, "completed", 1e3, 1))
-    np.testing.assert_allclose(diverged.theta, bad.theta, atol=1e-3)
-    assert not np.array_equal(diverged.theta, fresh_with_history([1.0, 1.1, 0.9])[0].theta)
+    np.testing.assert_allclose(diverged.proposer.theta, bad.proposer.theta, atol=1e-3)
+    assert not np.array_equal(diverged.proposer.theta, fresh_with_history([1.0, 1.1, 0.9])[0].proposer.theta)
 
 
 def test_a_space_of_choices_only_runs_every_combination_exactly_once():
