@@ -136,7 +136,8 @@ def test_selection_keeps_the_better_of_each_trial_and_its_target(workers):
             assert level.losses[slot] == losses[(level.trials[slot], level.epochs)]
             member = MIXED.to_units(algo.trials[level.trials[slot]])
             assert np.array_equal(level.units[slot], member, equal_nan=True)
-    replaced = sum(level.trials[s] in algo.proposer.origins for level in algo.proposer.levels.values() for s in range(level.capacity))
+    de = algo.proposer
+    replaced = sum(level.trials[s] in de.origins for level in de.levels.values() for s in range(level.capacity))
     assert replaced > 0
 
 

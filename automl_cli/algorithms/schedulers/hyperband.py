@@ -245,8 +245,8 @@ class SuccessiveHalving(Scheduler):
         trial_id = self.add_trial(params)
         self.proposer.added(trial_id, params)
         run.members.append(trial_id)
-        return JobRequest(trial_id, params, rung.epochs, 0, note=self._note(run, self.describe_trial(trial_id, default)),
-                          bracket=run.index + 1, rung=run.rung)
+        note = self._note(run, self.describe_trial(trial_id, default))
+        return JobRequest(trial_id, params, rung.epochs, 0, note=note, bracket=run.index + 1, rung=run.rung)
 
     def _advance(self, run: _BracketRun) -> None:
         """The rung is complete: promote its best to the next rung, or close the bracket."""
