@@ -253,7 +253,7 @@ class DEProposer(Proposer):
     def explain(self) -> list[str]:
         sizes = ", ".join(f"{level.capacity} at {level.epochs} epochs" for level in self.levels.values())
         return [
-            f"dehb: DE rand/1/bin with mutation factor {self.factor:g} and crossover probability "
+            f"de proposer (DEHB's): rand/1/bin with mutation factor {self.factor:g} and crossover probability "
             f"{self.crossover:g}; one population per budget ({sizes}); random and promoted until a "
             "population is full, bred (trained from scratch) after"
             + ("" if self.breed_full else f"; the {self.full_epochs}-epoch rungs always promote the rung below's best")]

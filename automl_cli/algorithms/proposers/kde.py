@@ -89,7 +89,7 @@ class KDEProposer(Proposer):
         p = self.params
         auto = " (auto: parameters + 1)" if not p["automl_min_points_in_model"] else ""
         return [
-            f"bohb model: the top {p['automl_top_n_percent']}% of a budget's results are good, the rest bad; "
+            f"kde model (BOHB's): the top {p['automl_top_n_percent']}% of a budget's results are good, the rest bad; "
             f"at least {self.min_points} per density{auto}, so a budget needs {self.min_points + 2} results; "
             f"{p['automl_kde_samples']} candidates from the good density with bandwidths x "
             f"{p['automl_bandwidth_factor']:g}; {p['automl_random_fraction']:.0%} of configurations random"]
