@@ -87,3 +87,30 @@ def test_the_suite_catches_an_algorithm_that_does_not_replay():
                                                      params={"automl_max_recommendations": 6})
     with pytest.raises(AssertionError, match="the same seed made another search"):
         check_algorithm(make, label="unseeded")
+
+
+class SampleController:
+    """A Clara-style controller as a user writes one: random recommendations from ctx.rng."""
+
+    def __init__(self, rounds=8):
+        self.rounds, self.made = rounds, 0
+
+    def set_search_space(self, space, ctx):
+        self.space = space
+
+    def _more(self, count, ctx):
+        count = min(count, self.rounds - self.made)
+        self.made += count
+        return [self.space.sample(ctx.rng) for _ in range(count)]
+
+    def initial_recommendation(self, ctx):
+        return self._more(3, ctx)
+
+    def refine_recommendation(self, outcome, ctx):
+        return self._more(1, ctx)
+
+
+def test_a_users_controller_is_checked_by_the_public_suite():
+    from automl_cli.testing import controller_factory
+
+    check_algorithm(controller_factory(SampleController, rounds=8), label="SampleController")
