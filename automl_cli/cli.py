@@ -585,15 +585,25 @@ def recover(mmar, run_id, automlconf) -> None:
 
 @cli.command("algorithms")
 def algorithms_command() -> None:
-    """List every algorithm, its parameters and their defaults."""
-    from .algorithms import REGISTRY, load_all
+    """List every algorithm, its parameters and their defaults: the presets, then the
+    SCHEDULER+PROPOSER pairs that are not presets."""
+    from .algorithms import catalogue  # metadata only: no numpy, so this lists as fast as --help
 
-    load_all()
-    for name in sorted(REGISTRY):
-        cls = REGISTRY[name]
-        click.echo(f"{name}: {cls.summary}")
-        for key, spec in cls.parameters.items():
+    def show(entry) -> None:
+        click.echo(f"{entry.name}: {entry.summary}")
+        for key, spec in entry.parameters.items():
             click.echo(f"    {key} = {spec.default!r}  {spec.help}")
+
+    for name in sorted(catalogue.PRESETS):
+        show(catalogue.PRESETS[name])
+    click.echo("")
+    click.echo("pairs: any name SCHEDULER+PROPOSER below (a pair that is a preset runs as the preset: "
+               + ", ".join(f"{e.pair} = {e.name}" for e in catalogue.PRESETS.values()) + ")")
+    click.echo("  schedulers: " + "; ".join(f"{p.name} ({p.summary})" for p in catalogue.SCHEDULERS.values()))
+    click.echo("  proposers: " + "; ".join(f"{p.name} ({p.summary})" for p in catalogue.PROPOSERS.values()))
+    click.echo("")
+    for entry in catalogue.pairs():
+        show(entry)
 
 
 def main() -> None:

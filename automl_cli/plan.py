@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .algorithms.base import get_algorithm
-from .algorithms.brackets import SuccessiveHalving
+from .algorithms.schedulers.hyperband import SuccessiveHalving
 from .simulate import run_simulation
 from .status import RunView, _clock
 from .store import JOURNAL

@@ -104,7 +104,7 @@ def suggest_time(sizes=(100, 1000), repeats: int = 5) -> None:
         for n in sizes:
             algo = get_algorithm(name)(space, max_epochs=1, seed=0, params={"automl_max_recommendations": n + 100})
             for job in range(1, n + 1):
-                [request] = algo.suggest(1) if job <= algo.n_initial else _random_request(algo, rng)
+                [request] = algo.suggest(1) if job <= algo.proposer.n_initial else _random_request(algo, rng)
                 loss = float(np.log10(request.params["a"]) ** 2 + request.params["b"] + rng.normal(0, 0.1))
                 algo.on_finished(Outcome(request.trial_id, job, "completed", loss, 1))
             times = []
@@ -125,16 +125,16 @@ def _bohb_time(space, sizes, repeats) -> None:
     """bohb's cost is its model: the densities fitted on n results at one budget and a
     configuration drawn from them, 27 times (a bracket's first rung), with a result arriving
     before each as with one worker, so each proposal fits the densities anew."""
-    from automl_cli.algorithms.brackets import Rung
+    from automl_cli.algorithms.proposers.base import Result
     for n in sizes:
         algo = get_algorithm("bohb")(space, max_epochs=27, seed=0, params={"epoch_multiplier": 1})
         rng = np.random.default_rng(0)
-        rung = Rung(n, 1, 1)
 
         def add_result():
             trial = len(algo.trials) + 1
             params = algo.trials[trial] = space.sample(rng)
-            algo.observe(trial, rung, float(np.log10(params["a"]) ** 2 + params["b"]))
+            algo.proposer.observe(Result(trial, params, 1, float(np.log10(params["a"]) ** 2 + params["b"]),
+                                         "completed"))
 
         for _ in range(n):
             add_result()
@@ -143,7 +143,7 @@ def _bohb_time(space, sizes, repeats) -> None:
             began = time.perf_counter()
             for _ in range(27):
                 add_result()
-                algo.new_config(algo.schedule[0])
+                algo.proposer.propose(1, [], algo.schedule[0])
             times.append(time.perf_counter() - began)
         print(f"(c) suggest: bohb, 27 configurations from densities of {n} results: median "
               f"{statistics.median(times) * 1000:.0f} ms")
@@ -154,7 +154,9 @@ def _random_request(algo, rng):
     from automl_cli.algorithms.base import JobRequest
 
     params = algo.space.sample(rng)
-    return [JobRequest(algo.book.add(params), params, 1)]
+    trial_id = algo.book.add(params)
+    algo.proposer.added(trial_id, params)
+    return [JobRequest(trial_id, params, 1)]
 
 
 def scale(jobs: int = 10_000, workers: int = 8) -> None:

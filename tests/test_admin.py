@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from automl_cli.algorithms.random import RandomSearch
+from automl_cli.algorithms import get_algorithm
 from automl_cli.backends.simulated import SimulatedBackend
 from automl_cli.control import CONTROL_DIR, ControlInbox, send
 from automl_cli.engine import Engine, EngineSettings
@@ -165,7 +165,7 @@ def test_one_live_run_suspended_aborted_resumed_stopped_and_continued_from_anoth
 def small_engine() -> Engine:
     space = parse_search_space({"x": 0.5, "search": [{"args": ["x"], "type": "float", "targets": [0.0, 1.0]}]},
                                Path("<test>"))
-    algo = RandomSearch(space, max_epochs=3, seed=0, params={"automl_max_recommendations": 4})
+    algo = get_algorithm("random")(space, max_epochs=3, seed=0, params={"automl_max_recommendations": 4})
     backend = SimulatedBackend(lambda config, epoch, state: (config["x"], 1.0), "objective",
                                lambda values: space.apply({"x": 0.5}, values))
     return Engine(EngineSettings("live", "random", space, [Worker(1, ()), Worker(2, ())], "objective", "minimize", 3),

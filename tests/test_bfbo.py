@@ -4,7 +4,7 @@ import torch
 
 from automl_cli.algorithms import get_algorithm
 from automl_cli.algorithms.base import Outcome
-from automl_cli.algorithms.bfbo import _penalised_log_ei
+from automl_cli.algorithms.proposers.gp_batch import _penalised_log_ei
 from automl_cli.algorithms.models.gp import GP, log_expected_improvement
 
 from test_algorithms import BRANIN_SPACE, branin, drive

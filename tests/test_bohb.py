@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from automl_cli.algorithms import get_algorithm
-from automl_cli.algorithms.brackets import Rung
+from automl_cli.algorithms.proposers.base import Result
+from automl_cli.algorithms.schedulers.hyperband import Rung
 from automl_cli.algorithms.models.kde import UnitKDE
 from automl_cli.errors import UsageError
 from automl_cli.simulate import simulate
@@ -217,6 +218,12 @@ def test_enum_int_log_and_conditional_spaces_give_valid_configurations_from_the_
     assert any(j["config"]["momentum"] is not None for j in model_made)  # the conditional one too
 
 
+def observe(algo, trial, rung, loss):
+    """A result at `rung` as the hyperband scheduler hands it to its proposer."""
+    algo.proposer.observe(Result(trial, algo.trials[trial], rung.epochs, loss, "completed" if loss is not None
+                                 else "failed", rung))
+
+
 def test_failed_jobs_count_among_the_bad_configurations():
     algo = get_algorithm("bohb")(mixed_space(), max_epochs=9, seed=0,
                                  params={"automl_R": 9, "epoch_multiplier": 1, "automl_min_points_in_model": 2})
@@ -224,9 +231,9 @@ def test_failed_jobs_count_among_the_bad_configurations():
     rng = np.random.default_rng(0)
     for i in range(10):
         trial = algo.add_trial(algo.space.sample(rng))
-        algo.observe(trial, rung, None if i < 4 else float(i))
-    assert algo.model_budget() == 9
-    model = algo._fit()
+        observe(algo, trial, rung, None if i < 4 else float(i))
+    assert algo.proposer.model_budget() == 9
+    model = algo.proposer._fit()
     # 10 results: good = max(2, 1) = 2 best, bad = max(2, 9) = 9 worst, which holds all four failures
     assert (model.n_good, model.n_bad) == (2, 9)
     failed_points = [algo.space.to_units(algo.trials[t]) for t in range(1, 5)]
@@ -246,10 +253,10 @@ def test_bohb_proposals_around_clustered_good_results_still_move():
     rung = Rung(9, 9, 9)
     for i, x in enumerate([0.5, 0.5001, 0.5002, 0.1, 0.9, 0.2, 0.8, 0.3]):
         trial = algo.add_trial({"x": x})
-        algo.observe(trial, rung, float(i))
-    model = algo._fit()
+        observe(algo, trial, rung, float(i))
+    model = algo.proposer._fit()
     assert model.n_good == 2 and model.good.bandwidths[0] == pytest.approx(1 / (3 * 4))
-    picks = [algo._best_candidate(model)[0] for _ in range(30)]
+    picks = [algo.proposer._best_candidate(model)[0] for _ in range(30)]
     assert max(abs(p - 0.5) for p in picks) > 0.01
 
 
@@ -260,18 +267,18 @@ def test_the_largest_budget_with_enough_results_wins_and_a_thin_top_budget_is_sk
 
     def add(epochs, count):
         for _ in range(count):
-            algo.observe(algo.add_trial(algo.space.sample(rng)), Rung(1, epochs, epochs), float(rng.random()))
+            observe(algo, algo.add_trial(algo.space.sample(rng)), Rung(1, epochs, epochs), float(rng.random()))
 
-    assert algo.model_budget() is None
+    assert algo.proposer.model_budget() is None
     add(1, 4)
-    assert algo.model_budget() is None  # 2 parameters: 3 + 2 = 5 needed
+    assert algo.proposer.model_budget() is None  # 2 parameters: 3 + 2 = 5 needed
     add(1, 1)
-    assert algo.model_budget() == 1
+    assert algo.proposer.model_budget() == 1
     add(9, 4)
     add(3, 5)
-    assert algo.model_budget() == 3
+    assert algo.proposer.model_budget() == 3
     add(9, 1)
-    assert algo.model_budget() == 9
+    assert algo.proposer.model_budget() == 9
 
 
 def test_parameters_are_checked_and_explained():

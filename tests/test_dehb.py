@@ -9,7 +9,8 @@ import pytest
 
 from automl_cli.algorithms import get_algorithm
 from automl_cli.algorithms.base import Outcome
-from automl_cli.algorithms.dehb import binomial_crossover, breed, rand1_mutant, repair
+from automl_cli.algorithms.proposers.base import Result
+from automl_cli.algorithms.proposers.de import binomial_crossover, breed, rand1_mutant, repair
 from automl_cli.errors import UsageError
 from automl_cli.simulate import simulate
 from automl_cli.space import parse_search_space
@@ -124,32 +125,33 @@ def test_selection_keeps_the_better_of_each_trial_and_its_target(workers):
     # where those trials join as members rather than compete with their old targets
     algo, jobs = drive(seed=1, workers=workers)
     losses = {(j.trial_id, j.stop_epoch): loss_of(j.params, j.stop_epoch) for j in jobs}
-    assert algo.origins, "later brackets must breed"
-    for resource, level in algo.levels.items():
+    assert algo.proposer.origins, "later brackets must breed"
+    for resource, level in algo.proposer.levels.items():
         assert len(level.units) == level.capacity
         for slot in range(level.capacity):
-            contenders = [losses[(t, level.epochs)] for t, o in algo.origins.items()
+            contenders = [losses[(t, level.epochs)] for t, o in algo.proposer.origins.items()
                           if o.level == resource and o.target == slot]
             # the member is a running minimum over the first filler and every trial bred against it
             assert level.losses[slot] <= min(contenders, default=math.inf)
             assert level.losses[slot] == losses[(level.trials[slot], level.epochs)]
             member = MIXED.to_units(algo.trials[level.trials[slot]])
             assert np.array_equal(level.units[slot], member, equal_nan=True)
-    replaced = sum(level.trials[s] in algo.origins for level in algo.levels.values() for s in range(level.capacity))
+    de = algo.proposer
+    replaced = sum(level.trials[s] in de.origins for level in de.levels.values() for s in range(level.capacity))
     assert replaced > 0
 
 
 def test_a_worse_trial_leaves_its_target_and_an_equal_or_better_one_replaces_it():
     algo, _ = drive(seed=2, iterations=1, R=9)
-    resource, level = next(iter(algo.levels.items()))
+    resource, level = next(iter(algo.proposer.levels.items()))
     rung = next(r for b in algo.schedule for r in b.rungs if r.resource == resource)
     before = (list(level.trials), list(level.losses))
 
     def bred_trial(loss):
-        params, origin = algo._breed(resource, np.array(level.units), "test")
+        params, origin = algo.proposer._breed(resource, np.array(level.units), "test")
         trial = algo.add_trial(params)
-        algo.origins[trial] = origin
-        algo.observe(trial, rung, loss)
+        algo.proposer.origins[trial] = origin
+        algo.proposer.observe(Result(trial, algo.trials[trial], rung.epochs, loss, "completed", rung))
         return trial, origin.target
 
     trial, slot = bred_trial(level.losses[0] + 1.0)  # targets are taken in turn, from the first
@@ -162,14 +164,14 @@ def test_a_worse_trial_leaves_its_target_and_an_equal_or_better_one_replaces_it(
 
 def test_a_trial_promoted_to_the_full_budget_replaces_the_worst_member_when_no_worse():
     algo, _ = drive(seed=2, iterations=1, R=9)
-    resource = max(algo.levels)
-    level = algo.levels[resource]
+    resource = max(algo.proposer.levels)
+    level = algo.proposer.levels[resource]
     rung = next(r for b in algo.schedule for r in b.rungs if r.resource == resource)
     assert level.full and rung.epochs == 9
 
     def promoted(loss):
         trial = algo.add_trial(algo.space.sample(algo.rng))  # not bred: no origin at this level
-        algo.observe(trial, rung, loss)
+        algo.proposer.observe(Result(trial, algo.trials[trial], rung.epochs, loss, "completed", rung))
         return trial
 
     members = list(level.trials)
@@ -183,12 +185,12 @@ def test_a_trial_promoted_to_the_full_budget_replaces_the_worst_member_when_no_w
 
 def test_the_target_is_never_one_of_its_own_parents():
     algo, _ = drive(seed=2, iterations=1, R=9)
-    resource, level = next(iter(algo.levels.items()))
+    resource, level = next(iter(algo.proposer.levels.items()))
     members = np.array(level.units)
     for _ in range(6 * level.capacity):  # with the target allowed, a would be it 1 time in 9
         target = level.units[level.next_target]
-        algo.factor, algo.crossover = 0.0, 1.0  # the trial is then parent a itself
-        params, origin = algo._breed(resource, members, "test")
+        algo.proposer.factor, algo.proposer.crossover = 0.0, 1.0  # the trial is then parent a itself
+        params, origin = algo.proposer._breed(resource, members, "test")
         # compare the learning rate: continuous, always active, so it names the parent
         # (b - c is NaN where momentum is inactive in either, and redrawn there)
         lr = MIXED.to_units(params)[0]
@@ -200,7 +202,7 @@ def test_failures_never_join_or_replace_and_the_search_goes_on():
     failing = lambda params: params["M.act"] == ["gelu"]  # noqa: E731
     algo, jobs = drive(seed=3, workers=3, fail=failing)
     assert any(failing(j.params) for j in jobs)
-    for level in algo.levels.values():
+    for level in algo.proposer.levels.values():
         assert len(level.units) == len(level.losses) == len(level.trials) == level.capacity
         assert all(not failing(algo.trials[t]) for t in level.trials)
         assert all(math.isfinite(loss) for loss in level.losses)
@@ -211,7 +213,7 @@ def test_a_stopped_job_neither_joins_nor_replaces():
     algo = get_algorithm("dehb")(MIXED, max_epochs=9, params={"automl_R": 9, "epoch_multiplier": 1})
     [request, *_] = algo.suggest(1)
     algo.on_finished(Outcome(request.trial_id, 1, "stopped", 0.1, 0, "cut at the time budget"))
-    assert algo.levels[Fraction(1)].units == []
+    assert algo.proposer.levels[Fraction(1)].units == []
 
 
 def test_parameters_are_checked_and_explained():

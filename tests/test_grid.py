@@ -8,7 +8,7 @@ from conftest import write_json
 
 from automl_cli.algorithms import get_algorithm, load_all
 from automl_cli.algorithms.base import Outcome
-from automl_cli.algorithms.grid import grid_size, grid_table
+from automl_cli.algorithms.proposers.grid import grid_size, grid_table
 from automl_cli.cli import cli
 from automl_cli.errors import UsageError
 from automl_cli.space import parse_search_space

@@ -5,7 +5,7 @@ from fractions import Fraction
 
 import pytest
 
-from automl_cli.algorithms.brackets import auto_epoch_multiplier, hyperband_schedule, integer_log
+from automl_cli.algorithms.schedulers.hyperband import auto_epoch_multiplier, hyperband_schedule, integer_log
 from automl_cli.simulate import simulate
 
 

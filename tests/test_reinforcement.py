@@ -88,8 +88,9 @@ def test_grad_log_prob_matches_finite_differences_for_choices_clipped_gaussians_
 
 def test_policy_learns_the_rewarding_choice_and_moves_its_mean_toward_the_rewarding_region():
     def state(algo):
-        policy = algo.policy
-        return policy.choice_probabilities(algo.theta[policy.slices[0]])[1], algo.theta[policy.slices[1]][0]
+        policy = algo.proposer.policy
+        theta = algo.proposer.theta
+        return policy.choice_probabilities(theta[policy.slices[0]])[1], theta[policy.slices[1]][0]
 
     runs = [drive("reinforcement", TOY, toy_loss, seed, budget=60, workers=2, every=state)[1] for seed in range(5)]
     p_b = [statistics.mean(run[k][0] for run in runs) for k in (0, 19, 59)]
@@ -113,7 +114,7 @@ def test_four_free_slots_get_four_distinct_configurations_and_updates_wait_for_r
     assert len(batch) == 4 and len({json.dumps(r.params, sort_keys=True) for r in batch}) == 4
     assert all(MIXED.contains(r.params) and r.stop_epoch == 5 for r in batch)
     assert [r.trial_id for r in batch] == [1, 2, 3, 4]
-    assert algo.updates == 0 and algo.planned_jobs() == 10
+    assert algo.proposer.updates == 0 and algo.planned_jobs() == 10
     assert len(algo.suggest(20)) == 6 and algo.suggest(1) == [] and not algo.is_done()
 
 
@@ -129,23 +130,24 @@ def test_failed_jobs_teach_the_policy_to_avoid_them_and_outliers_are_bounded():
     algo = get_algorithm("reinforcement")(TOY, max_epochs=1, seed=0, params={"max_rounds": 5})
     request = algo.suggest(1)[0]
     algo.on_finished(Outcome(request.trial_id, 1, "failed", None, 0, "crash"))
-    assert algo.updates == 0 and np.array_equal(algo.theta, algo.policy.initial)
+    assert algo.proposer.updates == 0 and np.array_equal(algo.proposer.theta, algo.proposer.policy.initial)
 
     # after results, a failure counts as the worst so far: its choice becomes less likely
     algo, last = fresh_with_history([1.0, 2.0, 0.5])
-    choice = algo.policy.slices[0]
-    before = algo.policy.choice_probabilities(algo.theta[choice])[TOY.params[0].choice_index(last.params["act"])]
+    choice = algo.proposer.policy.slices[0]
+    index = TOY.params[0].choice_index(last.params["act"])
+    before = algo.proposer.policy.choice_probabilities(algo.proposer.theta[choice])[index]
     algo.on_finished(Outcome(last.trial_id, 9, "failed", None, 0, "crash"))
-    after = algo.policy.choice_probabilities(algo.theta[choice])[TOY.params[0].choice_index(last.params["act"])]
-    assert after < before and np.isfinite(algo.theta).all()
+    after = algo.proposer.policy.choice_probabilities(algo.proposer.theta[choice])[index]
+    assert after < before and np.isfinite(algo.proposer.theta).all()
 
     # a diverged training (loss 1e7) moves the policy as far as a merely bad one (1e3): the advantage is clipped
     diverged, last = fresh_with_history([1.0, 1.1, 0.9])
     bad, _ = fresh_with_history([1.0, 1.1, 0.9])
     diverged.on_finished(Outcome(last.trial_id, 9, "completed", 1e7, 1))
     bad.on_finished(Outcome(last.trial_id, 9, "completed", 1e3, 1))
-    np.testing.assert_allclose(diverged.theta, bad.theta, atol=1e-3)
-    assert not np.array_equal(diverged.theta, fresh_with_history([1.0, 1.1, 0.9])[0].theta)
+    np.testing.assert_allclose(diverged.proposer.theta, bad.proposer.theta, atol=1e-3)
+    assert not np.array_equal(diverged.proposer.theta, fresh_with_history([1.0, 1.1, 0.9])[0].proposer.theta)
 
 
 def test_a_space_of_choices_only_runs_every_combination_exactly_once():

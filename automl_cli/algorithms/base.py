@@ -12,7 +12,6 @@ so every algorithm minimises and none can get the direction wrong.
 from __future__ import annotations
 
 import json
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -21,6 +20,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..space import SearchSpace
+from .params import ParamSpec, resolve_params  # noqa: F401 (the contract's parameters)
 
 CONTINUE, STOP = "continue", "stop"
 
@@ -60,19 +60,6 @@ class Outcome:
     loss: float | None
     epochs: int
     cause: str = ""
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """A documented algorithm parameter, as users write it in config_automl.json.
-    `kind` converts the value; `auto` names a string that stands for "work it out"."""
-
-    default: Any
-    help: str
-    kind: type = int
-    minimum: float | None = None
-    auto: str | None = None
-    maximum: float | None = None
 
 
 class Algorithm(ABC):
@@ -135,51 +122,17 @@ class Algorithm(ABC):
         return None
 
 
+# every preset by name, as an Algorithm class (presets.load_all fills it)
 REGISTRY: dict[str, type[Algorithm]] = {}
 
 
-def register(cls: type[Algorithm]) -> type[Algorithm]:
-    REGISTRY[cls.name] = cls
-    return cls
-
-
 def get_algorithm(name: str) -> type[Algorithm]:
-    from . import load_all
+    """The class of a preset (`bohb`) or of a pair `SCHEDULER+PROPOSER` (`asha+kde`); a
+    pair that is a preset is that preset. Unknown names and invalid pairs are one-line
+    UsageErrors that list what is known."""
+    from .presets import algorithm_class
 
-    load_all()
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(REGISTRY))
-        raise UsageError(f"unknown algorithm '{name}' (known: {known})") from None
-
-
-def resolve_params(cls: type[Algorithm], given: dict[str, Any]) -> dict[str, Any]:
-    """Defaults overlaid with what the user gave, each checked against its ParamSpec."""
-    out = {k: spec.default for k, spec in cls.parameters.items()}
-    for key, value in given.items():
-        spec = cls.parameters.get(key)
-        if spec is None:
-            known = ", ".join(sorted(cls.parameters)) or "none"
-            raise UsageError(f"algorithm '{cls.name}' has no parameter '{key}' (its parameters: {known})")
-        if value is None or (spec.auto is not None and value == spec.auto):
-            out[key] = spec.default
-            continue
-        try:
-            if spec.kind is int and (isinstance(value, bool) or float(value) != int(float(value))):
-                raise ValueError
-            value = spec.kind(value if spec.kind is not int else int(float(value)))
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError
-        except (TypeError, ValueError, OverflowError):
-            raise UsageError(f"{cls.name} parameter {key}: expected {spec.kind.__name__}"
-                             f"{' (finite)' if spec.kind is float else ''}, got {value!r}") from None
-        if spec.minimum is not None and value < spec.minimum:
-            raise UsageError(f"{cls.name} parameter {key}: must be at least {spec.minimum}, got {value}")
-        if spec.maximum is not None and value > spec.maximum:
-            raise UsageError(f"{cls.name} parameter {key}: must be at most {spec.maximum}, got {value}")
-        out[key] = value
-    return out
+    return algorithm_class(name)
 
 
 @dataclass
@@ -207,44 +160,3 @@ class TrialBook:
 
     def done(self) -> bool:
         return self.remaining() <= 0 and not self.running
-
-
-class FullTrainings(Algorithm):
-    """Base of algorithms that train each configuration once, in full, for a budget of
-    `budget_param` configurations: subclasses only choose the next one. (With no
-    `budget_param`, the subclass makes `self.book` itself, e.g. once it knows a table's size.)"""
-
-    budget_param: ClassVar[str | None] = "automl_max_recommendations"
-    can_adopt = True
-
-    def __init__(self, space, **kwargs):
-        super().__init__(space, **kwargs)
-        if self.budget_param:
-            self.book = TrialBook(self.params[self.budget_param])
-
-    @abstractmethod
-    def next_config(self) -> tuple[dict[str, Any], str]:
-        """The next configuration to train, and why (for the trace)."""
-
-    def suggest(self, free_slots: int) -> list[JobRequest]:
-        jobs = []
-        for _ in range(min(free_slots, self.book.remaining())):
-            params, note = self.next_config()
-            jobs.append(JobRequest(self.book.add(params), params, self.max_epochs, note=note))
-        return jobs
-
-    def on_finished(self, outcome: Outcome) -> None:
-        self.book.finish(outcome)
-
-    def adopt(self, request: JobRequest) -> None:
-        """A trial of a rebuilt run: it counts against the budget, and its result will be heard."""
-        if request.trial_id != len(self.book.proposed) + 1:
-            raise UsageError(f"{self.name} cannot adopt trial {request.trial_id} after {len(self.book.proposed)} "
-                             "trials: a rebuilt run's trials must come in order")
-        self.book.add(request.params)
-
-    def is_done(self) -> bool:
-        return self.book.done()
-
-    def planned_jobs(self) -> int:
-        return self.book.budget

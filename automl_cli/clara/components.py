@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..algorithms import REGISTRY, load_all
-from ..errors import ConfigError
+from ..algorithms import catalogue
+from ..errors import ConfigError, UsageError
 from .clara_api import PROVIDED, is_clara_controller, is_clara_handler, mounted
 from .clara_api.adapters import ClaraControllerAlgorithm, ClaraHandlerAdapter, ClaraLink, ControllerBridge
 from .controller import ControllerAlgorithm
@@ -33,12 +33,18 @@ _OWN = 'or {"path": "module.Class"} for your own'
 
 
 def algorithm_name(name: str, file: Path | str, where: list) -> str:
-    """Our algorithm for a controller name (ours or Clara's); unknown names list the known."""
-    load_all()
+    """Our algorithm for a controller name (ours, a SCHEDULER+PROPOSER pair, or Clara's);
+    unknown names and invalid pairs list the known."""
     mapped = CLARA_CONTROLLERS.get(name, name)
-    if mapped not in REGISTRY:
-        known = sorted(REGISTRY) + sorted(CLARA_CONTROLLERS)
-        raise ConfigError(file, where, f"unknown controller '{name}' (known: {', '.join(known)}; {_OWN})")
+    if "+" in mapped:
+        try:
+            catalogue.entry(mapped)
+        except UsageError as exc:
+            raise ConfigError(file, where, f"controller: {exc}") from None
+    elif mapped not in catalogue.PRESETS:
+        known = sorted(catalogue.PRESETS) + sorted(CLARA_CONTROLLERS)
+        raise ConfigError(file, where, f"unknown controller '{name}' (known: {', '.join(known)}, or a pair "
+                                       f"SCHEDULER+PROPOSER; {_OWN})")
     return mapped
 
 

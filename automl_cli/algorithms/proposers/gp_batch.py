@@ -23,55 +23,51 @@ are taken in the unit-cube encoding (one-hot enums), the same space the GP sees.
 """
 from __future__ import annotations
 
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .base import JobRequest, config_key, register
-from .bayesian import GPSearch
+from ..base import config_key
+from ..catalogue import PROPOSERS
+from .gp import GPModel
 
 if TYPE_CHECKING:
-    from .models.gp import GP
+    from ..models.gp import GP
 
 _LIPSCHITZ_POINTS = 500  # random points of the cube at which the mean's gradient is measured
 _MIN_LIPSCHITZ = 1e-7  # a flat model (L = 0) would penalise nothing; the paper uses the same guard
 
 
-@register
-class BatchFirstBO(GPSearch):
-    name = "bfbo"
-    summary = "batch-first Bayesian optimisation: a Sobol start, then diverse batches by local penalisation"
+class BatchGPProposer(GPModel):
+    name = "gp_batch"
+    parameters = PROPOSERS["gp_batch"].parameters
+    batch = True
 
-    def suggest(self, free_slots: int) -> list[JobRequest]:
-        batch = self._batch(min(free_slots, self.book.remaining()))
-        return [JobRequest(self.book.add(params), params, self.max_epochs, note=note) for params, note in batch]
+    def propose(self, epochs: int, pending: list[dict[str, Any]], bracket=None) -> tuple[dict[str, Any], str]:
+        return self.propose_batch(1, epochs, pending)[0]
 
-    def next_config(self) -> tuple[dict[str, Any], str]:
-        return self._batch(1)[0]
-
-    def _batch(self, count: int) -> list[tuple[dict[str, Any], str]]:
+    def propose_batch(self, count: int, epochs: int, pending: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
         batch: list[tuple[dict[str, Any], str]] = []
-        while len(self.book.proposed) + len(batch) < self.n_initial and len(batch) < count:
+        while len(self.proposed) + len(batch) < self.n_initial and len(batch) < count:
             batch.append(self.initial_point(self.seen() | {config_key(c) for c, _ in batch}))
         if len(batch) < count:
-            batch += self._penalised_batch(count - len(batch), [c for c, _ in batch])
+            batch += self._penalised_batch(count - len(batch), [c for c, _ in batch], pending)
         return batch
 
-    def _penalised_batch(self, count: int, chosen: list[dict]) -> list[tuple[dict[str, Any], str]]:
-        from .models.acquisition import maximize  # torch: imported on first use (see bayesian.py)
+    def _penalised_batch(self, count: int, chosen: list[dict],
+                         pending: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
+        from ..models.acquisition import maximize  # torch: imported on first use (see gp.py)
 
-        configs, losses = self.observations()
+        configs, losses, budget = self.observations()
         if len(losses) < 2:
             return [(self.space.sample(self.rng), "random (too few finished jobs for the GP)") for _ in range(count)]
-        gp = self.model(configs, losses)
+        gp = self.model(configs, losses, budget)
         best = float(losses.min())
         lipschitz = self._lipschitz(gp)
         anchors = [configs[i] for i in np.argsort(losses)[:5]]
         out = []
         for member in range(count):
-            around = self.pending() + chosen
+            around = pending + chosen
             score = _penalised_log_ei(gp, best, lipschitz, np.array([self.space.encode(c) for c in around])
                                       if around else None)
             found = maximize(score, self.space, self.rng, anchors=anchors,
@@ -89,7 +85,7 @@ class BatchFirstBO(GPSearch):
     def _lipschitz(self, gp: GP) -> float:
         import torch
 
-        from .models.gp import one_thread
+        from ..models.gp import one_thread
 
         points = np.array([self.space.encode(self.space.sample(self.rng)) for _ in range(_LIPSCHITZ_POINTS)])
         x = torch.cat([torch.as_tensor(points, dtype=torch.float64), gp.x]).requires_grad_(True)
@@ -102,7 +98,7 @@ class BatchFirstBO(GPSearch):
 def _penalised_log_ei(gp: GP, best: float, lipschitz: float, around: np.ndarray | None):
     import torch
 
-    from .models.gp import log_expected_improvement
+    from ..models.gp import log_expected_improvement
 
     if around is None:
         return lambda x: log_expected_improvement(*gp.predict(x), best)

@@ -17,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
-from ..space import Param, SearchSpace
-from .base import FullTrainings, ParamSpec, TrialBook, config_key, register
+from ...errors import UsageError
+from ...space import Param, SearchSpace
+from ..base import config_key
+from ..catalogue import PROPOSERS
+from .base import Proposer
 
 MAX_GRID = 10_000  # beyond this a grid is a months-long search nobody meant to start
 
@@ -81,44 +83,43 @@ def checked_grid_size(space: SearchSpace, points: int, algorithm: str) -> int:
     return size
 
 
-class TableRun(FullTrainings):
-    """Trains a fixed list of configurations once each, in full, in a seeded order."""
+class GridProposer(Proposer):
+    """Proposes a fixed table of configurations once each, in a seeded order; the
+    full-trainings scheduler runs as many as the table holds."""
 
-    budget_param = None  # the table's size, known once start_table has it
+    name = "grid"
+    parameters = PROPOSERS["grid"].parameters
 
-    def start_table(self, table: list[dict[str, Any]]) -> None:
+    def __init__(self, space: SearchSpace, rng, params, *, table: list[dict[str, Any]] | None = None, **kwargs):
+        """`table`: the configurations to run (another proposer's, e.g. the policy's on a
+        space of choices only); by default the grid of `grid_points` values."""
+        super().__init__(space, rng, params, **kwargs)
+        if table is None:
+            points = params["grid_points"]
+            checked_grid_size(space, points, self.algorithm)
+            table = grid_table(space, points)
         self.table = table
         self.order = [int(i) for i in self.rng.permutation(len(table))]
-        self.book = TrialBook(len(table))
+        self.taken = 0  # table entries proposed or adopted so far
 
-    def next_config(self) -> tuple[dict[str, Any], str]:
-        index = self.order[len(self.book.proposed)]
+    def budget(self) -> int:
+        return len(self.table)
+
+    def propose(self, epochs: int, pending: list[dict[str, Any]], bracket=None) -> tuple[dict[str, Any], str]:
+        index = self.order[self.taken]
         return self.table[index], f"grid point {index + 1} of {len(self.table)}"
 
-    def adopt(self, request) -> None:
+    def added(self, trial_id: int, params: dict[str, Any]) -> None:
+        self.taken += 1
+
+    def adopt(self, trial_id: int, params: dict[str, Any]) -> None:
         """A grid point of a rebuilt run takes its place in the order, so it is not run again."""
-        order = getattr(self, "order", None)  # none for a subclass that draws instead (reinforcement)
-        if order is not None:
-            position, key = len(self.book.proposed), config_key(request.params)
-            found = next((k for k in range(position, len(order)) if config_key(self.table[order[k]]) == key), None)
-            if found is not None:
-                order.insert(position, order.pop(found))
-        super().adopt(request)
-
-
-@register
-class GridSearch(TableRun):
-    name = "grid"
-    summary = "every combination of the choices x grid_points values per number, each trained in full"
-    parameters = {
-        "grid_points": ParamSpec(3, "values per float/int, evenly spaced in its scale (log when log)", minimum=2),
-    }
-
-    def __init__(self, space: SearchSpace, **kwargs):
-        super().__init__(space, **kwargs)
-        points = self.params["grid_points"]
-        checked_grid_size(space, points, self.name)
-        self.start_table(grid_table(space, points))
+        key = config_key(params)
+        found = next((k for k in range(self.taken, len(self.order)) if config_key(self.table[self.order[k]]) == key),
+                     None)
+        if found is not None:
+            self.order.insert(self.taken, self.order.pop(found))
+        self.taken += 1
 
     def explain(self) -> list[str]:
         points = self.params["grid_points"]

@@ -1,4 +1,5 @@
-"""The successive-halving machinery that hyperband, hyperband_es (and BOHB, DEHB) share.
+"""The Hyperband scheduler: synchronous successive-halving brackets (hyperband, and with a
+model proposer bohb, dehb, hyperband+gp; hyperband_es adds early stopping).
 
 Schedule (TAO's, which reproduces the guide's Tables 2 and 3): `smax` is the largest s
 with nu^s <= R, found with integers (a float log miscounts at exact powers: log(243)/log(3)
@@ -12,6 +13,10 @@ A new configuration is chosen when a worker takes its job, not when its bracket 
 opens, as hpbandster and the DEHB package do: a model-based subclass then proposes it from
 every result known at that moment (with one worker, the results of the same rung's earlier
 jobs too) rather than from those known when the bracket opened.
+
+The proposer chooses every new configuration and hears every rung's result; a proposer
+that takes part in promotion (DE) also chooses which places of a higher rung are new trials
+and fills them (`promote`, `fill`).
 """
 from __future__ import annotations
 
@@ -20,7 +25,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from .base import Algorithm, JobRequest, Outcome, ParamSpec
+from ..base import JobRequest, Outcome
+from ..catalogue import HYPERBAND_PARAMETERS  # noqa: F401 (re-exported for the schedulers that extend it)
+from ..proposers.base import Result
+from .base import Scheduler
 
 
 def integer_log(value: int, base: int) -> int:
@@ -82,17 +90,6 @@ def auto_epoch_multiplier(max_epoch: int, R: int, nu: int) -> AutoAdjustment:
         R -= 1
 
 
-HYPERBAND_PARAMETERS = {
-    "automl_R": ParamSpec(27, "maximum resource of one configuration (the top rung), in units of epoch_multiplier epochs",
-                          minimum=1),
-    "automl_nu": ParamSpec(3, "keep the best 1/nu of each rung", minimum=2),
-    "automl_hyperband_iterations": ParamSpec(1, "passes over the bracket list (TAO runs one; a long search "
-                                                "or a time budget wants more)", minimum=1),
-    "epoch_multiplier": ParamSpec(None, "epochs per unit of resource; 'auto' (default) derives it from the config's "
-                                        "epochs as the TAO guide describes", minimum=1, auto="auto"),
-}
-
-
 def resolve_hyperband(params: dict[str, Any], max_epochs: int) -> tuple[int, int, int, list[str]]:
     """R, nu, epoch_multiplier and the reasons, with the auto-adjustment when no multiplier is given."""
     R, nu, multiplier = params["automl_R"], params["automl_nu"], params["epoch_multiplier"]
@@ -131,13 +128,12 @@ def rank(losses: dict[int, float | None]) -> list[int]:
     return sorted(losses, key=lambda t: (losses[t] is None, losses[t] if losses[t] is not None else 0.0, t))
 
 
-class SuccessiveHalving(Algorithm):
+class SuccessiveHalving(Scheduler):
     """Hyperband's brackets run in order; when a bracket waits at its rung barrier, free
-    workers start the next bracket, so brackets overlap across workers. Subclasses choose
-    new configurations by overriding `new_config` (random here)."""
+    workers start the next bracket, so brackets overlap across workers. The proposer
+    chooses each new configuration."""
 
-    parameters = HYPERBAND_PARAMETERS
-    full_bracket = False  # TAO's tables leave out the s = 0 bracket; the BOHB and DEHB papers keep it
+    full_bracket = False  # TAO's tables leave out the s = 0 bracket; the DEHB paper keeps it (a preset option)
 
     def __init__(self, space, **kwargs):
         super().__init__(space, **kwargs)
@@ -150,34 +146,29 @@ class SuccessiveHalving(Algorithm):
         self.trial_epochs: dict[int, int] = {}  # epochs each trial's checkpoint holds
         self.final: dict[int, float] = {}  # trial -> loss at the top rung of its bracket
         self.stopped: set[int] = set()  # trials stopped early: never promoted
+        self.proposer = self.make_proposer()
+        self.breeds = self.proposer.takes_part_in_promotion
+        if self.breeds:
+            self.proposer.attach(self)
 
-    # -- hooks for the model-based variants ------------------------------------------------
-    def new_config(self, bracket: Bracket) -> tuple[dict[str, Any], str]:
-        """A new configuration for the first rung of `bracket`, with why it was chosen (for
-        the trace). Called as a worker takes each of the rung's jobs."""
-        return self.space.sample(self.rng), "new"
-
-    def observe(self, trial_id: int, rung: Rung, loss: float | None) -> None:
-        """A trial's result at a rung (for models of good and bad configurations)."""
-
+    # -- where the proposer takes part ------------------------------------------------------
     def promote(self, bracket_index: int, rung: int, survivors: list[int]) -> list[int | None]:
         """The trials that run rung `rung` of bracket `bracket_index`, given the best of the
-        rung below (best first). Hyperband promotes them as they are; None leaves a place
-        for a new trial that `fill` makes when a worker takes it (DEHB breeds them)."""
-        return survivors
-
-    def fill(self, bracket_index: int, rung: int, survivors: list[int]) -> tuple[dict[str, Any], str]:
-        """A new configuration for a place `promote` left open, with why it was chosen."""
-        raise NotImplementedError(f"{type(self).__name__}.promote left a place open but does not fill it")
+        rung below (best first). Hyperband promotes them as they are; a proposer taking part
+        in promotion may leave places (None) for new trials it fills when a worker takes them."""
+        return self.proposer.promote(bracket_index, rung, survivors) if self.breeds else survivors
 
     def rung_entry(self, rung: Rung, added: int) -> str:
         """How a job reaches `rung` (`added` epochs above the rung below), for `automl plan`:
         a promotion resumes its trial."""
-        return f"+{added}, resuming"
+        return self.proposer.rung_entry(rung, added) if self.breeds else f"+{added}, resuming"
 
     def describe_trial(self, trial_id: int, default: str) -> str:
         """Why a new or bred trial's job exists, for the trace (`default` says it generically)."""
-        return default
+        return self.proposer.describe_trial(trial_id, default) if self.breeds else default
+
+    def pending_configs(self) -> list[dict[str, Any]]:
+        return [self.trials[t] for run in self.runs for t in sorted(run.running) if t in self.trials]
 
     def add_trial(self, params: dict[str, Any]) -> int:
         trial_id = len(self.trials) + 1
@@ -185,7 +176,7 @@ class SuccessiveHalving(Algorithm):
         return trial_id
 
     # -- the contract --------------------------------------------------------------------
-    def explain(self) -> list[str]:
+    def schedule_lines(self) -> list[str]:
         lines = [f"hyperband R={self.R} nu={self.nu} epoch_multiplier={self.epoch_multiplier}: "
                  + "; ".join(self.adjustment)]
         for number, bracket in enumerate(self.schedule, start=1):
@@ -220,7 +211,8 @@ class SuccessiveHalving(Algorithm):
         self.trial_epochs[outcome.trial_id] = outcome.epochs
         run.losses[outcome.trial_id] = loss
         rung = run.bracket.rungs[run.rung]
-        self.observe(outcome.trial_id, rung, loss)
+        self.proposer.observe(Result(outcome.trial_id, self.trials[outcome.trial_id], rung.epochs, loss, outcome.status,
+                                     rung))
         if len(run.losses) == run.size:
             self._advance(run)
 
@@ -243,16 +235,18 @@ class SuccessiveHalving(Algorithm):
 
     def _make_trial(self, run: _BracketRun) -> JobRequest:
         """The job of a new trial for an open place of the run's current rung."""
-        if run.rung == 0:
-            params, why = self.new_config(run.bracket)
-        else:
-            params, why = self.fill(run.index, run.rung, run.parents)
-        trial_id = self.add_trial(params)
-        run.members.append(trial_id)
-        default = why if run.rung == 0 else f"bred from rung {run.rung - 1}'s best"
         rung = run.bracket.rungs[run.rung]
-        return JobRequest(trial_id, params, rung.epochs, 0, note=self._note(run, self.describe_trial(trial_id, default)),
-                          bracket=run.index + 1, rung=run.rung)
+        if run.rung == 0:
+            params, why = self.proposer.propose(rung.epochs, self.pending_configs(), run.bracket)
+            default = f"new, {why}"
+        else:  # a place a promotion left open
+            params, why = self.proposer.fill(run.index, run.rung, run.parents)
+            default = f"bred from rung {run.rung - 1}'s best"
+        trial_id = self.add_trial(params)
+        self.proposer.added(trial_id, params)
+        run.members.append(trial_id)
+        note = self._note(run, self.describe_trial(trial_id, default))
+        return JobRequest(trial_id, params, rung.epochs, 0, note=note, bracket=run.index + 1, rung=run.rung)
 
     def _advance(self, run: _BracketRun) -> None:
         """The rung is complete: promote its best to the next rung, or close the bracket."""

@@ -1,5 +1,6 @@
-"""BOHB (Falkner, Klein & Hutter, ICML 2018): Hyperband whose new configurations come from
-a TPE-style model instead of uniform draws.
+"""BOHB's model (Falkner, Klein & Hutter, ICML 2018): new configurations from a TPE-style
+model of good vs bad results instead of uniform draws. `bohb` is Hyperband with this
+proposer; with ASHA it is asynchronous BOHB (`asha+kde`), with full trainings it is TPE.
 
 Every result at a rung is kept with the rung's budget (its epochs), as the configuration's
 unit coordinates (`SearchSpace.to_units`) and its loss. To start a configuration: with
@@ -40,7 +41,8 @@ Where ours differs from the paper (and from its reference code, hpbandster):
   2.37 / 0.0096; 0.1: 0.066 / 0.131 / 2.33 / 0.013; 0: 0.060 / 0.117 / 2.30 / 0.024, but
   with 0 (and 0.1) more MF-Hartmann-3 seeds stay in its second basin (regret > 0.5: 7 and 3
   of 80; 0 with 0.2, 1 with 1/3), which is what the random configurations are for.
-- Brackets follow TAO's schedule (`brackets.py`), which omits Hyperband's s = 0 bracket.
+- bohb's brackets follow TAO's schedule (`schedulers/hyperband.py`), which omits Hyperband's
+  s = 0 bracket (measured: its 4 random full trainings per pass cost more than they find).
 As in the reference code: each configuration is proposed when a worker takes its job,
 from every result known then (with one worker, those of the same rung's earlier jobs too),
 failed jobs count with an infinite loss (so they land among the
@@ -54,9 +56,9 @@ from typing import Any
 
 import numpy as np
 
-from .base import ParamSpec, register
-from .brackets import HYPERBAND_PARAMETERS, Bracket, Rung, SuccessiveHalving
-from .models.kde import UnitKDE
+from ..catalogue import PROPOSERS
+from ..models.kde import UnitKDE
+from .base import Proposer, Result
 
 RANDOM_NOTE = "random"
 BANDWIDTH_CLIP = 1 / 3  # numeric bandwidths >= BANDWIDTH_CLIP / min(100, N + 2); see the module docstring
@@ -72,27 +74,12 @@ class _Model:
         return f"KDE at {self.epochs} epochs from {self.n_good} good vs {self.n_bad} bad"
 
 
-@register
-class BOHB(SuccessiveHalving):
-    name = "bohb"
-    summary = "hyperband whose new configurations come from a model of good vs bad results (TPE-style KDEs)"
-    full_bracket = False  # measured: the s = 0 bracket's 4 random full trainings per pass cost more than they find
-    parameters = {
-        **HYPERBAND_PARAMETERS,
-        "automl_kde_samples": ParamSpec(64, "candidates drawn from the good density; the one with the best "
-                                            "good/bad ratio is run", minimum=1),
-        "automl_top_n_percent": ParamSpec(15, "percent of a budget's results that count as good", minimum=1,
-                                          maximum=99),
-        "automl_min_points_in_model": ParamSpec(0, "results each density needs at least; 0 = the number of "
-                                                   "parameters + 1 (the paper's choice)", minimum=0),
-        "automl_random_fraction": ParamSpec(0.2, "fraction of new configurations drawn at random (the paper: 1/3)",
-                                            kind=float, minimum=0, maximum=1),
-        "automl_bandwidth_factor": ParamSpec(3.0, "widens the good density's bandwidths when drawing candidates",
-                                             kind=float, minimum=1),
-    }
+class KDEProposer(Proposer):
+    name = "kde"
+    parameters = PROPOSERS["kde"].parameters
 
-    def __init__(self, space, **kwargs):
-        super().__init__(space, **kwargs)
+    def __init__(self, space, rng, params, **kwargs):
+        super().__init__(space, rng, params, **kwargs)
         self.min_points = self.params["automl_min_points_in_model"] or len(space.params) + 1
         self.n_choices = [len(p.choices) if p.is_choice else 0 for p in space.params]
         self.results: dict[int, list[tuple[np.ndarray, float]]] = {}  # epochs -> (unit point, loss)
@@ -101,19 +88,19 @@ class BOHB(SuccessiveHalving):
     def explain(self) -> list[str]:
         p = self.params
         auto = " (auto: parameters + 1)" if not p["automl_min_points_in_model"] else ""
-        return super().explain() + [
-            f"bohb model: the top {p['automl_top_n_percent']}% of a budget's results are good, the rest bad; "
+        return [
+            f"kde model (BOHB's): the top {p['automl_top_n_percent']}% of a budget's results are good, the rest bad; "
             f"at least {self.min_points} per density{auto}, so a budget needs {self.min_points + 2} results; "
             f"{p['automl_kde_samples']} candidates from the good density with bandwidths x "
             f"{p['automl_bandwidth_factor']:g}; {p['automl_random_fraction']:.0%} of configurations random"]
 
-    # -- hooks -----------------------------------------------------------------------------
-    def observe(self, trial_id: int, rung: Rung, loss: float | None) -> None:
+    def observe(self, result: Result) -> None:
         # a failure is the worst result there is: it belongs with the bad configurations
+        loss = result.loss
         value = loss if loss is not None and not math.isnan(loss) else math.inf
-        self.results.setdefault(rung.epochs, []).append((self.space.to_units(self.trials[trial_id]), value))
+        self.results.setdefault(result.epochs, []).append((self.space.to_units(result.params), value))
 
-    def new_config(self, bracket: Bracket) -> tuple[dict[str, Any], str]:
+    def propose(self, epochs: int, pending: list[dict[str, Any]], bracket=None) -> tuple[dict[str, Any], str]:
         # refitted whenever a result arrived since the last fit (between the jobs of one
         # rung, with one worker); several jobs handed out at once share the fit
         seen = sum(len(results) for results in self.results.values())
@@ -121,9 +108,8 @@ class BOHB(SuccessiveHalving):
             self._fitted = (seen, self._fit())
         model = self._fitted[1]
         if model is None or self.rng.random() < self.params["automl_random_fraction"]:
-            why = RANDOM_NOTE if model is None else f"{RANDOM_NOTE} (random fraction)"
-            return self.space.sample(self.rng), f"new, {why}"
-        return self.space.from_units(self._best_candidate(model), self.rng), f"new, {model.describe()}"
+            return self.space.sample(self.rng), RANDOM_NOTE if model is None else f"{RANDOM_NOTE} (random fraction)"
+        return self.space.from_units(self._best_candidate(model), self.rng), model.describe()
 
     # -- the model -------------------------------------------------------------------------
     def model_budget(self) -> int | None:

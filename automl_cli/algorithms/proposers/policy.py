@@ -25,6 +25,9 @@ trained only part-way and teaches nothing.
 A space of choices only is run as a full grid instead, every combination once, as Clara
 did: there are few enough combinations to try them all, and trying them all is better
 than sampling with repeats.
+
+The policy learns from full-training scores, so it pairs with the full-trainings scheduler
+only (`reinforcement`): results at mixed budgets would teach it the budget.
 """
 from __future__ import annotations
 
@@ -33,62 +36,56 @@ from typing import Any
 
 import numpy as np
 
-from .base import JobRequest, Outcome, ParamSpec, TrialBook, config_key, register
-from .grid import TableRun, checked_grid_size, grid_table
-from .models.policy import Policy
+from ..base import config_key
+from ..catalogue import POLICY_MAX_STD, PROPOSERS
+from ..models.policy import Policy
+from .base import Proposer, Result
+from .grid import GridProposer, checked_grid_size, grid_table
 
 _INIT_STD = 0.3  # a first policy close to uniform on [0, 1], with a little mass at each end
-_MAX_STD = 0.5
+_MAX_STD = POLICY_MAX_STD
 _MAX_ADVANTAGE = 3.0
 _REDRAWS = 20  # draws tried for a configuration not already proposed
 
 
-@register
-class ReinforcementSearch(TableRun):
-    name = "reinforcement"
-    summary = ("REINFORCE policy (softmax per choice, clipped Gaussian per number) learns from each job's score, "
-               "each trained in full; a space of choices only runs as a full grid")
-    parameters = {
-        "max_rounds": ParamSpec(20, "configurations to train (a space of choices only: ignored, every combination "
-                                    "is trained once)", minimum=1),
-        "learning_rate": ParamSpec(0.5, "policy step per finished job", kind=float, minimum=0.0),
-        "baseline_decay": ParamSpec(0.5, "weight of the old baseline when a reward arrives", kind=float, minimum=0.0,
-                                    maximum=0.99),
-        "min_std": ParamSpec(0.05, "floor on each number's policy std (unit scale): it keeps exploring", kind=float,
-                             minimum=0.001, maximum=_MAX_STD),
-        "exploration": ParamSpec(0.1, "share of each choice's draw spread evenly over its options", kind=float,
-                                 minimum=0.0, maximum=1.0),
-    }
+class PolicyProposer(Proposer):
+    name = "policy"
+    parameters = PROPOSERS["policy"].parameters
 
-    def __init__(self, space, **kwargs):
-        super().__init__(space, **kwargs)
+    def __init__(self, space, rng, params, **kwargs):
+        super().__init__(space, rng, params, **kwargs)
         self.policy: Policy | None = None
+        self.grid: GridProposer | None = None
         if all(p.is_choice for p in space.params):
-            checked_grid_size(space, 2, self.name)  # choices only: grid_points plays no part
-            self.start_table(grid_table(space, 2))
+            checked_grid_size(space, 2, self.algorithm)  # choices only: grid_points plays no part
+            self.grid = GridProposer(space, rng, params, table=grid_table(space, 2), **kwargs)
             return
         self.policy = Policy(space, init_std=_INIT_STD, min_std=self.params["min_std"], max_std=_MAX_STD,
                              exploration=self.params["exploration"])
         self.theta = self.policy.initial
-        self.book = TrialBook(self.params["max_rounds"])
         # trial -> the action its configuration came from, and the policy it was drawn from
         self.actions: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._drawn: np.ndarray | None = None  # the action of the configuration just proposed
         self.seen: set[str] = set()
         self.baseline: float | None = None
         self.spread: float | None = None
         self.worst: float | None = None
         self.updates = 0
 
-    def suggest(self, free_slots: int) -> list[JobRequest]:
-        if self.policy is None:
-            return super().suggest(free_slots)
-        jobs = []
-        for _ in range(min(free_slots, self.book.remaining())):
-            action, params, note = self._draw()
-            trial_id = self.book.add(params)
-            self.actions[trial_id] = (action, self.theta)
-            jobs.append(JobRequest(trial_id, params, self.max_epochs, note=note))
-        return jobs
+    def budget(self) -> int:
+        return self.grid.budget() if self.grid is not None else self.params["max_rounds"]
+
+    def propose(self, epochs: int, pending: list[dict[str, Any]], bracket=None) -> tuple[dict[str, Any], str]:
+        if self.grid is not None:
+            return self.grid.propose(epochs, pending)
+        self._drawn, params, note = self._draw()
+        return params, note
+
+    def added(self, trial_id: int, params: dict[str, Any]) -> None:
+        if self.grid is not None:
+            self.grid.added(trial_id, params)
+            return
+        self.actions[trial_id] = (self._drawn, self.theta)
 
     def _draw(self) -> tuple[np.ndarray, dict[str, Any], str]:
         """A draw from the policy, redrawn while it repeats a configuration already proposed
@@ -103,22 +100,22 @@ class ReinforcementSearch(TableRun):
                 return action, params, note
         return action, params, note + f" (a repeat: {_REDRAWS} draws found nothing new)"
 
-    def adopt(self, request) -> None:
+    def adopt(self, trial_id: int, params: dict[str, Any]) -> None:
         """A trial of a rebuilt run: known, so not drawn again; with no action of this policy
         behind it, its result moves the baseline but not the policy."""
-        super().adopt(request)
-        if self.policy is not None:
-            self.seen.add(config_key(request.params))
+        if self.grid is not None:
+            self.grid.adopt(trial_id, params)
+            return
+        self.seen.add(config_key(params))
 
-    def on_finished(self, outcome: Outcome) -> None:
-        super().on_finished(outcome)
+    def observe(self, result: Result) -> None:
         if self.policy is None:
             return
-        if outcome.trial_id not in self.actions:  # adopted by a rebuilt run
-            self._advantage(outcome)
+        if result.trial_id not in self.actions:  # adopted by a rebuilt run
+            self._advantage(result)
             return
-        action, drawn_from = self.actions.pop(outcome.trial_id)
-        advantage = self._advantage(outcome)
+        action, drawn_from = self.actions.pop(result.trial_id)
+        advantage = self._advantage(result)
         if advantage:
             # the gradient at the policy the action was drawn from: with several workers the
             # policy has moved since, and at the current one an old draw can sit many stds from
@@ -127,15 +124,15 @@ class ReinforcementSearch(TableRun):
             self.theta = self.policy.project(self.theta + self.params["learning_rate"] * advantage * step)
             self.updates += 1
 
-    def _advantage(self, outcome: Outcome) -> float:
+    def _advantage(self, result: Result) -> float:
         """How much better than usual this job did, in units of the usual deviation (0: no update)."""
         decay = self.params["baseline_decay"]
-        completed = outcome.status == "completed" and outcome.loss is not None and math.isfinite(outcome.loss)
+        completed = result.status == "completed" and result.loss is not None and math.isfinite(result.loss)
         if not completed:
-            if outcome.status != "failed" or self.baseline is None or not self.spread:
+            if result.status != "failed" or self.baseline is None or not self.spread:
                 return 0.0
             return max(-_MAX_ADVANTAGE, (self.worst - self.baseline) / self.spread)
-        reward = -float(outcome.loss)
+        reward = -float(result.loss)
         self.worst = reward if self.worst is None else min(self.worst, reward)
         if self.baseline is None:
             self.baseline = reward
@@ -150,7 +147,7 @@ class ReinforcementSearch(TableRun):
     def explain(self) -> list[str]:
         if self.policy is None:
             return [f"reinforcement: the space has only choices, so it runs the full grid as Clara did: all "
-                    f"{len(self.table)} combinations once each, in an order shuffled by the seed (max_rounds "
+                    f"{len(self.grid.table)} combinations once each, in an order shuffled by the seed (max_rounds "
                     f"is not used)"]
         p = self.params
         return [f"reinforcement: {p['max_rounds']} configurations drawn from a policy (softmax per choice, "

@@ -17,13 +17,18 @@ the model. Each member's lineage (whom it copied, when, which values) is in the 
 Members never jump ahead, so every member trains every segment once: a member at its last
 epoch is done, no job trains nothing, and the run makes exactly the jobs `automl plan`
 counts (population x segments) unless jobs fail.
+
+The proposer starts each member (random for `pbt`, the only pair: explore perturbs around
+the donors itself) and hears each segment's result.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import Algorithm, JobRequest, Outcome, ParamSpec, register
+from ..base import JobRequest, Outcome
+from ..proposers.base import Result
+from .base import Scheduler
 
 
 @dataclass
@@ -39,24 +44,7 @@ class Member:
     at: dict[int, tuple[float, int, dict[str, Any]]] = field(default_factory=dict)
 
 
-@register
-class PBT(Algorithm):
-    name = "pbt"
-    summary = "population trains in segments; the worst copy the best's weights and perturb their hyperparameters"
-    parameters = {
-        "automl_population_size": ParamSpec(10, "members trained side by side", minimum=2),
-        "automl_eval_interval": ParamSpec(10, "epochs between rankings (one job per segment)", minimum=1),
-        "automl_max_generations": ParamSpec(20, "segments per member at most (with the config's epochs, "
-                                                "whichever ends first)", minimum=1),
-        "automl_perturbation_factor": ParamSpec(1.2, "explore multiplies or divides numbers by this", kind=float,
-                                                minimum=1.0),
-        "automl_truncation": ParamSpec(0.25, "bottom fraction that exploits the top fraction (at most 0.5: "
-                                             "the two fractions must not overlap)", kind=float, minimum=0.0,
-                                       maximum=0.5),
-        "automl_resample_probability": ParamSpec(0.25, "chance that explore draws a value afresh", kind=float,
-                                                 minimum=0.0),
-    }
-
+class PopulationBasedTraining(Scheduler):
     def __init__(self, space, **kwargs):
         super().__init__(space, **kwargs)
         p = self.params
@@ -65,6 +53,10 @@ class PBT(Algorithm):
         self.members: dict[int, Member] = {}
         self.ready: list[int] = []  # members waiting for their next segment, in the order they got ready
         self.running: set[int] = set()
+        self.proposer = self.make_proposer(planned=p["automl_population_size"])
+
+    def pending_configs(self) -> list[dict[str, Any]]:
+        return [self.members[t].params for t in sorted(self.running)]
 
     def planned_jobs(self) -> int:
         return self.params["automl_population_size"] * -(-self.total // self.interval)
@@ -73,9 +65,11 @@ class PBT(Algorithm):
         jobs = []
         while len(jobs) < free_slots:
             if len(self.members) < self.params["automl_population_size"]:
-                member = Member(len(self.members) + 1, self.space.sample(self.rng))
+                params, why = self.proposer.propose(min(self.total, self.interval), self.pending_configs())
+                member = Member(len(self.members) + 1, params)
                 self.members[member.trial_id] = member
-                jobs.append(self._segment(member, "new member"))
+                self.proposer.added(member.trial_id, params)
+                jobs.append(self._segment(member, f"new member, {why}"))
             else:
                 # a member waiting for a donor to reach its epoch lets the others go first
                 going = next((t for t in self.ready if self._choose(self.members[t])[0] != "wait"), None)
@@ -94,6 +88,7 @@ class PBT(Algorithm):
         member.last_job = outcome.job_id if outcome.status == "completed" else member.last_job
         if outcome.status == "completed" and outcome.loss is not None:
             member.at[member.epoch] = (outcome.loss, outcome.job_id, dict(member.params))
+        self.proposer.observe(Result(member.trial_id, dict(member.params), outcome.epochs, member.loss, outcome.status))
         if outcome.status == "completed" and member.epoch < self.total:  # at its last epoch a member is done
             self.ready.append(member.trial_id)
 

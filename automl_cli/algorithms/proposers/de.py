@@ -1,5 +1,7 @@
-"""DEHB (Awad, Mallik & Hutter, IJCAI 2021): Hyperband whose configurations come from
-differential evolution (DE) instead of random sampling.
+"""DEHB's proposer (Awad, Mallik & Hutter, IJCAI 2021): configurations from differential
+evolution (DE) instead of random sampling. `dehb` is Hyperband with this proposer (and the
+s = 0 bracket). DE takes part in Hyperband's promotions (a higher rung's places are bred),
+so it pairs with the bracket schedulers only.
 
 What the paper does: it keeps one DE subpopulation per budget level, sized by the most
 configurations any Hyperband bracket runs at that budget. The first Hyperband iteration is
@@ -13,7 +15,7 @@ small budgets flow upward; when that pool is too small for mutation the global p
 (all subpopulations together) supplements it. The paper trains every trial from scratch
 at its budget.
 
-Ours, on `brackets.SuccessiveHalving` with TAO's schedule plus the paper's s = 0 bracket:
+Ours, on `schedulers/hyperband.py` with TAO's schedule plus the paper's s = 0 bracket (dehb):
 - A level fills as soon as it has seen `capacity` evaluated configurations (failures and
   stopped jobs, e.g. cut at a time budget, do not count, and never replace a member);
   until then a bracket's first rung is random and its promotions are Hyperband's, which
@@ -50,23 +52,26 @@ Ours, on `brackets.SuccessiveHalving` with TAO's schedule plus the paper's s = 0
   breeding is what carries good regions up. `= 1` breeds as the paper does.
 - The s = 0 bracket that TAO's tables leave out is kept, as in the paper: without it the
   top level's subpopulation would hold 2 members for R = 27, nu = 3 (with it, 4).
-- Parallel workers: brackets overlap as in SuccessiveHalving, so with many workers a later
+- Parallel workers: brackets overlap as in the hyperband scheduler, so with many workers a later
   bracket may start before the first pass has filled a level (it then stays random), and
   several trials may be bred against the same target before either finishes; each is
   compared with the target's loss when it finishes.
-All randomness comes from `self.rng`, in an order fixed by the calls the engine makes, so
+All randomness comes from the scheduler's generator, in an order fixed by the calls the engine makes, so
 a replayed journal breeds the same trials.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .base import ParamSpec, register
-from .brackets import HYPERBAND_PARAMETERS, Bracket, Rung, SuccessiveHalving
+from ..catalogue import PROPOSERS
+from .base import Proposer, Result
+
+if TYPE_CHECKING:
+    from ..schedulers.hyperband import Bracket, Rung, SuccessiveHalving
 
 PARENTS = 3  # rand/1 needs three distinct parents
 
@@ -140,31 +145,26 @@ class Origin:
     parents: str
 
 
-@register
-class DEHB(SuccessiveHalving):
-    name = "dehb"
-    summary = "hyperband brackets whose configurations are bred by differential evolution, one population per budget"
-    full_bracket = True
-    parameters = {
-        **HYPERBAND_PARAMETERS,
-        "automl_mutation_factor": ParamSpec(0.5, "DE mutation factor F in a + F (b - c)", kind=float,
-                                            minimum=0.0, maximum=2.0),
-        "automl_crossover_prob": ParamSpec(0.5, "DE crossover probability: each coordinate comes from the "
-                                                "mutant with this probability", kind=float, minimum=0.0, maximum=1.0),
-        "automl_breed_full_budget": ParamSpec(0, "1 = a bracket's last (full-budget) rung runs bred trials from "
-                                                 "scratch, as the paper; 0 = it promotes the rung below's best, "
-                                                 "resuming", minimum=0, maximum=1),
-    }
+class DEProposer(Proposer):
+    name = "de"
+    parameters = PROPOSERS["de"].parameters
+    can_adopt = False  # the bracket schedulers cannot rebuild a run
+    takes_part_in_promotion = True
 
-    def __init__(self, space, **kwargs):
-        super().__init__(space, **kwargs)
+    def __init__(self, space, rng, params, **kwargs):
+        super().__init__(space, rng, params, **kwargs)
         self.factor = self.params["automl_mutation_factor"]
         self.crossover = self.params["automl_crossover_prob"]
         self.breed_full = bool(self.params["automl_breed_full_budget"])
-        self.full_epochs = max(rung.epochs for bracket in self.schedule for rung in bracket.rungs)
-        self.levels = self._subpopulations(self.schedule)
         self.origins: dict[int, Origin] = {}  # bred trial -> what it competes with
-        self._origin: Origin | None = None  # of the bred trial about to be added (`add_trial` files it)
+        self._origin: Origin | None = None  # of the bred trial about to be added (`added` files it)
+
+    def attach(self, scheduler: SuccessiveHalving) -> None:
+        """Bound to the bracket scheduler whose promotions it takes part in: the populations
+        follow its schedule, and breeding reads its trials."""
+        self.scheduler = scheduler
+        self.full_epochs = max(rung.epochs for bracket in scheduler.schedule for rung in bracket.rungs)
+        self.levels = self._subpopulations(scheduler.schedule)
 
     @staticmethod
     def _subpopulations(schedule: list[Bracket]) -> dict[Fraction, Subpopulation]:
@@ -176,8 +176,8 @@ class DEHB(SuccessiveHalving):
                 level.capacity = max(level.capacity, rung.n)
         return dict(sorted(levels.items()))
 
-    # -- hooks -----------------------------------------------------------------------------
-    def new_config(self, bracket: Bracket) -> tuple[dict[str, Any], str]:
+    # -- the proposer's part ---------------------------------------------------------------
+    def propose(self, epochs: int, pending: list[dict[str, Any]], bracket=None) -> tuple[dict[str, Any], str]:
         level = self.levels[bracket.rungs[0].resource]
         if not level.full:
             self._origin = None
@@ -187,16 +187,14 @@ class DEHB(SuccessiveHalving):
         pool = level.best(bracket.rungs[0].n)
         params, self._origin = self._breed(bracket.rungs[0].resource, pool,
                                            f"the {level.epochs}-epoch population's {len(pool)} best")
-        return params, "new"  # describe_trial names the origin
+        return params, "bred"  # describe_trial names the origin
 
-    def add_trial(self, params: dict[str, Any]) -> int:
-        trial_id = super().add_trial(params)
-        if self._origin is not None:  # the base class adds what new_config or fill just returned
+    def added(self, trial_id: int, params: dict[str, Any]) -> None:
+        if self._origin is not None:  # the scheduler adds what propose or fill just returned
             self.origins[trial_id], self._origin = self._origin, None
-        return trial_id
 
     def promote(self, bracket_index: int, rung: int, survivors: list[int]) -> list[int | None]:
-        target = self.brackets[bracket_index].rungs[rung]
+        target = self.scheduler.brackets[bracket_index].rungs[rung]
         if not self.levels[target.resource].full:
             return survivors  # the first pass: Hyperband's promotion, resuming
         if self._promotes_into(target):
@@ -204,19 +202,21 @@ class DEHB(SuccessiveHalving):
         return [None] * len(survivors)  # bred by `fill` when a worker takes each
 
     def fill(self, bracket_index: int, rung: int, survivors: list[int]) -> tuple[dict[str, Any], str]:
-        lower = self.levels[self.brackets[bracket_index].rungs[rung - 1].resource]
+        brackets = self.scheduler.brackets
+        lower = self.levels[brackets[bracket_index].rungs[rung - 1].resource]
         if lower.full:  # the best the lower budget has seen in any bracket, as the paper's code does
             pool, parents = lower.best(len(survivors)), f"the {lower.epochs}-epoch population's {len(survivors)} best"
         else:
-            pool = np.array([self.space.to_units(self.trials[t]) for t in survivors])
+            pool = np.array([self.space.to_units(self.scheduler.trials[t]) for t in survivors])
             parents = f"rung {rung - 1}'s {len(survivors)} best"
-        params, origin = self._breed(self.brackets[bracket_index].rungs[rung].resource, pool, parents)
-        self._origin = origin  # `add_trial` files it under the new trial
+        params, origin = self._breed(brackets[bracket_index].rungs[rung].resource, pool, parents)
+        self._origin = origin  # `added` files it under the new trial
         return params, "bred"  # describe_trial names the origin
 
-    def observe(self, trial_id: int, rung: Rung, loss: float | None) -> None:
-        if loss is None or trial_id in self.stopped:
+    def observe(self, result: Result) -> None:
+        if result.loss is None or result.status == "stopped":
             return  # a failure has no loss, a stopped job's is from fewer epochs than the level's
+        trial_id, loss, rung = result.trial_id, result.loss, result.rung
         origin = self.origins.get(trial_id)
         if origin is not None and origin.level == rung.resource:
             self._select(trial_id, origin, loss)
@@ -224,13 +224,13 @@ class DEHB(SuccessiveHalving):
         # a random trial, or one promoted to this level
         level = self.levels[rung.resource]
         if not level.full:  # the first pass fills the population with what it evaluates
-            level.units.append(self.space.to_units(self.trials[trial_id]))
+            level.units.append(self.space.to_units(self.scheduler.trials[trial_id]))
             level.losses.append(loss)
             level.trials.append(trial_id)
         elif trial_id not in level.trials:  # promoted into a full population: it competes with the worst
             worst = max(range(len(level.losses)), key=lambda i: (level.losses[i], i))
             if loss <= level.losses[worst]:
-                level.units[worst] = self.space.to_units(self.trials[trial_id])
+                level.units[worst] = self.space.to_units(self.scheduler.trials[trial_id])
                 level.losses[worst] = loss
                 level.trials[worst] = trial_id
 
@@ -252,8 +252,8 @@ class DEHB(SuccessiveHalving):
 
     def explain(self) -> list[str]:
         sizes = ", ".join(f"{level.capacity} at {level.epochs} epochs" for level in self.levels.values())
-        return super().explain() + [
-            f"dehb: DE rand/1/bin with mutation factor {self.factor:g} and crossover probability "
+        return [
+            f"de proposer (DEHB's): rand/1/bin with mutation factor {self.factor:g} and crossover probability "
             f"{self.crossover:g}; one population per budget ({sizes}); random and promoted until a "
             "population is full, bred (trained from scratch) after"
             + ("" if self.breed_full else f"; the {self.full_epochs}-epoch rungs always promote the rung below's best")]
@@ -287,7 +287,7 @@ class DEHB(SuccessiveHalving):
         """The trial replaces its target when at least as good."""
         level = self.levels[origin.level]
         if loss <= level.losses[origin.target]:
-            level.units[origin.target] = self.space.to_units(self.trials[trial_id])
+            level.units[origin.target] = self.space.to_units(self.scheduler.trials[trial_id])
             level.losses[origin.target] = loss
             level.trials[origin.target] = trial_id
 

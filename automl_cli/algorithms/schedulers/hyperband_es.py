@@ -3,21 +3,11 @@ trial has trained at least a minimum number of epochs, is stopped mid-stage; its
 goes to the next job at once and the trial is never promoted."""
 from __future__ import annotations
 
-from .base import CONTINUE, ParamSpec, register, stop_because
-from .brackets import HYPERBAND_PARAMETERS, SuccessiveHalving
+from ..base import CONTINUE, stop_because
+from .hyperband import SuccessiveHalving
 
 
-@register
-class HyperbandES(SuccessiveHalving):
-    name = "hyperband_es"
-    summary = "hyperband that stops a job mid-stage when its metric is worse than a threshold"
-    parameters = {
-        **HYPERBAND_PARAMETERS,
-        "automl_early_stop_threshold": ParamSpec(0.1, "a job whose metric is worse than this is stopped "
-                                                      "(below it when maximising, above it when minimising)", kind=float),
-        "automl_min_early_stop_epochs": ParamSpec(3, "epochs a trial trains before it can be stopped", minimum=1),
-    }
-
+class EarlyStoppingHyperband(SuccessiveHalving):
     def on_metrics(self, trial_id: int, job_id: int, epoch: int, loss: float) -> str:
         threshold = self.params["automl_early_stop_threshold"]
         if epoch >= self.params["automl_min_early_stop_epochs"] and loss > self.loss_of(threshold):

@@ -3,29 +3,21 @@
 Rungs at `min_epochs * nu^k` epochs, the last at the config's full epochs. There is no
 barrier: whenever a worker is free, the best not-yet-promoted configuration in the top
 1/nu of the highest rung that has one is promoted (it resumes from its checkpoint);
-otherwise a new random configuration starts at the bottom rung.
+otherwise a new configuration starts at the bottom rung. The proposer chooses it (random
+for `asha`; a model proposer, e.g. `asha+kde`, asynchronous BOHB, models the largest rung
+with enough results) and hears every rung's result.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from .base import Algorithm, JobRequest, Outcome, ParamSpec, register
-from .brackets import rank
+from ..base import JobRequest, Outcome
+from ..proposers.base import Result
+from .base import Scheduler
+from .hyperband import rank
 
 
-@register
-class ASHA(Algorithm):
-    name = "asha"
-    summary = "asynchronous successive halving: promotes as soon as a rung allows, no barrier"
-    parameters = {
-        "automl_nu": ParamSpec(3, "promote the top 1/nu of a rung", minimum=2),
-        "automl_min_epochs": ParamSpec(1, "epochs of the bottom rung", minimum=1),
-        "automl_max_concurrent": ParamSpec(4, "jobs running at once (at most the number of workers)", minimum=1),
-        "automl_max_trials": ParamSpec(0, "configurations to start in all (0: no limit)", minimum=0),
-        "automl_min_top_configs": ParamSpec(5, "with no trial limit, stop once this many configurations "
-                                               "reached the top rung", minimum=1),
-    }
-
+class ASHA(Scheduler):
     def __init__(self, space, **kwargs):
         super().__init__(space, **kwargs)
         nu, low = self.params["automl_nu"], self.params["automl_min_epochs"]
@@ -40,6 +32,7 @@ class ASHA(Algorithm):
         self.trials: dict[int, dict[str, Any]] = {}
         self.running: dict[int, int] = {}  # trial -> rung its job will reach
         self.stopped: set[int] = set()
+        self.proposer = self.make_proposer(planned=self.params["automl_max_trials"] or None)
 
     def suggest(self, free_slots: int) -> list[JobRequest]:
         jobs: list[JobRequest] = []
@@ -69,17 +62,24 @@ class ASHA(Algorithm):
         limit = self.params["automl_max_trials"]
         if limit and len(self.trials) >= limit:
             return None
-        params = self.space.sample(self.rng)
+        params, why = self.proposer.propose(self.rung_epochs[0], self.pending_configs())
         trial = len(self.trials) + 1
         self.trials[trial] = params
-        return JobRequest(trial, params, self.rung_epochs[0], 0, note=f"rung 0 ({self.rung_epochs[0]} epochs): new",
-                          rung=0)
+        self.proposer.added(trial, params)
+        return JobRequest(trial, params, self.rung_epochs[0], 0,
+                          note=f"rung 0 ({self.rung_epochs[0]} epochs): new, {why}", rung=0)
+
+    def pending_configs(self) -> list[dict[str, Any]]:
+        return [self.trials[t] for t in self.running]
 
     def on_finished(self, outcome: Outcome) -> None:
         k = self.running.pop(outcome.trial_id)
         if outcome.status == "stopped":
             self.stopped.add(outcome.trial_id)
-        self.results[k][outcome.trial_id] = outcome.loss if outcome.status != "failed" else None
+        loss = outcome.loss if outcome.status != "failed" else None
+        self.results[k][outcome.trial_id] = loss
+        self.proposer.observe(Result(outcome.trial_id, self.trials[outcome.trial_id], self.rung_epochs[k], loss,
+                                     outcome.status))
 
     def _enough_at_top(self) -> bool:
         if self.params["automl_max_trials"]:

@@ -1,0 +1,1 @@
+"""Proposers: which configuration to try next (one file each; contract in base.py)."""
