@@ -112,11 +112,6 @@ class Algorithm(ABC):
         """A metric value (e.g. a user's threshold) in the loss units algorithms compare."""
         return -metric if self.direction == "maximize" else metric
 
-    def incumbent(self) -> tuple[dict[str, Any], float] | None:
-        """The algorithm's own pick of the best configuration and its loss, when it has one
-        (e.g. the best at the highest budget); None leaves the choice to the engine."""
-        return None
-
     def planned_jobs(self) -> int | None:
         """How many jobs the whole search runs, when known in advance (for progress)."""
         return None

@@ -99,13 +99,5 @@ class ASHA(Scheduler):
         return not any(t not in self.promoted[k] and r[t] is not None and t not in self.stopped
                        for k, r in enumerate(self.results[:-1]) for t in rank(r)[:len(r) // nu])
 
-    def incumbent(self) -> tuple[dict[str, Any], float] | None:
-        for results in reversed(self.results):
-            scored = {t: loss for t, loss in results.items() if loss is not None}
-            if scored:
-                trial = rank(scored)[0]
-                return self.trials[trial], scored[trial]
-        return None
-
     def planned_jobs(self) -> int | None:
         return None

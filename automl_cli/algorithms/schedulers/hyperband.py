@@ -219,12 +219,6 @@ class SuccessiveHalving(Scheduler):
     def is_done(self) -> bool:
         return len(self.runs) == len(self.brackets) and all(r.done for r in self.runs)
 
-    def incumbent(self) -> tuple[dict[str, Any], float] | None:
-        if not self.final:
-            return None
-        trial = min(self.final, key=lambda t: (self.final[t], t))
-        return self.trials[trial], self.final[trial]
-
     # -- bookkeeping -----------------------------------------------------------------------
     def _open(self, index: int) -> _BracketRun:
         bracket = self.brackets[index]

@@ -96,13 +96,6 @@ class PopulationBasedTraining(Scheduler):
         return (len(self.members) == self.params["automl_population_size"] and not self.ready
                 and not self.running)
 
-    def incumbent(self) -> tuple[dict[str, Any], float] | None:
-        done = [m for m in self.members.values() if m.loss is not None and m.epoch >= self.total]
-        if not done:
-            return None
-        best = min(done, key=lambda m: (m.loss, m.trial_id))
-        return best.params, best.loss
-
     # -- exploit and explore ---------------------------------------------------------------
     def _choose(self, member: Member) -> tuple[str, list[Member], str]:
         """What the member does next: ("continue" | "exploit" | "wait", donors, rank). It is
