@@ -30,8 +30,9 @@ from .base import Proposer, Result
 if TYPE_CHECKING:
     from ..models.gp import GP
 
-# The GP machinery (torch, scipy.stats) is imported where it is first used, not here: every
-# command loads the algorithm registry, and `automl status` should not wait seconds for torch.
+# The GP machinery (torch, scipy.stats) is imported where it is first used, not here: a run
+# of hyperband or asha loads this module too (presets.py names every proposer) and should
+# not wait seconds for torch it never uses.
 
 _FIT_POINTS = 300  # beyond this, the model sees the best and a sample of the rest (cubic cost)
 _REFIT_EVERY_STEP = 60  # below this many points the hyperparameters are refitted at each step
