@@ -225,11 +225,13 @@ def _print_leaderboard(view, limit: int = 10) -> None:
     from .status import format_params
 
     console = _console()
-    table = Table(title=f"leaderboard of run {view.run_id} ({view.metric_name}, {view.settings.get('direction')})",
-                  title_justify="left")
+    board = view.leaderboard()
+    shown = f"top {limit} of {len(board)} scored jobs" if len(board) > limit else f"{len(board)} scored jobs"
+    table = Table(title=f"leaderboard of run {view.run_id} ({view.metric_name}, {view.settings.get('direction')}): "
+                        f"{shown}", title_justify="left")
     for column in ("rank", "job", view.metric_name, "epoch", "status", "params"):
         table.add_column(column)
-    for rank, job in enumerate(view.leaderboard()[:limit], start=1):
+    for rank, job in enumerate(board[:limit], start=1):
         add_plain_row(table, str(rank), job.name, f"{job.metric:.4f}", str(job.best_epoch), job.status,
                       format_params(job.params))
     failed = [j for j in view.jobs.values() if j.status == "failed"]
