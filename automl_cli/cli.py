@@ -1,4 +1,4 @@
-"""The `automl` command line: run, status, plan, validate, train, report, algorithms, and the
+"""The `automl` command line: run, runs, status, plan, validate, train, report, algorithms, and the
 admin commands that act on a running search from another shell (workers, summary, suspend,
 resume, abort, stop)."""
 from __future__ import annotations
@@ -17,7 +17,6 @@ from rich.table import Table
 from .errors import AutomlError, ConfigError, NoLiveRun, UsageError, disk_full
 from .trace import TRACEOUT, add_plain_row
 from .trainers import TRAINERS
-
 
 
 def _mmar_or_cwd(ctx, param, value: str | None) -> str:
@@ -479,7 +478,7 @@ def runs_command(mmar, automlconf, as_json) -> None:
         return
 
     def cells(row: dict) -> list:
-        jobs = ", ".join(f"{n} {s}" for s, n in row["jobs"].items()) or "none"
+        jobs = ", ".join(f"{n} {s}" for s, n in row["jobs"].items()) or "0"
         if row["planned_jobs"]:
             jobs += f" of {row['planned_jobs']}"
         best = "-" if row["best"] is None else f"{row['best']['value']:.4f} {row['best']['job']}"

@@ -123,3 +123,25 @@ def test_help_shows_each_commands_first_sentence_whole():
                  "plan Show the schedule, the number of jobs and epochs, and an estimated wall time."):
         assert line in listed
     assert "..." not in listed.replace("automl run ...", "")  # nothing cut
+
+
+def test_runs_says_which_runs_were_killed_and_which_are_damaged(fake_mmar):
+    from automl_cli.store import Journal
+
+    _run(fake_mmar, "done")
+    killed = fake_mmar / "automl" / "killed"  # a journal that says running, and no `automl run` holding the folder
+    killed.mkdir()
+    journal = Journal(killed / "journal.db")
+    journal.append("run_started", run_id="killed", algorithm="random", metric="val_mean_dice", direction="maximize",
+                   workers=[{"name": "W1", "gpus": []}], planned_jobs=4)
+    journal.close()
+    damaged = fake_mmar / "automl" / "damaged"
+    damaged.mkdir()
+    (damaged / "journal.db").write_text("not a journal")
+    result = run_cli("runs", "-m", str(fake_mmar), "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {row["run_id"]: row for row in json.loads(result.stdout)}
+    assert rows["done"]["status"] == "completed"
+    assert rows["killed"]["status"] == "interrupted" and rows["killed"]["seconds"] is None
+    assert rows["killed"]["jobs"] == {} and rows["killed"]["planned_jobs"] == 4
+    assert rows["damaged"]["status"] == "damaged" and rows["damaged"]["algorithm"] is None
