@@ -189,7 +189,7 @@ def _recorded_run(mmar: str, run_id: str, automlconf: str | None):
     from .runfolder import find_run
 
     try:
-        run_dir = find_run(mmar, run_id, automlconf)
+        run_dir = find_run(mmar, run_id, automlconf, latest=False)
     except UsageError:
         return None  # no journal: nothing to resume, the run starts (run_search checks the folder)
     return read_record(run_dir)

@@ -97,10 +97,11 @@ def started_at(run_dir: Path) -> float:
     return run_dir.stat().st_mtime
 
 
-def find_run(mmar_path: str, run_id: str, automlconf: str | None = None) -> Path:
+def find_run(mmar_path: str, run_id: str, automlconf: str | None = None, *, latest: bool = True) -> Path:
     """The folder of run `run_id`: under MMARHandler's work_dir when config_automl.json sets
     one, else (or if not found there) under <mmar>/automl. `latest` is the newest run, unless
-    a run is named so; an unknown id is one line listing the runs there are."""
+    a run is named so (or `latest` is False: `automl run` names a run, it never picks one);
+    an unknown id is one line listing the runs there are."""
     mmar = MMAR.open(mmar_path)
     places = run_places(mmar, automlconf)
     for root in places:
@@ -108,7 +109,7 @@ def find_run(mmar_path: str, run_id: str, automlconf: str | None = None) -> Path
             return root / run_id
     runs = run_folders(mmar, automlconf)
     where = " or ".join(str(p) for p in places)
-    if run_id == LATEST:
+    if run_id == LATEST and latest:
         if runs:
             return runs[0]
         raise UsageError(f"no runs yet in {where}")
