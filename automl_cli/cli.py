@@ -1,9 +1,11 @@
-"""The `automl` command line: run, status, plan, validate, train, report, algorithms, and the
+"""The `automl` command line: run, runs, status, plan, validate, train, report, algorithms, and the
 admin commands that act on a running search from another shell (workers, summary, suspend,
 resume, abort, stop)."""
 from __future__ import annotations
 
+import inspect
 import json
+import re
 import sqlite3
 import sys
 from pathlib import Path
@@ -16,8 +18,21 @@ from .errors import AutomlError, ConfigError, NoLiveRun, UsageError, disk_full
 from .trace import TRACEOUT, add_plain_row
 from .trainers import TRAINERS
 
-MMAR_OPTION = click.option("-m", "--mmar", "mmar", required=True, type=click.Path(),
-                           help="The MMAR folder (config/, commands/, models/, ...).")
+
+def _mmar_or_cwd(ctx, param, value: str | None) -> str:
+    """-m's default: the current folder when it is an MMAR, as Clara's users run commands
+    from inside one; elsewhere one line saying so (exit 2)."""
+    if value is not None:
+        return value
+    here = Path.cwd()
+    if (here / "config" / "config_train.json").is_file():
+        return str(here)
+    raise UsageError(f"no -m MMAR given and the current folder {here} is not an MMAR (no config/config_train.json)")
+
+
+MMAR_OPTION = click.option("-m", "--mmar", "mmar", callback=_mmar_or_cwd, type=click.Path(),
+                           help="The MMAR folder (config/, commands/, models/, ...).  "
+                                "[default: the current folder, when it is an MMAR]")
 
 
 def _run_options(run_help: str = "The run to show."):
@@ -25,7 +40,9 @@ def _run_options(run_help: str = "The run to show."):
     def add(command):
         for option in (click.option("--automlconf", help="AutoML config file in config/ (its MMARHandler work_dir "
                                                          "says where runs are).  [default: config_automl.json]"),
-                       click.option("--run-id", required=True, help=run_help), MMAR_OPTION):
+                       click.option("--run-id", required=True,
+                                    help=f"{run_help}  `latest`: the newest run (`automl runs` lists them)."),
+                       MMAR_OPTION):
             command = option(command)
         return command
     return add
@@ -40,7 +57,26 @@ def _warn(message: str) -> None:
     click.echo(f"automl: warning: {message}", err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+def first_sentence(text: str) -> str:
+    """A docstring's first sentence, whole: click's own short help stops at "e.g." and cuts
+    at the terminal's width."""
+    paragraph = " ".join(inspect.cleandoc(text or "").split("\n\n")[0].split())
+    match = re.search(r"(?<![.])(?<!\be\.g)(?<!\bi\.e)\.(\s|$)", paragraph)  # an ellipsis ends none
+    return paragraph[:match.start() + 1] if match else paragraph
+
+
+class _Commands(click.Group):
+    """`automl --help` lists each command with its first sentence whole (wrapped, never cut)."""
+
+    def format_commands(self, ctx, formatter) -> None:
+        rows = [(name, first_sentence(command.help)) for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="automl-cli")
 def cli() -> None:
     """Hyperparameter search for deep-learning MMARs, on GPU workers or CPU."""
@@ -153,7 +189,7 @@ def _recorded_run(mmar: str, run_id: str, automlconf: str | None):
     from .runfolder import find_run
 
     try:
-        run_dir = find_run(mmar, run_id, automlconf)
+        run_dir = find_run(mmar, run_id, automlconf, latest=False)
     except UsageError:
         return None  # no journal: nothing to resume, the run starts (run_search checks the folder)
     return read_record(run_dir)
@@ -188,11 +224,13 @@ def _print_leaderboard(view, limit: int = 10) -> None:
     from .status import format_params
 
     console = _console()
-    table = Table(title=f"leaderboard of run {view.run_id} ({view.metric_name}, {view.settings.get('direction')})",
-                  title_justify="left")
+    board = view.leaderboard()
+    shown = f"top {limit} of {len(board)} scored jobs" if len(board) > limit else f"{len(board)} scored jobs"
+    table = Table(title=f"leaderboard of run {view.run_id} ({view.metric_name}, {view.settings.get('direction')}): "
+                        f"{shown}", title_justify="left")
     for column in ("rank", "job", view.metric_name, "epoch", "status", "params"):
         table.add_column(column)
-    for rank, job in enumerate(view.leaderboard()[:limit], start=1):
+    for rank, job in enumerate(board[:limit], start=1):
         add_plain_row(table, str(rank), job.name, f"{job.metric:.4f}", str(job.best_epoch), job.status,
                       format_params(job.params))
     failed = [j for j in view.jobs.values() if j.status == "failed"]
@@ -279,7 +317,8 @@ def _act(mmar: str, run_id: str, automlconf: str | None, command: str, target: s
     from .control import send
     from .runfolder import find_run
 
-    click.echo(send(find_run(mmar, run_id, automlconf), run_id, command, target, timeout))
+    run_dir = find_run(mmar, run_id, automlconf)
+    click.echo(send(run_dir, run_dir.name, command, target, timeout))
 
 
 @cli.command()
@@ -320,6 +359,7 @@ def stop(mmar, run_id, automlconf, timeout, wait) -> None:
     from .status import RunView
 
     run_dir = find_run(mmar, run_id, automlconf)
+    run_id = run_dir.name  # `latest` named the newest run
     click.echo(send(run_dir, run_id, "stop", "", timeout))
     if not wait:
         return
@@ -419,6 +459,75 @@ def _summary_rows(view) -> list[dict]:
 
 def _local_time(iso: str | None) -> str:
     return "-" if iso is None else iso[:19].replace("T", " ")
+
+
+@cli.command("runs")
+@MMAR_OPTION
+@click.option("--automlconf", help="AutoML config file in config/ (its MMARHandler work_dir says where runs are).  "
+                                   "[default: config_automl.json]")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON (times in ISO 8601).")
+def runs_command(mmar, automlconf, as_json) -> None:
+    """List every run of the MMAR, newest first: algorithm, status, jobs, best score, start and duration."""
+    from .mmar import MMAR
+    from .runfolder import run_folders, run_places
+
+    root = MMAR.open(mmar)
+    rows = [_run_row(folder) for folder in run_folders(root, automlconf)]
+    if not rows and not as_json:
+        click.echo(f"no runs yet in {' or '.join(str(p) for p in run_places(root, automlconf))}")
+        return
+
+    def cells(row: dict) -> list:
+        jobs = ", ".join(f"{n} {s}" for s, n in row["jobs"].items()) or "0"
+        if row["planned_jobs"]:
+            jobs += f" of {row['planned_jobs']}"
+        best = "-" if row["best"] is None else f"{row['best']['value']:.4f} {row['best']['job']}"
+        return [row["run_id"], row["algorithm"] or "?", row["status"], jobs, best, _local_time(row["started"]),
+                _duration(row["seconds"])]
+    _print_rows(rows, as_json, f"runs of {root.root}, newest first",
+                ("run", "algorithm", "status", "jobs", "best", "started", "duration"), cells)
+
+
+def _run_row(run_dir: Path) -> dict:
+    """One run as `automl runs` shows it, from its journal; a damaged journal is a row that says so."""
+    import datetime as dt
+    import time
+
+    from .control import is_running
+    from .runfolder import started_at
+    from .status import RunView
+    from .store import DamagedJournal
+
+    def stamp(when):
+        return None if when is None else dt.datetime.fromtimestamp(when).astimezone().isoformat(timespec="seconds")
+
+    try:
+        view = RunView.load(run_dir)
+    except DamagedJournal:
+        started = started_at(run_dir)
+        return {"run_id": run_dir.name, "folder": str(run_dir), "algorithm": None, "status": "damaged", "jobs": {},
+                "planned_jobs": None, "metric": None, "best": None, "started": stamp(started), "ended": None,
+                "seconds": None}
+    status = view.status
+    if status == "running" and not is_running(run_dir):
+        status = "interrupted"  # the journal says running, but no `automl run` holds the folder: --resume continues it
+    best = view.best()
+    started = view.started or started_at(run_dir)
+    ended = view.ended if view.status != "running" else None
+    return {"run_id": view.run_id or run_dir.name, "folder": str(run_dir), "algorithm": view.settings.get("algorithm"),
+            "status": status, "jobs": dict(sorted(view.counts().items())),
+            "planned_jobs": view.settings.get("planned_jobs"), "metric": view.metric_name if view.settings else None,
+            "best": None if best is None else {"job": best.name, "value": best.metric, "epoch": best.best_epoch},
+            "started": stamp(started), "ended": stamp(ended),
+            "seconds": None if status == "interrupted" else round((ended or time.time()) - started, 1)}
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 @cli.command()
@@ -575,6 +684,7 @@ def recover(mmar, run_id, automlconf) -> None:
     from .store import recover_journal
 
     run_dir = find_run(mmar, run_id, automlconf)
+    run_id = run_dir.name  # `latest` named the newest run
     lock = _lock(run_dir, run_id)  # never under a live run
     try:
         click.echo(recover_journal(run_dir))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .status import JobView, RunView, format_params
+from .status import JobView, RunView, csv_cell, flat_values, format_params
 
 _COLOURS = {"completed": "#2b7bba", "stopped": "#e08a1e", "failed": "#c0392b", "interrupted": "#888888",
             "running": "#27ae60", "retried": "#888888"}
@@ -27,11 +27,12 @@ def write_report(view: RunView, run_dir: Path, out: Path) -> tuple[Path, Path]:
     csv_path = out.with_suffix(".csv")
     with open(csv_path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        names = sorted({k for j in view.jobs.values() for k in j.params})
-        writer.writerow(["rank", "job", "trial", view.metric_name, "best_epoch", "status", *names])
+        columns = view.value_columns()
+        writer.writerow(["rank", "job", "trial", view.metric_name, "best_epoch", "status", *columns])
         for rank, job in enumerate(board, start=1):
+            values = flat_values(job.params, view.value_widths)
             writer.writerow([rank, job.name, job.trial_id, job.metric, job.best_epoch, job.status,
-                             *[json.dumps(job.params.get(n)) for n in names]])
+                             *[csv_cell(values.get(column)) for column in columns]])
     sections = [
         f"<h1>AutoML run {html.escape(view.run_id)}</h1>",
         f"<p>{html.escape(view.settings.get('algorithm', '?'))} · metric {html.escape(view.metric_name)} "

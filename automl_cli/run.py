@@ -32,7 +32,7 @@ from .errors import DiskFull, Interrupted, UsageError, disk_full
 from .files import fsync_directory, write_json_atomic
 from .mmar import MMAR, TRAIN_CONFIG, clone_job, load_document, resolve_variables, set_environment
 from .space import strip_search
-from .status import JobView, RunView
+from .status import JobView, RunView, flat_values
 from .resume import finished_event, library_versions, replay_broken, space_changes, space_record
 from .store import BACKUP, JOURNAL, Journal, read_events
 from .trace import Trace
@@ -491,9 +491,9 @@ def _assemble_best(view: RunView, best: JobView, job_dir: Path, tmp: Path, confi
     weights = tmp / "models" / "model.pt"
     summary = {"run_id": view.run_id, "job": best.name, "trial_id": best.trial_id, "metric": view.metric_name,
                "direction": view.settings.get("direction"), "value": best.metric, "epoch": best.best_epoch,
-               "epochs_trained": best.epoch, "params": best.params,
+               "epochs_trained": best.epoch, "params": flat_values(best.params, view.value_widths),
                "schedule": [{"job": j.name, "trial": j.trial_id, "epochs": [j.start_epoch, j.stop_epoch],
-                             "params": j.params, "why": j.note} for j in view.lineage(best)],
+                             "params": flat_values(j.params, view.value_widths), "why": j.note} for j in view.lineage(best)],
                "weights": "models/model.pt" if weights.exists() else None, "source": str(job_dir)}
     write_json_atomic(tmp / "summary.json", summary)
 

@@ -250,6 +250,18 @@ class RunView:
                 job.metric == best.metric and job.job_id < best.job_id):
             self.best_job_id = job.job_id
 
+    @property
+    def value_widths(self) -> dict[str, int]:
+        return value_widths(self.settings.get("space", []))
+
+    def value_columns(self) -> list[str]:
+        """flat_values' keys for this run's jobs: the space's parameters in its order, one per
+        arg of a grouped enum, then any a job holds that the space record does not name."""
+        columns = flat_columns(self.value_widths)
+        for job in sorted(self.jobs.values(), key=lambda j: j.job_id):
+            columns += [key for key in flat_values(job.params, self.value_widths) if key not in columns]
+        return columns
+
     def suspended_workers(self) -> list[str]:
         return [w.name for w in self.workers.values() if w.suspended]
 
@@ -295,7 +307,7 @@ class RunView:
             "planned_jobs": self.settings.get("planned_jobs"),
             "eta": _clock(self.eta()),
             "best": None if best is None else {"job": best.name, "value": best.metric, "epoch": best.best_epoch,
-                                                "params": best.params},
+                                                "params": flat_values(best.params, self.value_widths)},
             "suspended_workers": self.suspended_workers(),
             "stop_requested": self.stop_requested,
         }}
@@ -325,7 +337,7 @@ class RunView:
                 "rung": job.rung,
                 "start_epoch": job.start_epoch,
                 "why": job.note,
-                "params": job.params,
+                "params": flat_values(job.params, self.value_widths),
             }
         return out
 
@@ -340,6 +352,61 @@ def ranked(jobs: Iterable[JobView], depth: int, maximize: bool) -> list[JobView]
     trained at least `depth` epochs first, each group by score, ties to the earlier job."""
     scored = [j for j in jobs if j.metric is not None and j.status != "failed"]
     return sorted(scored, key=lambda j: (j.epoch < depth, -j.metric if maximize else j.metric, j.job_id))
+
+
+def arg_names(name: str, count: int) -> list[str]:
+    """One name per arg of a grouped enum called `name`: `SegAhnet.if_use_psp+final_activation`
+    gives `SegAhnet.if_use_psp` and `SegAhnet.final_activation`. The journal keeps the
+    parameter's name only, and space.py names a grouped item `<component>.<arg>+<arg>...`
+    (aliases: `<alias>+<alias>`), so the names are read back from it; any other name gets
+    `name[0]`, `name[1]`, ..."""
+    parts = name.split("+")
+    if len(parts) != count or not all(parts):
+        return [f"{name}[{i}]" for i in range(count)]
+    component = parts[0].rpartition(".")[0]
+    return [parts[0]] + [part if "." in part or not component else f"{component}.{part}" for part in parts[1:]]
+
+
+def flat_values(params: dict[str, Any], widths: dict[str, int] | None = None) -> dict[str, Any]:
+    """A job's values as the files people load show them (status.json, best/summary.json,
+    report.csv, stats.csv): an enum's choice, which the journal keeps as a list of one value
+    per arg, becomes the value itself (`0`, `"softmax"`), one key per arg for a grouped enum;
+    numbers stay as they are. `widths` (values per job of each parameter: its args for an
+    enum) gives an inactive grouped enum, None, one key per arg too."""
+    widths = widths or {}
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        width = widths.get(name) or (len(value) if isinstance(value, list) else 1)
+        if width == 1:
+            out[name] = value[0] if isinstance(value, list) and len(value) == 1 else value
+        else:
+            out.update(zip(arg_names(name, width), value if isinstance(value, list) else [value] * width))
+    return out
+
+
+def value_widths(space: list[dict[str, Any]]) -> dict[str, int]:
+    """Values per job of each parameter of a run_started space record: an enum's (or bool's)
+    args, else 1; a record without the choices (an older journal) leaves it to the values."""
+    widths = {}
+    for param in space:
+        choices = (param.get("spec") or {}).get("choices")
+        widths[param["name"]] = len(choices[0]) if choices else 1
+    return widths
+
+
+def flat_columns(widths: dict[str, int]) -> list[str]:
+    """The keys of flat_values for parameters of these widths, in their order."""
+    return [column for name, width in widths.items() for column in (arg_names(name, width) if width > 1 else [name])]
+
+
+def csv_cell(value: Any) -> Any:
+    """A value in a CSV cell: text and numbers as they are, true/false as JSON writes them,
+    an inactive parameter empty, anything else (a list) as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, list, dict)):
+        return json.dumps(value)
+    return value
 
 
 def format_params(params: dict[str, Any]) -> str:

@@ -179,6 +179,8 @@ def startup(repeats: int = 7) -> None:
         run = ["-m", str(mmar), "--run-id", "done"]
         commands = {"--help": ["--help"], "status": ["status", *run], "workers": ["workers", *run],
                     "summary": ["summary", *run], "stop (finished run)": ["stop", *run],
+                    "runs": ["runs", "-m", str(mmar)],
+                    "status, latest run": ["status", "-m", str(mmar), "--run-id", "latest"],
                     "algorithms": ["algorithms"], "validate": ["validate", "-m", str(mmar)]}
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(repeats):  # interleaved, so a busy spell on the shared machine hits every command alike

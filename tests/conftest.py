@@ -56,12 +56,16 @@ def fake_mmar(tmp_path: Path) -> Path:
     return root
 
 
-def run_cli(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the real `automl` command line in a subprocess (as a user would)."""
+def run_cli(*args: str, timeout: float = 600, env: dict | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the real `automl` command line in a subprocess (as a user would), from the
+    repository root or from `cwd` (this checkout's automl_cli all the same)."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("CUDA_VISIBLE_DEVICES", None)
+    if cwd is not None:
+        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", "automl_cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=full_env, cwd=ROOT)
+                          timeout=timeout, env=full_env, cwd=cwd or ROOT)
 
 
 def set_epoch_seconds(mmar: Path, seconds) -> None:

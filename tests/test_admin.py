@@ -149,7 +149,8 @@ def test_one_live_run_suspended_aborted_resumed_stopped_and_continued_from_anoth
     for result in admin_at_once(fake_mmar, "adm", ["suspend", "W1"], ["resume", "W1"], ["abort", "W1"], ["stop"]):
         one_line_error(result, 1, "run 'adm' is not running")
     assert sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*")) == before
-    one_line_error(admin(fake_mmar, "nope", "stop"), 2, f"no run 'nope' in {fake_mmar / 'automl'}")
+    one_line_error(admin(fake_mmar, "nope", "stop"), 2, f"no run 'nope' in {fake_mmar / 'automl'}; runs there, "
+                   "newest first: adm (automl runs lists them)")
 
     # --resume continues the stopped search to its 6 trials, every worker taking jobs again
     again = run_cli("run", "-m", str(fake_mmar), "--run-id", "adm", "--workers", "0:1", "--resume",

@@ -307,6 +307,8 @@ def test_work_dir_holds_the_runs_and_status_and_report_find_them(fake_mmar, tmp_
     missing = run_cli("status", "-m", str(fake_mmar), "--run-id", "nope")
     assert missing.returncode == 2 and f"no run 'nope' in {tmp_path / 'runs'} or {fake_mmar / 'automl'}" in \
         missing.stderr
+    listed = run_cli("runs", "-m", str(fake_mmar), "--json")  # automl runs looks in work_dir too
+    assert [(row["run_id"], row["folder"]) for row in json.loads(listed.stdout)] == [("wd", str(run_dir))]
 
 
 def test_an_unknown_controller_is_one_line_exit_2_listing_the_known_ones(fake_mmar):

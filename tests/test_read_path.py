@@ -36,6 +36,10 @@ def test_read_only_commands_import_nothing_heavy(fake_mmar):
     run = ["-m", str(fake_mmar), "--run-id", "done"]
     loaded = {command: _heavy_modules(*command.split(), *run)
               for command in ("status", "status --json", "workers", "summary", "stop")}
+    run = ["-m", str(fake_mmar), "--run-id", "latest"]
+    loaded.update({f"{command} --run-id latest": _heavy_modules(*command.split(), *run)
+                   for command in ("status", "workers", "summary")})
+    loaded.update({command: _heavy_modules(*command.split(), "-m", str(fake_mmar)) for command in ("runs", "runs --json")})
     assert loaded == {command: [] for command in loaded}
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import write_json_atomic
+from ..status import csv_cell, flat_columns, flat_values
 from .handler import Handler, HandlerContext, JobInfo
 
 STATS_COLUMNS = ["name", "worker", "status", "score", "epochs", "seconds"]
@@ -21,27 +22,32 @@ def _cell(value: Any) -> Any:
 class StatsHandler(Handler):
     """Per-job stats: `stats.csv` in the run folder (or `file`, relative to it), one row per
     job folder as it ends: name, worker, status, score, epochs it trained, seconds, then one
-    column per search parameter (lists and null as JSON). A resumed run appends to it."""
+    column per search parameter, its value as it is (an enum's choice `softmax`, not
+    `["softmax"]`; a grouped enum one column per arg; an inactive one empty), as report.csv
+    shows them. A resumed run appends to it."""
 
     def __init__(self, file: str = "stats.csv"):
         if not isinstance(file, str) or not file:
             raise ValueError(f"file: expected a file name, got {file!r}")
         self.file = file
         self.path: Path | None = None
-        self.params: list[str] = []
+        self.widths: dict[str, int] = {}
+        self.columns: list[str] = []
 
     def search_space_available(self, ctx: HandlerContext) -> None:
         self.path = ctx.run_dir / self.file
-        self.params = [p.name for p in ctx.space.params]
+        self.widths = {p.name: len(p.args) if p.is_choice else 1 for p in ctx.space.params}
+        self.columns = flat_columns(self.widths)
         if not self.path.exists() or self.path.stat().st_size == 0:
             with open(self.path, "w", newline="") as out:
-                csv.writer(out).writerow(STATS_COLUMNS + self.params)
+                csv.writer(out).writerow(STATS_COLUMNS + self.columns)
 
     def end_job(self, ctx: HandlerContext) -> None:
         job = ctx.job
         row = [job.name, job.worker, job.status, _cell(job.score), job.epochs_trained, round(job.seconds, 3)]
+        values = flat_values(job.values, self.widths)
         with open(self.path, "a", newline="") as out:
-            csv.writer(out).writerow(row + [_cell(job.values.get(name)) for name in self.params])
+            csv.writer(out).writerow(row + [csv_cell(values.get(column)) for column in self.columns])
 
 
 class MMARStatsHandler(Handler):
