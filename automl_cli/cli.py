@@ -84,6 +84,13 @@ class _BackendChoice(click.Choice):
 @click.option("--backend", type=_BackendChoice(),
               help="Where jobs run: processes here, or one sbatch job each (see docs/slurm.md).  "
                    "[default: local, or slurm with executor SlurmExecutor]")
+@click.option("--time-budget",
+              help="Search for this long (90s, 45m, 12h, 1d, 1h30m or seconds; the run's own time, over its "
+                   "resumes): no new job after it; the best so far is published.  [default: config_automl.json's "
+                   "automl_time_budget, else none]")
+@click.option("--time-budget-hard/--time-budget-soft", default=None,
+              help="At the time budget, stop the running jobs too (they keep their checkpoints), or let them "
+                   "finish.  [default: soft]")
 @click.option("--slurm-partition", help="sbatch --partition.")
 @click.option("--slurm-account", help="sbatch --account.")
 @click.option("--slurm-qos", help="sbatch --qos.")
@@ -101,7 +108,7 @@ class _BackendChoice(click.Choice):
 @click.option("--slurm-poll-seconds", type=float, help="Seconds between squeue calls.  [default: 5]")
 @click.argument("pairs", nargs=-1, metavar="[KEY=VALUE]...")
 def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resume, rebuild, use_set, pairs, backend,
-        **slurm_flags) -> None:
+        time_budget, time_budget_hard, **slurm_flags) -> None:
     """Run a search: train the configurations the algorithm picks, keep the best."""
     from .resume import invocation, merge_invocation
     from .run import check_resume, run_search
@@ -112,8 +119,10 @@ def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resum
     if rebuild and not resume:
         raise UsageError("--rebuild continues a run whose journal no longer replays: give it with --resume")
     asked = invocation(values, {"algorithm": algorithm, "trainconf": trainconf, "automlconf": automlconf,
-                                "workers": workers, "traceout": traceout, "backend": backend},
+                                "workers": workers, "traceout": traceout, "backend": backend,
+                                "time_budget": time_budget, "time_budget_hard": time_budget_hard},
                        _slurm_values(slurm_flags))
+    record = None
     if resume and run_id:
         record = _recorded_run(mmar, run_id, asked["automlconf"])
         if record is not None and record.finished is not None:
@@ -129,7 +138,11 @@ def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resum
     warnings: list[str] = []  # shown once every check has passed, so an error stays one line
     settings, _ = settings_for_run(
         loaded, run_id=run_id, workers=asked["workers"], algorithm=asked["algorithm"], traceout=traceout,
-        set_values=values, warn=warnings.append, backend=asked["backend"], slurm=asked["slurm"])
+        set_values=values, warn=warnings.append, backend=asked["backend"], slurm=asked["slurm"],
+        budget=asked.get("time_budget"), budget_hard=asked.get("time_budget_hard"),
+        budget_option=time_budget is not None,
+        # a run started without a budget keeps its schedule: lengthening it would not replay
+        fill=record is None or "time_budget" in record.started)
     settings.invocation = asked
     check_trainer(loaded, isolated=True)  # what would fail in every job fails here, before the run folder exists
     algo = make_algorithm(loaded, settings, asked["algorithm"])
