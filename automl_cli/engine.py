@@ -184,7 +184,7 @@ class Engine:
             raise SearchFailed(message)
         message = f"AutoML run is successful: best {self.s.metric} {best.metric:.4f} in {best.name}"
         if self.budget_spent and not self.algorithm.is_done():
-            message += (f" (ended by its time budget: {self.stopping}; --resume with a bigger --time-budget "
+            message += (f" (ended by its time budget {format_duration(self.s.time_budget)}; --resume with a bigger --time-budget "
                         "continues the search)")
         elif self.stopping and not self.algorithm.is_done():
             message += f" (stopped early: {self.stopping}; --resume continues the search)"
@@ -325,7 +325,7 @@ class Engine:
             for job_id, job in list(self.jobs.items()):
                 if job_id in self.stop_reason:
                     continue
-                self.stop_reason[job_id] = f"stopped at the time budget ({budget})"
+                self.stop_reason[job_id] = f"stopped at the time budget {budget}"
                 self._record("stop_requested", job_id=job_id, reason=self.stop_reason[job_id])
                 self.backend.stop(job_id)
 
