@@ -1,0 +1,147 @@
+"""The time budget: durations, the run's own time over its sessions, and in simulation every
+algorithm stopping to launch at the budget (soft: running jobs finish; hard: they are cut)."""
+import pytest
+
+from automl_cli.algorithms import REGISTRY, load_all
+from automl_cli.durations import format_duration, parse_duration
+from automl_cli.runconfig import BUDGET_PASSES, fill_budget
+from automl_cli.simulate import simulate
+from automl_cli.status import RunView
+from automl_cli.store import Event
+
+from test_simulate import SEARCH, curve
+
+load_all()
+
+# long enough that half of its natural length is a budget that bites
+LONG = {"random": {"automl_max_recommendations": 24}, "bayesian": {"automl_max_recommendations": 14},
+        "bfbo": {"automl_max_recommendations": 14}, "grid": {"grid_points": 4},
+        "reinforcement": {"max_rounds": 24}, "asha": {"automl_max_trials": 24},
+        "pbt": {"automl_population_size": 4, "automl_eval_interval": 3}}
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("45m", 2700), ("12h", 43200), ("1d", 86400),
+                                           ("1h30m", 5400), ("2d3h4m5s", 183845), ("1.5h", 5400), ("600", 600),
+                                           (" 12H ", 43200), (3600, 3600), (0.5, 0.5)])
+def test_durations_read(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "h", "12x", "30m1h", "1h1h", "-5", "0", 0, "0s", "inf", "nan", True, None,
+                                  [1], "1h-30m"])
+def test_bad_durations_are_refused(text):
+    with pytest.raises(ValueError, match="expected a duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("seconds, text", [(43200, "12h"), (5400, "1h30m"), (90, "1m30s"), (86400, "1d"),
+                                           (0.5, "0.5s")])
+def test_durations_written_as_read(seconds, text):
+    assert format_duration(seconds) == text
+    assert parse_duration(text) == seconds
+
+
+def _events(*rows):
+    return [Event(seq, when, kind, data) for seq, (when, kind, data) in enumerate(rows, start=1)]
+
+
+def _clock(rows) -> RunView:
+    """A view that heard only the events' times (RunView._count_time): no jobs needed."""
+    view = RunView()
+    for seq, (when, kind, data) in enumerate(rows, start=1):
+        view._count_time(Event(seq, when, kind, data))
+    return view
+
+
+def test_used_time_counts_each_session_not_the_time_between():
+    view = _clock([
+        (1000.0, "run_started", {"run_id": "r", "time_budget": 3600.0}),
+        (1100.0, "asked", {}),
+        (1300.0, "metrics", {"job_id": 1, "epoch": 1}),  # the tool dies after this
+        # a day later: what the dead run's trainer wrote is recovered as the next session begins
+        (90000.0, "metrics", {"job_id": 1, "epoch": 2, "recovered": True}),
+        (90001.0, "run_rebuilt", {}),  # --rebuild: then run_resumed, in the same session
+        (90002.0, "run_resumed", {"time_budget": 7200.0, "time_budget_hard": True}),
+        (90051.0, "asked", {})])
+    assert view.time_used() == 300.0 + 50.0
+    assert (view.time_budget, view.time_budget_hard) == (7200.0, True)
+    assert view.time_used(now=90101.0) == 400.0
+
+
+def test_a_resume_without_a_budget_keeps_the_one_the_run_had():
+    view = _clock([(0.0, "run_started", {"run_id": "r", "time_budget": 60.0}), (70.0, "budget_reached", {}),
+                   (500.0, "run_resumed", {}), (510.0, "asked", {})])
+    assert view.time_budget == 60.0 and view.time_used() == 80.0
+
+
+def _budget(full) -> float:
+    """A budget that bites: the time at which about two thirds of the run's jobs had started
+    (at a job's start: the run with the budget starts it no more)."""
+    starts = sorted(j["start_time"] for j in full.jobs)
+    k = next(i for i in range(len(starts) * 2 // 3, len(starts)) if starts[i] > starts[i - 1])
+    return starts[k]
+
+
+def _mid_job(full) -> float:
+    """A budget that falls in the middle of a job (two thirds into the run's jobs)."""
+    job = sorted(full.jobs, key=lambda j: j["start_time"])[len(full.jobs) * 2 // 3]
+    return (job["start_time"] + job["end_time"]) / 2
+
+
+def _run(algorithm, **options):
+    params = dict(LONG.get(algorithm, {}))
+    return simulate(algorithm, SEARCH, curve, max_epochs=9, n_workers=3, seed=0, params=params, **options)
+
+
+@pytest.mark.parametrize("algorithm", sorted(REGISTRY))
+def test_soft_budget_starts_no_job_after_it_and_lets_running_ones_finish(algorithm):
+    full = _run(algorithm)
+    budget = _budget(full)
+    result = _run(algorithm, time_budget=budget, time_budget_hard=False)
+    assert result.jobs and max(j["start_time"] for j in result.jobs) < budget
+    # up to the budget the run is the run without one: the same jobs start, at the same times
+    before = [(j["job_id"], j["params"], j["start_time"]) for j in full.jobs if j["start_time"] < budget]
+    assert [(j["job_id"], j["params"], j["start_time"]) for j in result.jobs] == before
+    assert len(result.jobs) < len(full.jobs)
+    assert not any("time budget" in job.cause for job in result.view.jobs.values())
+    assert all(j["status"] in ("completed", "stopped") for j in result.jobs)
+    assert result.view.budget_reached["hard"] is False
+    assert result.view.stop_requested.startswith("time budget")
+
+
+@pytest.mark.parametrize("algorithm", sorted(REGISTRY))
+def test_hard_budget_cuts_running_jobs_at_it(algorithm):
+    full = _run(algorithm)
+    budget = _mid_job(full)
+    result = _run(algorithm, time_budget=budget)  # hard: simulate()'s default
+    assert result.elapsed == budget
+    assert max(j["start_time"] for j in result.jobs) < budget
+    assert max(j["end_time"] for j in result.jobs) <= budget
+    cut = [job for job in result.view.jobs.values() if "time budget" in job.cause]
+    running_at_budget = [j for j in full.jobs if j["start_time"] < budget < j["end_time"]]
+    assert running_at_budget and cut
+    assert all(job.status == "stopped" and job.ended == budget for job in cut)
+    assert result.view.budget_reached["hard"] is True
+
+
+@pytest.mark.parametrize("algorithm", ["hyperband", "hyperband_es", "bohb", "dehb"])
+def test_a_budget_lengthens_the_hyperband_family_until_it_ends_the_search(algorithm):
+    one_pass = simulate(algorithm, SEARCH, curve, max_epochs=9, n_workers=3, seed=0)
+    params: dict = {}
+    notes = fill_budget(algorithm, params, 9, 3 * one_pass.elapsed)
+    assert params == {"automl_hyperband_iterations": BUDGET_PASSES} and "raised" in notes[0]
+    filled = simulate(algorithm, SEARCH, curve, max_epochs=9, n_workers=3, seed=0, params=params,
+                      time_budget=3 * one_pass.elapsed, time_budget_hard=False)
+    assert filled.view.budget_reached is not None  # the budget ended it, not the schedule
+    assert len(filled.jobs) > 2 * len(one_pass.jobs)
+
+
+def test_a_schedule_the_user_set_is_kept_and_pbt_trains_to_the_configs_epochs():
+    params = {"automl_hyperband_iterations": 2}
+    assert fill_budget("hyperband", params, 9, 3600.0) == [] and params == {"automl_hyperband_iterations": 2}
+    assert fill_budget("hyperband", {}, 9, None) == []
+    params = {"automl_eval_interval": 2}
+    assert "automl_max_generations raised to 50" in fill_budget("pbt", params, 100, 3600.0)[0]
+    assert params["automl_max_generations"] == 50
+    params = {}
+    assert fill_budget("random", params, 9, 3600.0) == [] and params == {}
