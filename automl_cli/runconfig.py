@@ -292,8 +292,7 @@ def time_budget(loaded: Loaded, given: Any, hard: Any, *, option: bool = False) 
             seconds = parse_duration(given)
         except ValueError as exc:
             where = "--time-budget" if option else "automl_time_budget"
-            raise UsageError(f"bad {where} {json.dumps(given) if not isinstance(given, str) else repr(given)}: "
-                             f"{exc}") from None
+            raise UsageError(f"bad {where}: {exc}") from None
     if hard is None:
         hard = loaded.automl_doc.get("automl_time_budget_hard", False)
         if not isinstance(hard, bool):

@@ -1,5 +1,8 @@
 """The time budget: durations, the run's own time over its sessions, and in simulation every
 algorithm stopping to launch at the budget (soft: running jobs finish; hard: they are cut)."""
+import json
+import time
+
 import pytest
 
 from automl_cli.algorithms import REGISTRY, load_all
@@ -7,8 +10,9 @@ from automl_cli.durations import format_duration, parse_duration
 from automl_cli.runconfig import BUDGET_PASSES, fill_budget
 from automl_cli.simulate import simulate
 from automl_cli.status import RunView
-from automl_cli.store import Event
+from automl_cli.store import Event, read_events
 
+from conftest import run_cli, set_epoch_seconds
 from test_simulate import SEARCH, curve
 
 load_all()
@@ -145,3 +149,64 @@ def test_a_schedule_the_user_set_is_kept_and_pbt_trains_to_the_configs_epochs():
     assert params["automl_max_generations"] == 50
     params = {}
     assert fill_budget("random", params, 9, 3600.0) == [] and params == {}
+
+
+# -- end to end: the real command line, real trainer processes (tests/fake_trainer.py) ----------
+def test_a_run_ends_on_its_budget_and_a_resume_with_a_bigger_one_goes_on(fake_mmar):
+    set_epoch_seconds(fake_mmar, 0.4)
+    run_dir = fake_mmar / "automl" / "b"
+    common = ("run", "-m", str(fake_mmar), "--run-id", "b", "--workers", "0:1", "automl_max_recommendations=40")
+
+    soft = run_cli(*common, "--time-budget", "4s", timeout=120)
+    assert soft.returncode == 0, soft.stderr
+    trace = (run_dir / "trace.log").read_text()
+    assert "time budget 4s: no new job after it; running jobs finish" in trace
+    assert "time budget 4s reached: no new jobs (2 running finish)" in trace
+    assert "ended by its time budget 4s; --resume with a bigger --time-budget continues" in soft.stdout + trace
+    status = json.loads((run_dir / "status.json").read_text())["b"]
+    assert status["time_budget"]["reached"] and status["time_budget"]["budget"] == "4s"
+    events = read_events(run_dir)
+    reached = next(e for e in events if e.kind == "budget_reached")
+    first = [e for e in events if e.kind == "job_started"]
+    assert 2 <= len(first) < 40 and all(e.time < reached.time for e in first)
+    assert all(e.data["status"] == "completed" for e in events if e.kind == "job_finished")  # soft: they finished
+    assert (run_dir / "best" / "config" / "config_train.json").is_file()
+
+    again = run_cli("run", "-m", str(fake_mmar), "--run-id", "b", "--resume", timeout=120)  # the budget is spent
+    assert again.returncode == 0, again.stderr
+    assert "time budget 4s reached: no new jobs (none running)" in (run_dir / "trace.log").read_text()
+    assert sum(e.kind == "job_started" for e in read_events(run_dir)) == len(first)
+
+    time.sleep(2)  # the machine idle between sessions: not the run's time
+    hard = run_cli("run", "-m", str(fake_mmar), "--run-id", "b", "--resume", "--time-budget", "10s",
+                   "--time-budget-hard", timeout=120)
+    assert hard.returncode == 0, hard.stderr
+    trace = (run_dir / "trace.log").read_text()
+    assert "time budget 10s reached: no new jobs (2 running stopped with their checkpoints)" in trace
+    events = read_events(run_dir)
+    started = [e for e in events if e.kind == "job_started"]
+    assert len(started) > len(first)
+    cut = [e.data for e in events if e.kind == "job_finished" and "time budget" in (e.data.get("cause") or "")]
+    assert len(cut) == 2 and all(d["status"] == "stopped" and d["cause"] == "stopped at the time budget 10s"
+                                 for d in cut)
+    names = {e.data["job_id"]: e.data["name"] for e in started}
+    for d in cut:  # stopped with SIGTERM: each keeps the checkpoint of the epochs it trained
+        assert d["epochs"] == 0 or (run_dir / names[d["job_id"]] / "models" / "checkpoint.pt").is_file()
+    status = json.loads((run_dir / "status.json").read_text())["b"]
+    assert status["time_budget"]["hard"] and status["time_budget"]["seconds"] == 10
+    # the three sessions' own time: about the 10 s budget (plus the stopping), not the wall time since the start
+    wall = events[-1].time - events[0].time
+    assert 10 <= status["time_budget"]["used_seconds"] < wall - 1.5
+
+
+def test_bad_budgets_are_one_line_naming_where_they_were(fake_mmar):
+    bad = run_cli("run", "-m", str(fake_mmar), "--run-id", "x", "--time-budget", "12x")
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
+    assert "bad --time-budget: expected a duration" in bad.stderr
+    config = fake_mmar / "config" / "config_automl.json"
+    doc = json.loads(config.read_text())
+    doc["automl_time_budget"] = "soon"
+    config.write_text(json.dumps(doc))
+    bad = run_cli("run", "-m", str(fake_mmar), "--run-id", "x")
+    assert bad.returncode == 2 and "config_automl.json: $.automl_time_budget: expected a duration" in bad.stderr
+    assert not (fake_mmar / "automl" / "x").exists()
