@@ -442,12 +442,18 @@ def _local_time(iso: str | None) -> str:
               help="Seconds one epoch takes.  [default: measured from the newest earlier run]")
 @click.option("--automlconf", help="AutoML config file in config/.  [default: config_automl.json]")
 @click.option("--trainconf", help="Training config file in config/.  [default: config_train.json]")
+@click.option("--time-budget", help="Show what fits in this time (90s, 45m, 12h, 1d, 1h30m or seconds), as "
+                                     "`run --time-budget` would search.  [default: config_automl.json's]")
+@click.option("--time-budget-hard/--time-budget-soft", default=None,
+              help="At the budget the running jobs are stopped, or finish, as for `run`.  [default: soft]")
 @click.option("--set", "use_set", is_flag=True, help="Read the following KEY=VALUE words as settings, as for `run`.")
 @click.argument("pairs", nargs=-1, metavar="[KEY=VALUE]...")
-def plan(mmar, algorithm, workers, epoch_seconds, automlconf, trainconf, use_set, pairs) -> None:
+def plan(mmar, algorithm, workers, epoch_seconds, automlconf, trainconf, use_set, pairs, time_budget,
+         time_budget_hard) -> None:
     """Show the schedule, the number of jobs and epochs, and an estimated wall time."""
     from .plan import make_plan, measured_epoch_seconds, render
-    from .runconfig import RUN_KEYS, ALIASES, controller, load_mmar, parse_set_pairs, run_seed
+    from .runconfig import RUN_KEYS, ALIASES, controller, fill_budget, load_mmar, parse_set_pairs, run_seed
+    from .runconfig import time_budget as read_time_budget
     from .runfolder import work_dir_of
     from .workers import parse_workers
 
@@ -464,8 +470,14 @@ def plan(mmar, algorithm, workers, epoch_seconds, automlconf, trainconf, use_set
         source = "given"
     else:
         epoch_seconds, source = measured_epoch_seconds(work_dir_of(loaded.mmar, automlconf or values.get("automlconf")))
+    budget, hard = read_time_budget(loaded, time_budget if time_budget is not None else values.get("automl_time_budget"),
+                                    time_budget_hard if time_budget_hard is not None
+                                    else values.get("automl_time_budget_hard"), option=time_budget is not None)
+    # the schedule a run with this budget gets; without the epoch time nothing bounds its simulation
+    notes = fill_budget(name, params, loaded.max_epochs, budget) if epoch_seconds else []
     result = make_plan(loaded.space, name, params, loaded.max_epochs, n_workers, epoch_seconds, source,
-                       seed=seed)
+                       seed=seed, time_budget=budget, time_budget_hard=hard)
+    result.reasons = notes + result.reasons
     for line in render(result):
         click.echo(line)
 

@@ -210,3 +210,16 @@ def test_bad_budgets_are_one_line_naming_where_they_were(fake_mmar):
     bad = run_cli("run", "-m", str(fake_mmar), "--run-id", "x")
     assert bad.returncode == 2 and "config_automl.json: $.automl_time_budget: expected a duration" in bad.stderr
     assert not (fake_mmar / "automl" / "x").exists()
+
+
+def test_plan_says_what_fits_in_the_budget(fake_mmar):
+    fits = run_cli("plan", "-m", str(fake_mmar), "--algorithm", "hyperband", "--workers", "0:1", "--epoch-seconds",
+                   "10", "--time-budget", "30m", "--set", "automl_R=3")
+    assert fits.returncode == 0, fits.stderr
+    assert "automl_hyperband_iterations raised to 1000" in fits.stdout
+    assert "in the time budget 30m with 2 worker(s) at 10 s/epoch:" in fits.stdout
+    assert "the budget ends the search (the running jobs finish" in fits.stdout
+    short = run_cli("plan", "-m", str(fake_mmar), "--workers", "0:1", "--epoch-seconds", "10", "--time-budget", "1d")
+    assert "the search ends before the time budget 1d: 4 jobs" in short.stdout  # automl_max_recommendations: 4
+    unknown = run_cli("plan", "-m", str(fake_mmar), "--time-budget", "1h")
+    assert "what fits in the time budget 1h: unknown without the time of an epoch" in unknown.stdout
