@@ -412,10 +412,12 @@ def describe_components(loaded: Loaded) -> list[str]:
     broken one fails here, as it would at the start of a run)."""
     name, params = controller(loaded, None)
     cls = custom_controller(loaded, None)
+    budget, hard = time_budget(loaded, None, None)
     if cls is None:
         clara = loaded.automl_doc.get("controller", {}).get("name")
         alias = f" (Clara's {clara})" if clara in CLARA_CONTROLLERS else ""
-        lines = [f"algorithm {name}{alias} {json.dumps(resolve_params(get_algorithm(name), params))}"]
+        filled = fill_budget(name, params, loaded.max_epochs, budget)
+        lines = [f"algorithm {name}{alias} {json.dumps(resolve_params(get_algorithm(name), params))}", *filled]
     else:
         build(cls, name, params, loaded.automl_path, ["controller"])
         ctrl = loaded.automl_doc.get("controller", {})
@@ -423,6 +425,9 @@ def describe_components(loaded: Loaded) -> list[str]:
         ignored = f" (name {ctrl['name']} ignored: path given)" if "name" in ctrl else ""
         lines = [f"controller {name} (your own{api}, from {sys.modules[cls.__module__].__file__}) "
                  f"args {json.dumps(params)}{ignored}"]
+    if budget is not None:
+        lines.append(f"time budget {format_duration(budget)}: no new job after it; running jobs "
+                     + ("are stopped then (with their checkpoints)" if hard else "finish"))
     executor = check_executor(loaded)
     lines.append(f"executor {executor.get('name', 'MMARExecutor')}: each job's output goes to <job>/train.log")
     handlers = load_handlers(loaded.automl_doc, loaded.mmar.root, loaded.automl_path)

@@ -223,3 +223,19 @@ def test_plan_says_what_fits_in_the_budget(fake_mmar):
     assert "the search ends before the time budget 1d: 4 jobs" in short.stdout  # automl_max_recommendations: 4
     unknown = run_cli("plan", "-m", str(fake_mmar), "--time-budget", "1h")
     assert "what fits in the time budget 1h: unknown without the time of an epoch" in unknown.stdout
+
+
+def test_the_budget_of_config_automl_json_is_said_by_validate_and_ends_the_run(fake_mmar):
+    set_epoch_seconds(fake_mmar, 0.4)
+    config = fake_mmar / "config" / "config_automl.json"
+    doc = json.loads(config.read_text())
+    doc.update({"automl_time_budget": "3s", "automl_time_budget_hard": True})
+    doc["controller"]["args"]["automl_max_recommendations"] = 40
+    config.write_text(json.dumps(doc))
+    validate = run_cli("validate", "-m", str(fake_mmar))
+    assert "time budget 3s: no new job after it; running jobs are stopped then (with their checkpoints)" \
+        in validate.stdout
+    ran = run_cli("run", "-m", str(fake_mmar), "--run-id", "c", "--workers", "0:1", timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert "time budget 3s reached: no new jobs (2 running stopped with their checkpoints)" in \
+        (fake_mmar / "automl" / "c" / "trace.log").read_text()
