@@ -470,9 +470,9 @@ def plan(mmar, algorithm, workers, epoch_seconds, automlconf, trainconf, use_set
         source = "given"
     else:
         epoch_seconds, source = measured_epoch_seconds(work_dir_of(loaded.mmar, automlconf or values.get("automlconf")))
-    budget, hard = read_time_budget(loaded, time_budget if time_budget is not None else values.get("automl_time_budget"),
-                                    time_budget_hard if time_budget_hard is not None
-                                    else values.get("automl_time_budget_hard"), option=time_budget is not None)
+    given = time_budget if time_budget is not None else values.get("automl_time_budget")
+    hard = time_budget_hard if time_budget_hard is not None else values.get("automl_time_budget_hard")
+    budget, hard = read_time_budget(loaded, given, hard, option=time_budget is not None)
     # the schedule a run with this budget gets; without the epoch time nothing bounds its simulation
     notes = fill_budget(name, params, loaded.max_epochs, budget) if epoch_seconds else []
     result = make_plan(loaded.space, name, params, loaded.max_epochs, n_workers, epoch_seconds, source,

@@ -34,7 +34,7 @@ AUTO_TIMEOUT_FACTOR, AUTO_TIMEOUT_FLOOR = 10.0, 600.0
 
 def format_duration_left(seconds: float) -> str:
     """A duration to the second (none below 0), for the trace."""
-    return format_duration(max(0, round(seconds))) or "0s"
+    return format_duration(max(0, round(seconds)))
 
 
 def _quiet(message: str, *, level: str = "INFO", key: bool = False) -> None:
@@ -184,8 +184,8 @@ class Engine:
             raise SearchFailed(message)
         message = f"AutoML run is successful: best {self.s.metric} {best.metric:.4f} in {best.name}"
         if self.budget_spent and not self.algorithm.is_done():
-            message += (f" (ended by its time budget {format_duration(self.s.time_budget)}; --resume with a bigger --time-budget "
-                        "continues the search)")
+            message += (f" (ended by its time budget {format_duration(self.s.time_budget)}; --resume with a "
+                        "bigger --time-budget continues the search)")
         elif self.stopping and not self.algorithm.is_done():
             message += f" (stopped early: {self.stopping}; --resume continues the search)"
         if published:
