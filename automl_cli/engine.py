@@ -190,8 +190,10 @@ class Engine:
             message += f" (stopped early: {self.stopping}; --resume continues the search)"
         if published:
             message += "; " + published(best)
+        # a search that ended while a spent budget let its last jobs finish has nothing left either
+        budget_tail = self.budget_spent and not self.relaunch and not self.unstarted
         self._record("run_finished", status="completed", message=message, best_job=best.name,
-                     done=self.algorithm.is_done() and not self.stopping)
+                     done=self.algorithm.is_done() and (not self.stopping or budget_tail))
         self.trace(message, key=True)
         return best
 
