@@ -318,8 +318,9 @@ class RunView:
         left_running = sum((j.eta() or 0.0) for j in self.running())
         not_started = max(0, planned - len(self.jobs))
         eta = (left_running + not_started * mean) / workers
-        if self.time_budget is not None and self.time_budget_hard:  # it ends at the budget, at the latest
-            eta = min(eta, max(0.0, self.time_budget - self.time_used()))
+        if self.time_budget is not None:  # no job starts after the budget: hard, it ends there; soft, a job later
+            left = max(0.0, self.time_budget - self.time_used())
+            eta = min(eta, left if self.time_budget_hard else left + mean)
         return eta
 
     def budget_json(self) -> dict[str, Any] | None:
