@@ -120,6 +120,13 @@ class _BackendChoice(click.Choice):
 @click.option("--backend", type=_BackendChoice(),
               help="Where jobs run: processes here, or one sbatch job each (see docs/slurm.md).  "
                    "[default: local, or slurm with executor SlurmExecutor]")
+@click.option("--time-budget",
+              help="Search for this long (90s, 45m, 12h, 1d, 1h30m or seconds; the run's own time, over its "
+                   "resumes): no new job after it; the best so far is published.  [default: config_automl.json's "
+                   "automl_time_budget, else none]")
+@click.option("--time-budget-hard/--time-budget-soft", default=None,
+              help="At the time budget, stop the running jobs too (they keep their checkpoints), or let them "
+                   "finish.  [default: soft]")
 @click.option("--slurm-partition", help="sbatch --partition.")
 @click.option("--slurm-account", help="sbatch --account.")
 @click.option("--slurm-qos", help="sbatch --qos.")
@@ -137,7 +144,7 @@ class _BackendChoice(click.Choice):
 @click.option("--slurm-poll-seconds", type=float, help="Seconds between squeue calls.  [default: 5]")
 @click.argument("pairs", nargs=-1, metavar="[KEY=VALUE]...")
 def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resume, rebuild, use_set, pairs, backend,
-        **slurm_flags) -> None:
+        time_budget, time_budget_hard, **slurm_flags) -> None:
     """Run a search: train the configurations the algorithm picks, keep the best."""
     from .resume import invocation, merge_invocation
     from .run import check_resume, run_search
@@ -148,8 +155,10 @@ def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resum
     if rebuild and not resume:
         raise UsageError("--rebuild continues a run whose journal no longer replays: give it with --resume")
     asked = invocation(values, {"algorithm": algorithm, "trainconf": trainconf, "automlconf": automlconf,
-                                "workers": workers, "traceout": traceout, "backend": backend},
+                                "workers": workers, "traceout": traceout, "backend": backend,
+                                "time_budget": time_budget, "time_budget_hard": time_budget_hard},
                        _slurm_values(slurm_flags))
+    record = None
     if resume and run_id:
         record = _recorded_run(mmar, run_id, asked["automlconf"])
         if record is not None and record.finished is not None:
@@ -165,7 +174,11 @@ def run(mmar, run_id, workers, algorithm, automlconf, trainconf, traceout, resum
     warnings: list[str] = []  # shown once every check has passed, so an error stays one line
     settings, _ = settings_for_run(
         loaded, run_id=run_id, workers=asked["workers"], algorithm=asked["algorithm"], traceout=traceout,
-        set_values=values, warn=warnings.append, backend=asked["backend"], slurm=asked["slurm"])
+        set_values=values, warn=warnings.append, backend=asked["backend"], slurm=asked["slurm"],
+        budget=asked.get("time_budget"), budget_hard=asked.get("time_budget_hard"),
+        budget_option=time_budget is not None,
+        # a run started without a budget keeps its schedule: lengthening it would not replay
+        fill=record is None or "time_budget" in record.started)
     settings.invocation = asked
     check_trainer(loaded, isolated=True)  # what would fail in every job fails here, before the run folder exists
     algo = make_algorithm(loaded, settings, asked["algorithm"])
@@ -538,12 +551,18 @@ def _duration(seconds: float | None) -> str:
               help="Seconds one epoch takes.  [default: measured from the newest earlier run]")
 @click.option("--automlconf", help="AutoML config file in config/.  [default: config_automl.json]")
 @click.option("--trainconf", help="Training config file in config/.  [default: config_train.json]")
+@click.option("--time-budget", help="Show what fits in this time (90s, 45m, 12h, 1d, 1h30m or seconds), as "
+                                     "`run --time-budget` would search.  [default: config_automl.json's]")
+@click.option("--time-budget-hard/--time-budget-soft", default=None,
+              help="At the budget the running jobs are stopped, or finish, as for `run`.  [default: soft]")
 @click.option("--set", "use_set", is_flag=True, help="Read the following KEY=VALUE words as settings, as for `run`.")
 @click.argument("pairs", nargs=-1, metavar="[KEY=VALUE]...")
-def plan(mmar, algorithm, workers, epoch_seconds, automlconf, trainconf, use_set, pairs) -> None:
+def plan(mmar, algorithm, workers, epoch_seconds, automlconf, trainconf, use_set, pairs, time_budget,
+         time_budget_hard) -> None:
     """Show the schedule, the number of jobs and epochs, and an estimated wall time."""
     from .plan import make_plan, measured_epoch_seconds, render
-    from .runconfig import RUN_KEYS, ALIASES, controller, load_mmar, parse_set_pairs, run_seed
+    from .runconfig import RUN_KEYS, ALIASES, controller, fill_budget, load_mmar, parse_set_pairs, run_seed
+    from .runconfig import time_budget as read_time_budget
     from .runfolder import work_dir_of
     from .workers import parse_workers
 
@@ -560,8 +579,14 @@ def plan(mmar, algorithm, workers, epoch_seconds, automlconf, trainconf, use_set
         source = "given"
     else:
         epoch_seconds, source = measured_epoch_seconds(work_dir_of(loaded.mmar, automlconf or values.get("automlconf")))
+    given = time_budget if time_budget is not None else values.get("automl_time_budget")
+    hard = time_budget_hard if time_budget_hard is not None else values.get("automl_time_budget_hard")
+    budget, hard = read_time_budget(loaded, given, hard, option=time_budget is not None)
+    # the schedule a run with this budget gets; without the epoch time nothing bounds its simulation
+    notes = fill_budget(name, params, loaded.max_epochs, budget) if epoch_seconds else []
     result = make_plan(loaded.space, name, params, loaded.max_epochs, n_workers, epoch_seconds, source,
-                       seed=seed)
+                       seed=seed, time_budget=budget, time_budget_hard=hard)
+    result.reasons = notes + result.reasons
     for line in render(result):
         click.echo(line)
 

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from .algorithms.base import STOP, Algorithm, JobRequest, Outcome
 from .backends.base import Backend, Job, JobExit, MetricsReport
+from .durations import format_duration
 from .errors import DiskFull, Interrupted, SearchFailed, UsageError
 from .outcomes import CONFIG_ERROR_EXIT, JobScores, classify
 from .replay import ResumeMismatch, replay  # noqa: F401 -- ResumeMismatch: for importers of the engine
@@ -31,6 +32,11 @@ _POLL_MIN, _POLL_MAX = 0.01, 0.25
 AUTO_TIMEOUT_FACTOR, AUTO_TIMEOUT_FLOOR = 10.0, 600.0
 
 
+def format_duration_left(seconds: float) -> str:
+    """A duration to the second (none below 0), for the trace."""
+    return format_duration(max(0, round(seconds)))
+
+
 def _quiet(message: str, *, level: str = "INFO", key: bool = False) -> None:
     """The trace of a run nobody watches (simulations)."""
 
@@ -44,7 +50,10 @@ class EngineSettings:
     metric: str
     direction: str  # "maximize" | "minimize"
     max_epochs: int
-    deadline: float | None = None  # backend clock time at which running jobs are cut
+    # seconds of the run's own time (summed over its sessions: RunView.time_used) after which
+    # no job starts; `time_budget_hard`: the running jobs are stopped then too, else they finish
+    time_budget: float | None = None
+    time_budget_hard: bool = False
     score: str = "best"  # a job's score: its "best" epoch (what models/model.pt holds) or its "last"
     max_retries: int = 1  # more attempts a crashed job gets (from its checkpoint); NaN and exit 2 never are
     # seconds without an epoch after which a running job is stopped as hung (failed, retried
@@ -91,6 +100,8 @@ class Engine:
         self.next_job = 1
         self.suspended: set[str] = set()  # worker names given no new job
         self.stopping: str | None = None  # why the run is finishing early: no new jobs, running ones end
+        self.budget_end: float | None = None  # backend clock time at which the time budget runs out
+        self.budget_spent = False
         self.listeners: list[Callable[[Event], None]] = []
         self.tick_hooks: list[Callable[["Engine"], None]] = []
 
@@ -112,10 +123,8 @@ class Engine:
         try:
             self._start()
             while not ((self.algorithm.is_done() or self.stopping) and not self.backend.running()):
-                if self.s.deadline is not None and self.backend.now() >= self.s.deadline:
-                    self.trace("time budget reached: cutting the running jobs", key=True)
-                    self._stop_everything("time budget reached", interrupting=False)
-                    break
+                if self.budget_end is not None and not self.budget_spent and self.backend.now() >= self.budget_end:
+                    self._budget_reached()
                 for hook in self.tick_hooks:
                     hook(self)
                 started = False if self.stopping else self._fill_workers()
@@ -174,18 +183,27 @@ class Engine:
             self.trace(message, level="ERROR")
             raise SearchFailed(message)
         message = f"AutoML run is successful: best {self.s.metric} {best.metric:.4f} in {best.name}"
-        if self.stopping and not self.algorithm.is_done():
+        if self.budget_spent and not self.algorithm.is_done():
+            message += (f" (ended by its time budget {format_duration(self.s.time_budget)}; --resume with a "
+                        "bigger --time-budget continues the search)")
+        elif self.stopping and not self.algorithm.is_done():
             message += f" (stopped early: {self.stopping}; --resume continues the search)"
         if published:
             message += "; " + published(best)
+        # a search that ended while a spent budget let its last jobs finish has nothing left either
+        budget_tail = self.budget_spent and not self.relaunch and not self.unstarted
         self._record("run_finished", status="completed", message=message, best_job=best.name,
-                     done=self.algorithm.is_done() and not self.stopping)
+                     done=self.algorithm.is_done() and (not self.stopping or budget_tail))
         self.trace(message, key=True)
         return best
 
     def _start(self) -> None:
         s = self.s
         workers = [{"name": w.name, "gpus": list(w.gpus)} for w in s.workers]
+        budget = {} if s.time_budget is None else {"time_budget": s.time_budget, "time_budget_hard": s.time_budget_hard}
+        if s.time_budget is not None:
+            # the sessions before this one used part of it (a resume); this one counts from now
+            self.budget_end = self.backend.now() + s.time_budget - self.view.time_used()
         if self.resumed:
             if self.rebuilt is not None:  # a later resume adopts the trials up to here, and replays after
                 finished = sum(1 for j in self.view.jobs.values() if j.status in ("completed", "failed", "stopped"))
@@ -195,8 +213,10 @@ class Engine:
                            "it decides from those results, not as an uninterrupted run would have", level="WARN",
                            key=True)
             # the workers too: a resumed run may be given others than the run started with
+            used = self.view.time_used()
             self._record("run_resumed", relaunched=[j.job_id for j in self.relaunch],
-                         reattached=[j.job_id for j in self.reattached], workers=workers, **s.resume_info)
+                         reattached=[j.job_id for j in self.reattached], workers=workers, **budget,
+                         **s.resume_info)
             for job in self.reattached:
                 if job.job_id in self.stop_reason:  # asked to stop before the tool died: ask again
                     self.backend.stop(job.job_id)
@@ -207,13 +227,19 @@ class Engine:
                        f"{len(self.relaunch)} to continue from their checkpoints"
                        + (f", {len(self.reattached)} re-attached where they are" if self.reattached else ""),
                        key=True)
+            if s.time_budget is not None:
+                self.trace(f"time budget {format_duration(s.time_budget)}: {format_duration_left(used)} used by "
+                           f"the run so far, {format_duration_left(s.time_budget - used)} left", key=True)
             return
         space = space_record(s.space)
         self._record("run_started", run_id=s.run_id, algorithm=s.algorithm, params=self.algorithm.params,
                      metric=s.metric, direction=s.direction, max_epochs=s.max_epochs, workers=workers, space=space,
-                     planned_jobs=self.algorithm.planned_jobs(), seed=self.algorithm.seed, **s.info)
+                     planned_jobs=self.algorithm.planned_jobs(), seed=self.algorithm.seed, **budget, **s.info)
         self.trace(f"run {s.run_id} started: algorithm {s.algorithm} {json.dumps(self.algorithm.params)}, "
                    f"metric {s.metric} ({s.direction}), {s.max_epochs} epochs per full training", key=True)
+        if s.time_budget is not None:
+            self.trace(f"time budget {format_duration(s.time_budget)}: no new job after it; running jobs "
+                       + ("are stopped then (with their checkpoints)" if s.time_budget_hard else "finish"), key=True)
         for line in self.algorithm.explain():
             self.trace(line)
         for p in s.space.params:
@@ -278,6 +304,32 @@ class Engine:
         self.trace(f"stopping the search: {reason}; no new jobs"
                    + (f", waiting for the {running} running job(s) to end" if running else ""), key=True)
         return True
+
+    def _budget_reached(self) -> None:
+        """No new job from here on; with a hard budget the running jobs are stopped (SIGTERM:
+        they checkpoint) and end as stopped. The run then finishes as any run stopped early:
+        best/ published, and a resume with a bigger budget goes on."""
+        self.budget_spent = True
+        budget = format_duration(self.s.time_budget)
+        running = len(self.jobs)
+        if self.s.time_budget_hard:
+            then = f"{running} running stopped with their checkpoints" if running else "none running"
+        else:
+            then = f"{running} running finish" if running else "none running"
+        message = f"time budget {budget} reached: no new jobs ({then})"
+        self._record("budget_reached", budget=self.s.time_budget, hard=self.s.time_budget_hard, running=running,
+                     used=self.view.time_used(self.backend.now()), message=message)
+        self.trace(message, key=True)
+        if not self.stopping:
+            self.stopping = f"time budget {budget} reached"
+            self._record("run_stop_requested", reason=self.stopping)
+        if self.s.time_budget_hard:
+            for job_id, job in list(self.jobs.items()):
+                if job_id in self.stop_reason:
+                    continue
+                self.stop_reason[job_id] = f"stopped at the time budget {budget}"
+                self._record("stop_requested", job_id=job_id, reason=self.stop_reason[job_id])
+                self.backend.stop(job_id)
 
     def suspend_worker(self, name: str) -> str:
         """Give worker `name` no new job (its running job goes on). Returns what happened."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .algorithms.base import get_algorithm
 from .algorithms.schedulers.hyperband import SuccessiveHalving
+from .durations import format_duration
 from .simulate import run_simulation
 from .status import RunView, _clock
 from .store import JOURNAL
@@ -31,6 +32,10 @@ class Plan:
     epoch_seconds: float | None
     epoch_seconds_source: str
     wall_seconds: float | None
+    time_budget: float | None = None
+    time_budget_hard: bool = False
+    budget_ended: bool = False  # the budget, not the schedule, ended the simulated search
+    brackets_started: int = 0
 
 
 def measured_epoch_seconds(runs_dir: Path) -> tuple[float | None, str]:
@@ -49,7 +54,10 @@ def measured_epoch_seconds(runs_dir: Path) -> tuple[float | None, str]:
 
 
 def make_plan(space, algorithm: str, params: dict, max_epochs: int, workers: int,
-              epoch_seconds: float | None, source: str, seed: int = 0) -> Plan:
+              epoch_seconds: float | None, source: str, seed: int = 0, time_budget: float | None = None,
+              time_budget_hard: bool = False) -> Plan:
+    """The schedule, and the search simulated at `epoch_seconds` per epoch: within
+    `time_budget` (seconds) when one is given and the epoch time is known."""
     cls = get_algorithm(algorithm)
     algo = cls(space, max_epochs=max_epochs, seed=seed, params=params)
     reasons, brackets = [], []
@@ -65,12 +73,16 @@ def make_plan(space, algorithm: str, params: dict, max_epochs: int, workers: int
     else:
         reasons = algo.explain()
     noise = random.Random(seed)
+    budget = time_budget if epoch_seconds else None  # what fits in it is known only with the epoch time
     result = run_simulation(space, lambda c, e, s: (noise.random(), epoch_seconds or 1.0), dict,
-                            algorithm=algorithm, max_epochs=max_epochs, n_workers=workers, seed=seed, params=params)
+                            algorithm=algorithm, max_epochs=max_epochs, n_workers=workers, seed=seed, params=params,
+                            time_budget=budget if budget is not None else float("inf"),
+                            time_budget_hard=time_budget_hard)
     epochs = sum(len(j["metrics"]) for j in result.jobs)
     wall = result.elapsed if epoch_seconds else None
+    started = {j.bracket for j in result.view.jobs.values() if j.bracket is not None}
     return Plan(algorithm, algo.params, reasons, brackets, len(result.jobs), epochs, workers, epoch_seconds, source,
-                wall)
+                wall, time_budget, time_budget_hard, result.view.budget_reached is not None, len(started))
 
 
 def render(plan: Plan) -> list[str]:
@@ -81,7 +93,23 @@ def render(plan: Plan) -> list[str]:
         for i, (n, epochs, entry) in enumerate(rows):
             lines.append(f"    rung {i}: {n:>4} configuration(s), each trained to epoch {epochs}"
                          + (f" ({entry})" if entry else ""))
+    if plan.time_budget is not None and plan.wall_seconds is not None:
+        budget = format_duration(plan.time_budget)
+        brackets = f" ({plan.brackets_started} bracket(s) begun)" if plan.brackets_started else ""
+        if plan.budget_ended:
+            then = "the running jobs stopped there" if plan.time_budget_hard else "the running jobs finish"
+            lines.append(f"in the time budget {budget} with {plan.workers} worker(s) at {plan.epoch_seconds:.3g} "
+                         f"s/epoch: {plan.jobs} jobs start{brackets}, {plan.epochs} epochs of training; the budget "
+                         f"ends the search ({then}, at {_clock(plan.wall_seconds)}; job start-up not included)")
+        else:
+            lines.append(f"the search ends before the time budget {budget}: {plan.jobs} jobs{brackets}, "
+                         f"{plan.epochs} epochs of training in {_clock(plan.wall_seconds)} with {plan.workers} "
+                         f"worker(s) at {plan.epoch_seconds:.3g} s/epoch (job start-up not included)")
+        return lines
     lines.append(f"total: {plan.jobs} jobs, {plan.epochs} epochs of training")
+    if plan.time_budget is not None:
+        lines.append(f"what fits in the time budget {format_duration(plan.time_budget)}: unknown without the time "
+                     "of an epoch; give --epoch-seconds")
     if plan.wall_seconds is not None:
         lines.append(f"estimated wall time with {plan.workers} worker(s) at {plan.epoch_seconds:.3g} s/epoch "
                      f"({plan.epoch_seconds_source}): {_clock(plan.wall_seconds)} (job start-up not included)")

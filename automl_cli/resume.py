@@ -21,9 +21,13 @@ from .errors import UsageError
 # imported here, only its installed version read)
 LIBRARIES = ("automl-cli", "numpy", "scipy", "torch")
 # run settings given as options or as --set pairs: one slot each in the invocation
-OPTION_KEYS = ("algorithm", "trainconf", "automlconf", "workers", "traceout", "backend")
-# what a resumed run may be given anew: where its jobs run and what is shown
-CHANGEABLE = ("workers", "traceout", "slurm")
+OPTION_KEYS = ("algorithm", "trainconf", "automlconf", "workers", "traceout", "backend", "time_budget",
+               "time_budget_hard")
+# the --set pair that gives an option's setting, where its name differs
+PAIR_NAMES = {"time_budget": "automl_time_budget", "time_budget_hard": "automl_time_budget_hard"}
+# what a resumed run may be given anew: where its jobs run, what is shown, and how long it
+# may search (a run that ended on its budget goes on with a bigger one)
+CHANGEABLE = ("workers", "traceout", "slurm", "time_budget", "time_budget_hard")
 
 
 def library_versions() -> dict[str, str | None]:
@@ -121,7 +125,7 @@ def invocation(values: dict[str, Any], options: dict[str, Any], slurm: dict[str,
     out: dict[str, Any] = {}
     for key in OPTION_KEYS:
         given = options.get(key)
-        from_pairs = pairs.pop(key, None)
+        from_pairs = pairs.pop(PAIR_NAMES.get(key, key), None)
         out[key] = given if given is not None else from_pairs
     pairs.pop("run_id", None)
     out["set"] = pairs

@@ -190,7 +190,8 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
     engine = Engine(
         EngineSettings(settings.run_id, settings.algorithm, settings.space, settings.workers, settings.metric,
                        settings.direction, settings.max_epochs, max_retries=settings.max_retries,
-                       job_timeout=settings.job_timeout,
+                       job_timeout=settings.job_timeout, time_budget=settings.time_budget,
+                       time_budget_hard=settings.time_budget_hard,
                        info={"mmar": str(settings.mmar.root), "device": "gpu" if settings.have_gpus else "cpu",
                              "config_files": settings.config_files, "backend": settings.backend,
                              **({"variables": settings.variables} if settings.variables else {}),
@@ -224,6 +225,8 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         trace(f"workers: {where}", key=True)
+        for note in settings.notes:
+            trace(note, key=True)
         engine.run()
         engine.finish(lambda best: _publish(engine.view, best, run_dir, source=settings.mmar,
                                             train_config_name=settings.job_train_config,
@@ -314,7 +317,8 @@ def _recover_metrics(journal: Journal, history) -> bool:
         for values in lines:
             epoch = values.get("epoch")  # none in a line being written when the run died (unreadable)
             if isinstance(epoch, int) and epoch not in seen.setdefault(job_id, set()):
-                journal.append("metrics", job_id=job_id, epoch=epoch, values=values)
+                # recovered: stamped now, but not time the run spent (RunView.time_used skips it)
+                journal.append("metrics", job_id=job_id, epoch=epoch, values=values, recovered=True)
                 seen[job_id].add(epoch)
                 added = True
     return added

@@ -19,6 +19,7 @@ from .clara.clara_api.adapters import ClaraHandlerAdapter
 from .clara.components import (CLARA_CONTROLLERS, algorithm_name, build, controller_algorithm, controller_class,
                                load_handlers)
 from .clara.mmar_handler import JobLayout, MMARHandler
+from .durations import format_duration, parse_duration
 from .errors import ConfigError, UsageError
 from .mmar import AUTOML_CONFIG, MMAR, TRAIN_CONFIG
 from .runfolder import automl_variables, runs_root
@@ -31,7 +32,12 @@ from .workers import Worker
 
 # --set keys that are settings of the run rather than algorithm parameters
 RUN_KEYS = {"run_id", "workers", "traceout", "trainconf", "automlconf", "algorithm", "seed", "automl_max_retries",
-            "automl_job_timeout"}
+            "automl_job_timeout", "automl_time_budget", "automl_time_budget_hard"}
+# With a time budget, schedules that would end after one pass are lengthened (unless the
+# user set how long they run) so that the budget, not the schedule, ends the search: the
+# Hyperband family gets this many passes over its brackets, a fixed number (not one worked
+# out from the budget) so that a resume with a bigger budget continues the same schedule
+BUDGET_PASSES = 1000
 # a run id names <runs>/<id>/, its SLURM jobs and its control files: no path separators,
 # spaces or shell characters (Clara's examples use names like a, test1, trn_autoML_Enum)
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@=-]{0,99}")
@@ -74,6 +80,9 @@ class RunSettings:
     copy_whole_mmar: bool = False  # jobs copy the whole MMAR (key_mmar_content_only false), not link it
     handlers: list[tuple[str, Any]] = field(default_factory=list)  # (label, instance): Clara's event handlers
     invocation: dict[str, Any] = field(default_factory=dict)  # the options and --set pairs given (resume.invocation)
+    time_budget: float | None = None  # seconds of the run's own time, over its sessions (docs/usage.md)
+    time_budget_hard: bool = False  # at the budget running jobs are stopped too, not left to finish
+    notes: list[str] = field(default_factory=list)  # what the settings code decided, for trace.log
 
     @property
     def run_dir(self) -> Path:
@@ -267,9 +276,70 @@ def check_executor(loaded: Loaded) -> dict:
     return executor
 
 
+def time_budget(loaded: Loaded, given: Any, hard: Any, *, option: bool = False) -> tuple[float | None, bool]:
+    """The run's time budget in seconds (None: none) and whether it is hard: `given` (the
+    --time-budget option, or --set automl_time_budget with `option` False), else
+    config_automl.json's automl_time_budget; a bad value is one line naming where it was."""
+    if given is None and "automl_time_budget" in loaded.automl_doc:
+        try:
+            seconds = parse_duration(loaded.automl_doc["automl_time_budget"])
+        except ValueError as exc:
+            raise ConfigError(loaded.automl_path, ["automl_time_budget"], str(exc)) from None
+    elif given is None:
+        seconds = None
+    else:
+        try:
+            seconds = parse_duration(given)
+        except ValueError as exc:
+            where = "--time-budget" if option else "automl_time_budget"
+            raise UsageError(f"bad {where}: {exc}") from None
+    if hard is None:
+        hard = loaded.automl_doc.get("automl_time_budget_hard", False)
+        if not isinstance(hard, bool):
+            raise ConfigError(loaded.automl_path, ["automl_time_budget_hard"], f"expected true or false, got "
+                              f"{json.dumps(hard)}")
+    elif not isinstance(hard, bool):
+        raise UsageError(f"automl_time_budget_hard must be true or false, got {hard!r}")
+    return seconds, hard
+
+
+def fill_budget(name: str, params: dict[str, Any], max_epochs: int, budget: float | None) -> list[str]:
+    """With a time budget, lengthen a schedule that would end after one pass, unless the
+    user set its length (in `params`, which this changes): the Hyperband family runs its
+    brackets BUDGET_PASSES times over, PBT trains its members up to the config's epochs.
+    Algorithms that train a set number of configurations (automl_max_recommendations)
+    keep it: they end at the budget or at that number, whichever comes first. Returns
+    what it did, for trace.log."""
+    if budget is None:
+        return []
+    try:
+        cls = get_algorithm(name)
+    except UsageError:  # a user's controller decides for itself
+        return []
+    spec = getattr(cls, "parameters", {})
+    notes = []
+    if "automl_hyperband_iterations" in spec and "automl_hyperband_iterations" not in params:
+        params["automl_hyperband_iterations"] = BUDGET_PASSES
+        notes.append(f"time budget {format_duration(budget)}: automl_hyperband_iterations raised to {BUDGET_PASSES} "
+                     "(the brackets run over again until the budget ends the search; set it to choose)")
+    if "automl_max_generations" in spec and "automl_max_generations" not in params:
+        interval = params.get("automl_eval_interval", spec["automl_eval_interval"].default)
+        needed = -(-max_epochs // interval) if isinstance(interval, int) and interval > 0 else None
+        if needed and needed > spec["automl_max_generations"].default:
+            params["automl_max_generations"] = needed
+            notes.append(f"time budget {format_duration(budget)}: automl_max_generations raised to {needed} (members "
+                         f"train up to the config's {max_epochs} epochs; set it to choose)")
+    return notes
+
+
 def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None, algorithm: str | None,
                      traceout: str | None, set_values: dict[str, Any], warn, backend: str | None = None,
-                     slurm: dict[str, Any] | None = None) -> tuple[RunSettings, list[Worker]]:
+                     slurm: dict[str, Any] | None = None, budget: Any = None, budget_hard: Any = None,
+                     budget_option: bool = False, fill: bool = True) -> tuple[RunSettings, list[Worker]]:
+    """The RunSettings of `automl run`, with every input checked before anything starts.
+    `budget`, `budget_hard`: the time budget given (time_budget); `fill`: lengthen the
+    schedule for it (fill_budget; not for a resumed run that started without a budget,
+    whose schedule is fixed)."""
     """The RunSettings of `automl run`, with every input checked before anything starts."""
     if not run_id:
         raise UsageError("no run id: give --run-id ID or --set run_id=ID")
@@ -295,6 +365,8 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
                                   or not job_timeout >= 0):
         raise UsageError(f"automl_job_timeout must be a number of seconds >= 0 (0: never) or \"auto\", "
                          f"got {job_timeout!r}")
+    seconds, hard = time_budget(loaded, budget, budget_hard, option=budget_option)
+    notes = fill_budget(name, params, loaded.max_epochs, seconds) if fill and custom is None else []
     if custom is None:
         resolve_params(get_algorithm(name), params)  # fail now, not after the run folder exists
     handlers = load_handlers(loaded.automl_doc, loaded.mmar.root, loaded.automl_path)
@@ -322,7 +394,7 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
         config_files={"train": str(loaded.train_path), "automl": str(loaded.automl_path)},
         backend=backend, backend_options=placement.options, runs_root=runs_dir(loaded.mmar, layout),
         job_train_config=layout.job_train_config, copy_whole_mmar=layout.copy_whole_mmar, handlers=handlers,
-        variables=loaded.variables)
+        variables=loaded.variables, time_budget=seconds, time_budget_hard=hard, notes=notes)
     return settings, worker_list
 
 
@@ -340,10 +412,12 @@ def describe_components(loaded: Loaded) -> list[str]:
     broken one fails here, as it would at the start of a run)."""
     name, params = controller(loaded, None)
     cls = custom_controller(loaded, None)
+    budget, hard = time_budget(loaded, None, None)
     if cls is None:
         clara = loaded.automl_doc.get("controller", {}).get("name")
         alias = f" (Clara's {clara})" if clara in CLARA_CONTROLLERS else ""
-        lines = [f"algorithm {name}{alias} {json.dumps(resolve_params(get_algorithm(name), params))}"]
+        filled = fill_budget(name, params, loaded.max_epochs, budget)
+        lines = [f"algorithm {name}{alias} {json.dumps(resolve_params(get_algorithm(name), params))}", *filled]
     else:
         build(cls, name, params, loaded.automl_path, ["controller"])
         ctrl = loaded.automl_doc.get("controller", {})
@@ -351,6 +425,9 @@ def describe_components(loaded: Loaded) -> list[str]:
         ignored = f" (name {ctrl['name']} ignored: path given)" if "name" in ctrl else ""
         lines = [f"controller {name} (your own{api}, from {sys.modules[cls.__module__].__file__}) "
                  f"args {json.dumps(params)}{ignored}"]
+    if budget is not None:
+        lines.append(f"time budget {format_duration(budget)}: no new job after it; running jobs "
+                     + ("are stopped then (with their checkpoints)" if hard else "finish"))
     executor = check_executor(loaded)
     lines.append(f"executor {executor.get('name', 'MMARExecutor')}: each job's output goes to <job>/train.log")
     handlers = load_handlers(loaded.automl_doc, loaded.mmar.root, loaded.automl_path)

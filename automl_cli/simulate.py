@@ -67,9 +67,12 @@ class SimulationResult:
 
 def simulate(algorithm: str, search: list[dict], objective: Callable[[dict, int, dict], tuple[float, float]],
              max_epochs: int, n_workers: int = 1, time_budget: float = math.inf, direction: str = "minimize",
-             seed: int = 0, params: dict[str, Any] | None = None, score: str = "last") -> SimulationResult:
+             seed: int = 0, params: dict[str, Any] | None = None, score: str = "last",
+             time_budget_hard: bool = True) -> SimulationResult:
     """Run `algorithm` against `objective` with `n_workers` simulated workers until the
-    algorithm is done or `time_budget` virtual seconds have passed (running jobs are cut).
+    algorithm is done or `time_budget` virtual seconds have passed: no job starts after it,
+    and the running ones are cut there (`time_budget_hard`, the default) or finish, as
+    `automl run --time-budget` does without --time-budget-hard.
     A job is scored by its `last` epoch (the value at the fidelity it reached), or by its
     `best` epoch as MMAR runs do (where models/model.pt holds the best epoch's weights)."""
     if direction not in ("minimize", "maximize"):
@@ -88,24 +91,27 @@ def simulate(algorithm: str, search: list[dict], objective: Callable[[dict, int,
 
     return run_simulation(space, objective, to_config, algorithm=algorithm, max_epochs=max_epochs,
                           n_workers=n_workers, time_budget=time_budget, direction=direction, seed=seed, params=params,
-                          score=score)
+                          score=score, time_budget_hard=time_budget_hard)
 
 
 def run_simulation(space: SearchSpace, objective: Callable[[dict, int, dict], tuple[float, float]],
                    to_config: Callable[[dict], dict], *, algorithm: str, max_epochs: int, n_workers: int = 1,
                    time_budget: float = math.inf, direction: str = "minimize", seed: int = 0,
-                   params: dict[str, Any] | None = None, score: str = "last") -> SimulationResult:
+                   params: dict[str, Any] | None = None, score: str = "last",
+                   time_budget_hard: bool = True) -> SimulationResult:
     """simulate() on any SearchSpace (e.g. an MMAR's); `to_config` maps a job's parameters
     to what the objective receives."""
     algo = get_algorithm(algorithm)(space, max_epochs=max_epochs, seed=seed, params=params or {}, direction=direction)
-    deadline = None if math.isinf(time_budget) else float(time_budget)
-    backend = SimulatedBackend(objective, METRIC, to_config, deadline)
+    budget = None if math.isinf(time_budget) else float(time_budget)
+    # the virtual clock stops at a hard budget, so no epoch ends after it
+    backend = SimulatedBackend(objective, METRIC, to_config, budget if time_budget_hard else None)
     journal = Journal(Path(":memory:"))
     workers = [Worker(i + 1, ()) for i in range(n_workers)]
     if score not in ("best", "last"):
         raise UsageError(f"score must be 'best' or 'last', got {score!r}")
     engine = Engine(EngineSettings("simulation", algorithm, space, workers, METRIC, direction, max_epochs,
-                                   deadline=deadline, score=score), algo, backend, journal)
+                                   time_budget=budget, time_budget_hard=time_budget_hard, score=score),
+                    algo, backend, journal)
     try:
         view = engine.run()
     finally:

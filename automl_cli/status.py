@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from .durations import format_duration
 from .store import Event, read_events
 
 _TAO_STATUS = {"running": "RUNNING", "completed": "SUCCESS", "failed": "FAILURE", "stopped": "STOPPED",
@@ -97,6 +98,17 @@ class RunView:
     full_depth: int = 0  # the most epochs a completed job trained to: who may be best (see best())
     workers: dict[str, WorkerView] = field(default_factory=dict)
     stop_requested: str | None = None  # why the run was asked to finish early (no new jobs)
+    # the time budget (seconds of the run's own time, over all its sessions; None: none), as
+    # the latest start or resume set it, and the budget_reached event's data once it ran out
+    time_budget: float | None = None
+    time_budget_hard: bool = False
+    budget_reached: dict[str, Any] | None = None
+    # the run's own time: each session (a start or a resume) counts from its first event to
+    # its last, so the hours a crashed run's machine was down are not counted
+    used_before: float = 0.0  # by the sessions before this one
+    session_started: float | None = None
+    last_event: float = 0.0
+    previous_kind: str = ""
 
     @property
     def metric_name(self) -> str:
@@ -117,6 +129,7 @@ class RunView:
     def apply(self, event: Event) -> None:
         d = event.data
         self.last_seq = event.seq
+        self._count_time(event)
         if event.kind == "run_started":
             self.run_id, self.settings, self.started = d["run_id"], d, event.time
             self._set_workers(d.get("workers", []))
@@ -172,6 +185,32 @@ class RunView:
             self.workers[d["worker"]].suspended = False
         elif event.kind == "run_stop_requested":
             self.stop_requested = d.get("reason", "")
+        elif event.kind == "budget_reached":
+            self.budget_reached = d
+
+    def _count_time(self, event: Event) -> None:
+        d = event.data
+        # a session begins with the run's start or a resume (a rebuilt resume journals
+        # run_rebuilt, then run_resumed: one session)
+        if event.kind in ("run_started", "run_rebuilt") or (event.kind == "run_resumed"
+                                                             and self.previous_kind != "run_rebuilt"):
+            if self.session_started is not None:
+                self.used_before += max(0.0, self.last_event - self.session_started)
+            self.session_started = event.time
+        if event.kind in ("run_started", "run_resumed") and "time_budget" in d:  # a resume may extend it
+            self.time_budget, self.time_budget_hard = d["time_budget"], bool(d.get("time_budget_hard"))
+            self.budget_reached = None
+        self.previous_kind = event.kind
+        if not d.get("recovered"):  # recovered: read from a dead run's metrics files as the next session began
+            self.last_event = max(self.last_event, event.time)
+
+    def time_used(self, now: float | None = None) -> float:
+        """Seconds of the run's own time so far (`now`: the live run's clock; else up to its
+        last journaled event)."""
+        if self.session_started is None:
+            return self.used_before
+        end = self.last_event if now is None else max(now, self.last_event)
+        return self.used_before + max(0.0, end - self.session_started)
 
     def _set_workers(self, workers: list[dict[str, Any]]) -> None:
         """The run's workers (at its start, or as a resumed run names them: it may have others);
@@ -290,7 +329,21 @@ class RunView:
         workers = max(1, len(self.settings.get("workers", [])))
         left_running = sum((j.eta() or 0.0) for j in self.running())
         not_started = max(0, planned - len(self.jobs))
-        return (left_running + not_started * mean) / workers
+        eta = (left_running + not_started * mean) / workers
+        if self.time_budget is not None:  # no job starts after the budget: hard, it ends there; soft, a job later
+            left = max(0.0, self.time_budget - self.time_used())
+            eta = min(eta, left if self.time_budget_hard else left + mean)
+        return eta
+
+    def budget_json(self) -> dict[str, Any] | None:
+        """The time budget as status.json shows it (None: the run has none)."""
+        if self.time_budget is None:
+            return None
+        reached = self.budget_reached
+        return {"budget": format_duration(self.time_budget), "seconds": self.time_budget,
+                "used_seconds": round(self.time_used(), 1), "hard": self.time_budget_hard,
+                "reached": reached is not None,
+                "message": reached.get("message") if reached else None}
 
     def status_json(self) -> dict[str, Any]:
         """TAO-style status: the brain (run) entry, then one entry per experiment (job)."""
@@ -310,6 +363,7 @@ class RunView:
                                                 "params": flat_values(best.params, self.value_widths)},
             "suspended_workers": self.suspended_workers(),
             "stop_requested": self.stop_requested,
+            "time_budget": self.budget_json(),
         }}
         for job in sorted(self.jobs.values(), key=lambda j: j.job_id):
             stamp = dt.datetime.fromtimestamp(job.ended or time.time())

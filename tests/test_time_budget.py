@@ -1,0 +1,244 @@
+"""The time budget: durations, the run's own time over its sessions, and in simulation every
+algorithm stopping to launch at the budget (soft: running jobs finish; hard: they are cut)."""
+import json
+import re
+import time
+
+import pytest
+
+from automl_cli.algorithms import REGISTRY, load_all
+from automl_cli.durations import format_duration, parse_duration
+from automl_cli.runconfig import BUDGET_PASSES, fill_budget
+from automl_cli.simulate import simulate
+from automl_cli.status import RunView
+from automl_cli.store import Event, read_events
+
+from conftest import run_cli, set_epoch_seconds
+from test_simulate import SEARCH, curve
+
+load_all()
+
+# long enough that half of its natural length is a budget that bites
+LONG = {"random": {"automl_max_recommendations": 24}, "bayesian": {"automl_max_recommendations": 14},
+        "bfbo": {"automl_max_recommendations": 14}, "grid": {"grid_points": 4},
+        "reinforcement": {"max_rounds": 24}, "asha": {"automl_max_trials": 24},
+        "pbt": {"automl_population_size": 4, "automl_eval_interval": 3}}
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("45m", 2700), ("12h", 43200), ("1d", 86400),
+                                           ("1h30m", 5400), ("2d3h4m5s", 183845), ("1.5h", 5400), ("600", 600),
+                                           (" 12H ", 43200), (3600, 3600), (0.5, 0.5)])
+def test_durations_read(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "h", "12x", "30m1h", "1h1h", "-5", "0", 0, "0s", "inf", "nan", True, None,
+                                  [1], "1h-30m"])
+def test_bad_durations_are_refused(text):
+    with pytest.raises(ValueError, match="expected a duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("seconds, text", [(43200, "12h"), (5400, "1h30m"), (90, "1m30s"), (86400, "1d"),
+                                           (0.5, "0.5s")])
+def test_durations_written_as_read(seconds, text):
+    assert format_duration(seconds) == text
+    assert parse_duration(text) == seconds
+
+
+def _events(*rows):
+    return [Event(seq, when, kind, data) for seq, (when, kind, data) in enumerate(rows, start=1)]
+
+
+def _clock(rows) -> RunView:
+    """A view that heard only the events' times (RunView._count_time): no jobs needed."""
+    view = RunView()
+    for seq, (when, kind, data) in enumerate(rows, start=1):
+        view._count_time(Event(seq, when, kind, data))
+    return view
+
+
+def test_used_time_counts_each_session_not_the_time_between():
+    view = _clock([
+        (1000.0, "run_started", {"run_id": "r", "time_budget": 3600.0}),
+        (1100.0, "asked", {}),
+        (1300.0, "metrics", {"job_id": 1, "epoch": 1}),  # the tool dies after this
+        # a day later: what the dead run's trainer wrote is recovered as the next session begins
+        (90000.0, "metrics", {"job_id": 1, "epoch": 2, "recovered": True}),
+        (90001.0, "run_rebuilt", {}),  # --rebuild: then run_resumed, in the same session
+        (90002.0, "run_resumed", {"time_budget": 7200.0, "time_budget_hard": True}),
+        (90051.0, "asked", {})])
+    assert view.time_used() == 300.0 + 50.0
+    assert (view.time_budget, view.time_budget_hard) == (7200.0, True)
+    assert view.time_used(now=90101.0) == 400.0
+
+
+def test_a_resume_without_a_budget_keeps_the_one_the_run_had():
+    view = _clock([(0.0, "run_started", {"run_id": "r", "time_budget": 60.0}), (70.0, "budget_reached", {}),
+                   (500.0, "run_resumed", {}), (510.0, "asked", {})])
+    assert view.time_budget == 60.0 and view.time_used() == 80.0
+
+
+def _budget(full) -> float:
+    """A budget that bites: the time at which about two thirds of the run's jobs had started
+    (at a job's start: the run with the budget starts it no more)."""
+    starts = sorted(j["start_time"] for j in full.jobs)
+    k = next(i for i in range(len(starts) * 2 // 3, len(starts)) if starts[i] > starts[i - 1])
+    return starts[k]
+
+
+def _mid_job(full) -> float:
+    """A budget that falls in the middle of a job (two thirds into the run's jobs)."""
+    job = sorted(full.jobs, key=lambda j: j["start_time"])[len(full.jobs) * 2 // 3]
+    return (job["start_time"] + job["end_time"]) / 2
+
+
+def _run(algorithm, **options):
+    params = dict(LONG.get(algorithm, {}))
+    return simulate(algorithm, SEARCH, curve, max_epochs=9, n_workers=3, seed=0, params=params, **options)
+
+
+@pytest.mark.parametrize("algorithm", sorted(REGISTRY))
+def test_soft_budget_starts_no_job_after_it_and_lets_running_ones_finish(algorithm):
+    full = _run(algorithm)
+    budget = _budget(full)
+    result = _run(algorithm, time_budget=budget, time_budget_hard=False)
+    assert result.jobs and max(j["start_time"] for j in result.jobs) < budget
+    # up to the budget the run is the run without one: the same jobs start, at the same times
+    before = [(j["job_id"], j["params"], j["start_time"]) for j in full.jobs if j["start_time"] < budget]
+    assert [(j["job_id"], j["params"], j["start_time"]) for j in result.jobs] == before
+    assert len(result.jobs) < len(full.jobs)
+    assert not any("time budget" in job.cause for job in result.view.jobs.values())
+    assert all(j["status"] in ("completed", "stopped") for j in result.jobs)
+    assert result.view.budget_reached["hard"] is False
+    assert result.view.stop_requested.startswith("time budget")
+
+
+@pytest.mark.parametrize("algorithm", sorted(REGISTRY))
+def test_hard_budget_cuts_running_jobs_at_it(algorithm):
+    full = _run(algorithm)
+    budget = _mid_job(full)
+    result = _run(algorithm, time_budget=budget)  # hard: simulate()'s default
+    assert result.elapsed == budget
+    assert max(j["start_time"] for j in result.jobs) < budget
+    assert max(j["end_time"] for j in result.jobs) <= budget
+    cut = [job for job in result.view.jobs.values() if "time budget" in job.cause]
+    running_at_budget = [j for j in full.jobs if j["start_time"] < budget < j["end_time"]]
+    assert running_at_budget and cut
+    assert all(job.status == "stopped" and job.ended == budget for job in cut)
+    assert result.view.budget_reached["hard"] is True
+
+
+@pytest.mark.parametrize("algorithm", ["hyperband", "hyperband_es", "bohb", "dehb"])
+def test_a_budget_lengthens_the_hyperband_family_until_it_ends_the_search(algorithm):
+    one_pass = simulate(algorithm, SEARCH, curve, max_epochs=9, n_workers=3, seed=0)
+    params: dict = {}
+    notes = fill_budget(algorithm, params, 9, 3 * one_pass.elapsed)
+    assert params == {"automl_hyperband_iterations": BUDGET_PASSES} and "raised" in notes[0]
+    filled = simulate(algorithm, SEARCH, curve, max_epochs=9, n_workers=3, seed=0, params=params,
+                      time_budget=3 * one_pass.elapsed, time_budget_hard=False)
+    assert filled.view.budget_reached is not None  # the budget ended it, not the schedule
+    assert len(filled.jobs) > 2 * len(one_pass.jobs)
+
+
+def test_a_schedule_the_user_set_is_kept_and_pbt_trains_to_the_configs_epochs():
+    params = {"automl_hyperband_iterations": 2}
+    assert fill_budget("hyperband", params, 9, 3600.0) == [] and params == {"automl_hyperband_iterations": 2}
+    assert fill_budget("hyperband", {}, 9, None) == []
+    params = {"automl_eval_interval": 2}
+    assert "automl_max_generations raised to 50" in fill_budget("pbt", params, 100, 3600.0)[0]
+    assert params["automl_max_generations"] == 50
+    params = {}
+    assert fill_budget("random", params, 9, 3600.0) == [] and params == {}
+
+
+# -- end to end: the real command line, real trainer processes (tests/fake_trainer.py) ----------
+def test_a_run_ends_on_its_budget_and_a_resume_with_a_bigger_one_goes_on(fake_mmar):
+    set_epoch_seconds(fake_mmar, 0.4)
+    run_dir = fake_mmar / "automl" / "b"
+    common = ("run", "-m", str(fake_mmar), "--run-id", "b", "--workers", "0:1", "automl_max_recommendations=40")
+
+    soft = run_cli(*common, "--time-budget", "4s", timeout=120)
+    assert soft.returncode == 0, soft.stderr
+    trace = (run_dir / "trace.log").read_text()
+    assert "time budget 4s: no new job after it; running jobs finish" in trace
+    # both workers are busy but at the moment one job ends and the next has yet to start
+    assert re.search(r"time budget 4s reached: no new jobs \([12] running finish\)", trace)
+    assert "ended by its time budget 4s; --resume with a bigger --time-budget continues" in soft.stdout + trace
+    status = json.loads((run_dir / "status.json").read_text())["b"]
+    assert status["time_budget"]["reached"] and status["time_budget"]["budget"] == "4s"
+    events = read_events(run_dir)
+    reached = next(e for e in events if e.kind == "budget_reached")
+    first = [e for e in events if e.kind == "job_started"]
+    assert 2 <= len(first) < 40 and all(e.time < reached.time for e in first)
+    assert all(e.data["status"] == "completed" for e in events if e.kind == "job_finished")  # soft: they finished
+    assert (run_dir / "best" / "config" / "config_train.json").is_file()
+
+    again = run_cli("run", "-m", str(fake_mmar), "--run-id", "b", "--resume", timeout=120)  # the budget is spent
+    assert again.returncode == 0, again.stderr
+    assert "time budget 4s reached: no new jobs (none running)" in (run_dir / "trace.log").read_text()
+    assert sum(e.kind == "job_started" for e in read_events(run_dir)) == len(first)
+
+    time.sleep(2)  # the machine idle between sessions: not the run's time
+    set_epoch_seconds(fake_mmar, 2.0)  # the next jobs outlast what is left of the budget: both are cut
+    hard = run_cli("run", "-m", str(fake_mmar), "--run-id", "b", "--resume", "--time-budget", "10s",
+                   "--time-budget-hard", timeout=120)
+    assert hard.returncode == 0, hard.stderr
+    trace = (run_dir / "trace.log").read_text()
+    assert "time budget 10s reached: no new jobs (2 running stopped with their checkpoints)" in trace
+    events = read_events(run_dir)
+    started = [e for e in events if e.kind == "job_started"]
+    assert len(started) > len(first)
+    cut = [e.data for e in events if e.kind == "job_finished" and "time budget" in (e.data.get("cause") or "")]
+    assert len(cut) == 2 and all(d["status"] == "stopped" and d["cause"] == "stopped at the time budget 10s"
+                                 for d in cut)
+    names = {e.data["job_id"]: e.data["name"] for e in started}
+    for d in cut:  # stopped with SIGTERM: each keeps the checkpoint of the epochs it trained
+        assert d["epochs"] == 0 or (run_dir / names[d["job_id"]] / "models" / "checkpoint.pt").is_file()
+    status = json.loads((run_dir / "status.json").read_text())["b"]
+    assert status["time_budget"]["hard"] and status["time_budget"]["seconds"] == 10
+    # the three sessions' own time: about the 10 s budget (plus the stopping), not the wall time since the start
+    wall = events[-1].time - events[0].time
+    assert 10 <= status["time_budget"]["used_seconds"] < wall - 1.5
+
+
+def test_bad_budgets_are_one_line_naming_where_they_were(fake_mmar):
+    bad = run_cli("run", "-m", str(fake_mmar), "--run-id", "x", "--time-budget", "12x")
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
+    assert "bad --time-budget: expected a duration" in bad.stderr
+    config = fake_mmar / "config" / "config_automl.json"
+    doc = json.loads(config.read_text())
+    doc["automl_time_budget"] = "soon"
+    config.write_text(json.dumps(doc))
+    bad = run_cli("run", "-m", str(fake_mmar), "--run-id", "x")
+    assert bad.returncode == 2 and "config_automl.json: $.automl_time_budget: expected a duration" in bad.stderr
+    assert not (fake_mmar / "automl" / "x").exists()
+
+
+def test_plan_says_what_fits_in_the_budget(fake_mmar):
+    fits = run_cli("plan", "-m", str(fake_mmar), "--algorithm", "hyperband", "--workers", "0:1", "--epoch-seconds",
+                   "10", "--time-budget", "30m", "--set", "automl_R=3")
+    assert fits.returncode == 0, fits.stderr
+    assert "automl_hyperband_iterations raised to 1000" in fits.stdout
+    assert "in the time budget 30m with 2 worker(s) at 10 s/epoch:" in fits.stdout
+    assert "the budget ends the search (the running jobs finish" in fits.stdout
+    short = run_cli("plan", "-m", str(fake_mmar), "--workers", "0:1", "--epoch-seconds", "10", "--time-budget", "1d")
+    assert "the search ends before the time budget 1d: 4 jobs" in short.stdout  # automl_max_recommendations: 4
+    unknown = run_cli("plan", "-m", str(fake_mmar), "--time-budget", "1h")
+    assert "what fits in the time budget 1h: unknown without the time of an epoch" in unknown.stdout
+
+
+def test_the_budget_of_config_automl_json_is_said_by_validate_and_ends_the_run(fake_mmar):
+    set_epoch_seconds(fake_mmar, 1.5)  # the first two jobs outlast the budget: both are cut
+    config = fake_mmar / "config" / "config_automl.json"
+    doc = json.loads(config.read_text())
+    doc.update({"automl_time_budget": "3s", "automl_time_budget_hard": True})
+    doc["controller"]["args"]["automl_max_recommendations"] = 40
+    config.write_text(json.dumps(doc))
+    validate = run_cli("validate", "-m", str(fake_mmar))
+    assert "time budget 3s: no new job after it; running jobs are stopped then (with their checkpoints)" \
+        in validate.stdout
+    ran = run_cli("run", "-m", str(fake_mmar), "--run-id", "c", "--workers", "0:1", timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert "time budget 3s reached: no new jobs (2 running stopped with their checkpoints)" in \
+        (fake_mmar / "automl" / "c" / "trace.log").read_text()
