@@ -59,6 +59,8 @@ class EngineSettings:
     # seconds without an epoch after which a running job is stopped as hung (failed, retried
     # as a crash): a number, "auto" (see AUTO_TIMEOUT_FACTOR) or 0 (never)
     job_timeout: float | str = 0
+    # the algorithm's schedule runs until the time budget ends it: no planned job count is shown
+    open_ended: bool = False
     info: dict[str, Any] = field(default_factory=dict)  # more for the run_started event
     resume_info: dict[str, Any] = field(default_factory=dict)  # more for a run_resumed (or run_rebuilt) event
 
@@ -234,7 +236,8 @@ class Engine:
         space = space_record(s.space)
         self._record("run_started", run_id=s.run_id, algorithm=s.algorithm, params=self.algorithm.params,
                      metric=s.metric, direction=s.direction, max_epochs=s.max_epochs, workers=workers, space=space,
-                     planned_jobs=self.algorithm.planned_jobs(), seed=self.algorithm.seed, **budget, **s.info)
+                     planned_jobs=None if s.open_ended else self.algorithm.planned_jobs(), seed=self.algorithm.seed,
+                     **budget, **s.info)
         self.trace(f"run {s.run_id} started: algorithm {s.algorithm} {json.dumps(self.algorithm.params)}, "
                    f"metric {s.metric} ({s.direction}), {s.max_epochs} epochs per full training", key=True)
         if s.time_budget is not None:

@@ -191,7 +191,7 @@ def run_search(settings: RunSettings, algorithm: Algorithm, *, resume: bool = Fa
         EngineSettings(settings.run_id, settings.algorithm, settings.space, settings.workers, settings.metric,
                        settings.direction, settings.max_epochs, max_retries=settings.max_retries,
                        job_timeout=settings.job_timeout, time_budget=settings.time_budget,
-                       time_budget_hard=settings.time_budget_hard,
+                       time_budget_hard=settings.time_budget_hard, open_ended=settings.open_ended,
                        info={"mmar": str(settings.mmar.root), "device": "gpu" if settings.have_gpus else "cpu",
                              "config_files": settings.config_files, "backend": settings.backend,
                              **({"variables": settings.variables} if settings.variables else {}),

@@ -83,6 +83,8 @@ class RunSettings:
     time_budget: float | None = None  # seconds of the run's own time, over its sessions (docs/usage.md)
     time_budget_hard: bool = False  # at the budget running jobs are stopped too, not left to finish
     notes: list[str] = field(default_factory=list)  # what the settings code decided, for trace.log
+    # the schedule was lengthened to run until the time budget ends it: its job count says nothing
+    open_ended: bool = False
 
     @property
     def run_dir(self) -> Path:
@@ -340,7 +342,6 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
     `budget`, `budget_hard`: the time budget given (time_budget); `fill`: lengthen the
     schedule for it (fill_budget; not for a resumed run that started without a budget,
     whose schedule is fixed)."""
-    """The RunSettings of `automl run`, with every input checked before anything starts."""
     if not run_id:
         raise UsageError("no run id: give --run-id ID or --set run_id=ID")
     if not _RUN_ID.fullmatch(run_id):
@@ -366,6 +367,7 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
         raise UsageError(f"automl_job_timeout must be a number of seconds >= 0 (0: never) or \"auto\", "
                          f"got {job_timeout!r}")
     seconds, hard = time_budget(loaded, budget, budget_hard, option=budget_option)
+    passes_given = "automl_hyperband_iterations" in params
     notes = fill_budget(name, params, loaded.max_epochs, seconds) if fill and custom is None else []
     if custom is None:
         resolve_params(get_algorithm(name), params)  # fail now, not after the run folder exists
@@ -394,7 +396,8 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
         config_files={"train": str(loaded.train_path), "automl": str(loaded.automl_path)},
         backend=backend, backend_options=placement.options, runs_root=runs_dir(loaded.mmar, layout),
         job_train_config=layout.job_train_config, copy_whole_mmar=layout.copy_whole_mmar, handlers=handlers,
-        variables=loaded.variables, time_budget=seconds, time_budget_hard=hard, notes=notes)
+        variables=loaded.variables, time_budget=seconds, time_budget_hard=hard, notes=notes,
+        open_ended=not passes_given and "automl_hyperband_iterations" in params)
     return settings, worker_list
 
 

@@ -242,3 +242,19 @@ def test_the_budget_of_config_automl_json_is_said_by_validate_and_ends_the_run(f
     assert ran.returncode == 0, ran.stderr
     assert "time budget 3s reached: no new jobs (2 running stopped with their checkpoints)" in \
         (fake_mmar / "automl" / "c" / "trace.log").read_text()
+
+
+def test_a_schedule_lengthened_for_the_budget_shows_no_planned_job_count(fake_mmar):
+    """1000 passes over the brackets are 'until the budget', not 17,000 planned jobs."""
+    config = fake_mmar / "config" / "config_automl.json"
+    doc = json.loads(config.read_text())
+    doc["controller"] = {"name": "hyperband", "args": {"automl_R": 3, "automl_nu": 3, "epoch_multiplier": 1}}
+    config.write_text(json.dumps(doc))
+    ran = run_cli("run", "-m", str(fake_mmar), "--run-id", "h", "--time-budget", "2s", timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    view = RunView.load(fake_mmar / "automl" / "h")
+    assert view.settings["planned_jobs"] is None
+    given = run_cli("run", "-m", str(fake_mmar), "--run-id", "g", "--time-budget", "2s",
+                    "--set", "automl_hyperband_iterations=1", timeout=120)
+    assert given.returncode == 0, given.stderr
+    assert RunView.load(fake_mmar / "automl" / "g").settings["planned_jobs"] == 4  # R=3, nu=3: 3 jobs, then 1
