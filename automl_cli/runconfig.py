@@ -32,7 +32,7 @@ from .workers import Worker
 
 # --set keys that are settings of the run rather than algorithm parameters
 RUN_KEYS = {"run_id", "workers", "traceout", "trainconf", "automlconf", "algorithm", "seed", "automl_max_retries",
-            "automl_job_timeout", "automl_time_budget", "automl_time_budget_hard"}
+            "automl_job_timeout", "automl_time_budget", "automl_time_budget_hard", "automl_start_from_config"}
 # With a time budget, schedules that would end after one pass are lengthened (unless the
 # user set how long they run) so that the budget, not the schedule, ends the search: the
 # Hyperband family gets this many passes over its brackets, a fixed number (not one worked
@@ -78,6 +78,9 @@ class RunSettings:
     job_train_config: str = TRAIN_CONFIG  # the applied config's name in a job's config/ (train_config_file)
     variables: dict[str, Any] = field(default_factory=dict)  # --set values of the config's {VAR}s
     copy_whole_mmar: bool = False  # jobs copy the whole MMAR (key_mmar_content_only false), not link it
+    # the configuration as written (SearchSpace.written_values), proposed first; None: off
+    # (automl_start_from_config false, or a user's controller, which proposes on its own)
+    start_from: dict[str, Any] | None = None
     handlers: list[tuple[str, Any]] = field(default_factory=list)  # (label, instance): Clara's event handlers
     invocation: dict[str, Any] = field(default_factory=dict)  # the options and --set pairs given (resume.invocation)
     time_budget: float | None = None  # seconds of the run's own time, over its sessions (docs/usage.md)
@@ -205,7 +208,7 @@ def make_algorithm(loaded: Loaded, settings: RunSettings, override: str | None) 
     common = dict(max_epochs=settings.max_epochs, seed=settings.seed, params=settings.algorithm_params,
                   direction=settings.direction)
     if cls is None:
-        return get_algorithm(settings.algorithm)(settings.space, **common)
+        return get_algorithm(settings.algorithm)(settings.space, start_from=settings.start_from, **common)
     instance = build(cls, settings.algorithm, settings.algorithm_params, loaded.automl_path, ["controller"])
     return controller_algorithm(cls, instance, settings.space, settings.algorithm, settings.handlers, **common)
 
@@ -367,6 +370,9 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
         raise UsageError(f"automl_job_timeout must be a number of seconds >= 0 (0: never) or \"auto\", "
                          f"got {job_timeout!r}")
     seconds, hard = time_budget(loaded, budget, budget_hard, option=budget_option)
+    start = set_values.get("automl_start_from_config", loaded.automl_doc.get("automl_start_from_config", True))
+    if not isinstance(start, bool):
+        raise UsageError(f"automl_start_from_config must be true or false, got {start!r}")
     passes_given = "automl_hyperband_iterations" in params
     notes = fill_budget(name, params, loaded.max_epochs, seconds) if fill and custom is None else []
     if custom is None:
@@ -397,7 +403,8 @@ def settings_for_run(loaded: Loaded, *, run_id: str | None, workers: str | None,
         backend=backend, backend_options=placement.options, runs_root=runs_dir(loaded.mmar, layout),
         job_train_config=layout.job_train_config, copy_whole_mmar=layout.copy_whole_mmar, handlers=handlers,
         variables=loaded.variables, time_budget=seconds, time_budget_hard=hard, notes=notes,
-        open_ended=not passes_given and "automl_hyperband_iterations" in params)
+        open_ended=not passes_given and "automl_hyperband_iterations" in params,
+        start_from=loaded.space.written_values(loaded.resolved_train) if start and custom is None else None)
     return settings, worker_list
 
 

@@ -68,13 +68,16 @@ class SimulationResult:
 def simulate(algorithm: str, search: list[dict], objective: Callable[[dict, int, dict], tuple[float, float]],
              max_epochs: int, n_workers: int = 1, time_budget: float = math.inf, direction: str = "minimize",
              seed: int = 0, params: dict[str, Any] | None = None, score: str = "last",
-             time_budget_hard: bool = True) -> SimulationResult:
+             time_budget_hard: bool = True, start_from: dict[str, Any] | None = None) -> SimulationResult:
     """Run `algorithm` against `objective` with `n_workers` simulated workers until the
     algorithm is done or `time_budget` virtual seconds have passed: no job starts after it,
     and the running ones are cut there (`time_budget_hard`, the default) or finish, as
     `automl run --time-budget` does without --time-budget-hard.
     A job is scored by its `last` epoch (the value at the fidelity it reached), or by its
-    `best` epoch as MMAR runs do (where models/model.pt holds the best epoch's weights)."""
+    `best` epoch as MMAR runs do (where models/model.pt holds the best epoch's weights).
+    `start_from`: the config's values (its keys, as `search` names them in its args) to propose
+    first, as a run does with automl_start_from_config; None (the default): no such start,
+    so benchmarks compare the algorithms alone."""
     if direction not in ("minimize", "maximize"):
         raise UsageError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
     if n_workers < 1:
@@ -89,19 +92,21 @@ def simulate(algorithm: str, search: list[dict], objective: Callable[[dict, int,
     def to_config(values: dict[str, Any]) -> dict[str, Any]:
         return space.apply(template, values)
 
+    written = None if start_from is None else space.written_values({**template, **start_from})
     return run_simulation(space, objective, to_config, algorithm=algorithm, max_epochs=max_epochs,
                           n_workers=n_workers, time_budget=time_budget, direction=direction, seed=seed, params=params,
-                          score=score, time_budget_hard=time_budget_hard)
+                          score=score, time_budget_hard=time_budget_hard, start_from=written)
 
 
 def run_simulation(space: SearchSpace, objective: Callable[[dict, int, dict], tuple[float, float]],
                    to_config: Callable[[dict], dict], *, algorithm: str, max_epochs: int, n_workers: int = 1,
                    time_budget: float = math.inf, direction: str = "minimize", seed: int = 0,
                    params: dict[str, Any] | None = None, score: str = "last",
-                   time_budget_hard: bool = True) -> SimulationResult:
+                   time_budget_hard: bool = True, start_from: dict[str, Any] | None = None) -> SimulationResult:
     """simulate() on any SearchSpace (e.g. an MMAR's); `to_config` maps a job's parameters
-    to what the objective receives."""
-    algo = get_algorithm(algorithm)(space, max_epochs=max_epochs, seed=seed, params=params or {}, direction=direction)
+    to what the objective receives; `start_from`: SearchSpace.written_values, or None."""
+    algo = get_algorithm(algorithm)(space, max_epochs=max_epochs, seed=seed, params=params or {}, direction=direction,
+                                    start_from=start_from)
     budget = None if math.isinf(time_budget) else float(time_budget)
     # the virtual clock stops at a hard budget, so no epoch ends after it
     backend = SimulatedBackend(objective, METRIC, to_config, budget if time_budget_hard else None)

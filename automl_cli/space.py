@@ -310,6 +310,58 @@ class SearchSpace:
                 return False
         return True
 
+    def written_values(self, doc: dict) -> dict[str, Any]:
+        """The configuration config_train.json holds as written: each parameter's searched
+        args' current values, None where the config cannot give one (absent, out of the range,
+        not one of the choices). `complete` makes a configuration of it."""
+        values: dict[str, Any] = {}
+        for p in self.params:
+            slots: list | None = []
+            for arg in p.args:
+                if arg in p.tags:
+                    continue
+                try:
+                    node = _at(doc, p.holder)
+                    if arg == DISABLED:
+                        slots.append(node["disabled"])
+                    else:
+                        slots.append((node if p.holder == () or p.direct else node["args"])[arg])
+                except (KeyError, IndexError, TypeError):
+                    slots = None
+                    break
+            values[p.name] = self._written_value(p, slots)
+        return values
+
+    @staticmethod
+    def _written_value(p: Param, slots: list | None) -> Any:
+        if not slots:  # only tags, or not found: nothing the config says
+            return None
+        if p.is_choice:
+            return slots if slots in [list(c) for c in p.choices] else None
+        value = slots[0]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or any(v != value for v in slots):
+            return None
+        if not (p.low <= value <= p.high) or (p.kind == "int" and int(value) != value) or not p.on_step(value):
+            return None
+        return int(value) if p.kind == "int" else float(value)
+
+    def complete(self, written: dict[str, Any], rng: np.random.Generator) -> tuple[dict[str, Any], list[str]]:
+        """A configuration from `written` (written_values, or a caller's values by parameter
+        name), and the parameters that had to be drawn because it gives no usable value for
+        them. Unconditional parameters first, as `sample` does, so that a condition reads its
+        parent's final value and a replay draws alike."""
+        values: dict[str, Any] = {}
+        drawn: list[str] = []
+        for p in sorted(self.params, key=lambda q: q.condition is not None):
+            if not p.active(values):
+                values[p.name] = None
+            elif written.get(p.name) is not None:
+                values[p.name] = written[p.name]
+            else:
+                values[p.name] = p.sample(rng)
+                drawn.append(p.name)
+        return {p.name: values[p.name] for p in self.params}, [p.name for p in self.params if p.name in drawn]
+
     def apply(self, doc: dict, values: dict[str, Any], *, remove_search: bool = True) -> dict:
         """A copy of config_train.json with the chosen values written into the args they
         search, the "disabled" attributes they switch and the args that "apply" them; with

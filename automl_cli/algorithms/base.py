@@ -72,8 +72,13 @@ class Algorithm(ABC):
     can_adopt: ClassVar[bool] = False
 
     def __init__(self, space: SearchSpace, *, max_epochs: int, seed: int = 0,
-                 params: dict[str, Any] | None = None, direction: str = "minimize"):
+                 params: dict[str, Any] | None = None, direction: str = "minimize",
+                 start_from: dict[str, Any] | None = None):
+        """`start_from`: the configuration as the user wrote it (SearchSpace.written_values:
+        by parameter name, None where unusable), to be the first configuration proposed;
+        None: no such start."""
         self.space = space
+        self.start_from = start_from
         self.max_epochs = int(max_epochs)
         self.seed = seed
         self.direction = direction

@@ -47,6 +47,12 @@ class Proposer:
     batch: ClassVar[bool] = False  # chooses several configurations together (`propose_batch`)
     takes_part_in_promotion: ClassVar[bool] = False
 
+    @property
+    def takes_start(self) -> bool:
+        """Whether a run may start with the config's own values (False: the configurations
+        are fixed in advance and the config's own is not among them, e.g. a grid)."""
+        return True
+
     def __init__(self, space: SearchSpace, rng: np.random.Generator, params: dict[str, Any], *,
                  algorithm: str, max_epochs: int, planned: int | None = None):
         """`params` are the algorithm's resolved parameters (the proposer reads its own);

@@ -102,6 +102,10 @@ class GridProposer(Proposer):
         self.order = [int(i) for i in self.rng.permutation(len(table))]
         self.taken = 0  # table entries proposed or adopted so far
 
+    # the grid is the search: the config's own values are seldom a grid point, and running
+    # them besides would make the run longer than the grid the user asked for
+    takes_start = False
+
     def budget(self) -> int:
         return len(self.table)
 

@@ -72,6 +72,10 @@ class PolicyProposer(Proposer):
         self.worst: float | None = None
         self.updates = 0
 
+    @property
+    def takes_start(self) -> bool:
+        return self.grid is None  # a grid of choices runs its table only (grid.py)
+
     def budget(self) -> int:
         return self.grid.budget() if self.grid is not None else self.params["max_rounds"]
 

@@ -62,10 +62,10 @@ class ASHA(Scheduler):
         limit = self.params["automl_max_trials"]
         if limit and len(self.trials) >= limit:
             return None
-        params, why = self.proposer.propose(self.rung_epochs[0], self.pending_configs())
+        params, why = self.propose_new(self.rung_epochs[0], self.pending_configs())
         trial = len(self.trials) + 1
         self.trials[trial] = params
-        self.proposer.added(trial, params)
+        self.take(trial, params)
         return JobRequest(trial, params, self.rung_epochs[0], 0,
                           note=f"rung 0 ({self.rung_epochs[0]} epochs): new, {why}", rung=0)
 

@@ -23,17 +23,20 @@ class FullTrainings(Scheduler):
     def suggest(self, free_slots: int) -> list[JobRequest]:
         count = min(free_slots, self.book.remaining())
         if self.proposer.batch:
+            # the config's own values go first and the batch is chosen around them as pending
+            jobs = [self._job(*self.propose_new(self.max_epochs, []))] if count and self.starts_from_config() else []
+            count -= len(jobs)
             batch = self.proposer.propose_batch(count, self.max_epochs, self.pending_configs()) if count else []
-            return [self._job(params, note) for params, note in batch]
+            return jobs + [self._job(params, note) for params, note in batch]
         jobs = []
         for _ in range(count):  # one at a time: each proposal sees the one before as pending
-            params, note = self.proposer.propose(self.max_epochs, self.pending_configs())
+            params, note = self.propose_new(self.max_epochs, self.pending_configs())
             jobs.append(self._job(params, note))
         return jobs
 
     def _job(self, params: dict[str, Any], note: str) -> JobRequest:
         trial_id = self.book.add(params)
-        self.proposer.added(trial_id, params)
+        self.take(trial_id, params)
         return JobRequest(trial_id, params, self.max_epochs, note=note)
 
     def pending_configs(self) -> list[dict[str, Any]]:

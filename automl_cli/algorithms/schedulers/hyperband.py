@@ -231,13 +231,13 @@ class SuccessiveHalving(Scheduler):
         """The job of a new trial for an open place of the run's current rung."""
         rung = run.bracket.rungs[run.rung]
         if run.rung == 0:
-            params, why = self.proposer.propose(rung.epochs, self.pending_configs(), run.bracket)
+            params, why = self.propose_new(rung.epochs, self.pending_configs(), run.bracket)
             default = f"new, {why}"
         else:  # a place a promotion left open
             params, why = self.proposer.fill(run.index, run.rung, run.parents)
             default = f"bred from rung {run.rung - 1}'s best"
         trial_id = self.add_trial(params)
-        self.proposer.added(trial_id, params)
+        self.take(trial_id, params)
         run.members.append(trial_id)
         note = self._note(run, self.describe_trial(trial_id, default))
         return JobRequest(trial_id, params, rung.epochs, 0, note=note, bracket=run.index + 1, rung=run.rung)

@@ -65,10 +65,10 @@ class PopulationBasedTraining(Scheduler):
         jobs = []
         while len(jobs) < free_slots:
             if len(self.members) < self.params["automl_population_size"]:
-                params, why = self.proposer.propose(min(self.total, self.interval), self.pending_configs())
+                params, why = self.propose_new(min(self.total, self.interval), self.pending_configs())
                 member = Member(len(self.members) + 1, params)
                 self.members[member.trial_id] = member
-                self.proposer.added(member.trial_id, params)
+                self.take(member.trial_id, params)
                 jobs.append(self._segment(member, f"new member, {why}"))
             else:
                 # a member waiting for a donor to reach its epoch lets the others go first
