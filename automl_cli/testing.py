@@ -106,13 +106,14 @@ def objective(config: dict, epoch: int, state) -> tuple[float, float]:
     return loss + 2.0 / epoch, 1.0
 
 
-def named(name: str, params: dict[str, Any] | None = None) -> Factory:
-    """A factory for one of our presets or pairs (by default with its small budget)."""
+def named(name: str, params: dict[str, Any] | None = None, start_from: dict[str, Any] | None = None) -> Factory:
+    """A factory for one of our presets or pairs (by default with its small budget);
+    `start_from`: the config's own values to propose first (SearchSpace.written_values)."""
     from .algorithms import get_algorithm
 
     given = budget(name) if params is None else params
     return lambda space, max_epochs, seed: get_algorithm(name)(space, max_epochs=max_epochs, seed=seed,
-                                                               params=given)
+                                                               params=given, start_from=start_from)
 
 
 def controller_factory(controller_class: type, **args: Any) -> Factory:

@@ -54,6 +54,7 @@ class FullTrainings(Scheduler):
                              "trials: a rebuilt run's trials must come in order")
         self.proposer.adopt(request.trial_id, request.params)
         self.book.add(request.params)
+        self._start_taken = True  # the run already had its first configuration
 
     def is_done(self) -> bool:
         return self.book.done()
