@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .algorithms.base import get_algorithm
+from .algorithms.catalogue import initial_design_line
 from .algorithms.schedulers.hyperband import SuccessiveHalving
 from .durations import format_duration
 from .simulate import run_simulation
@@ -64,6 +65,8 @@ def make_plan(space, algorithm: str, params: dict, max_epochs: int, workers: int
     if isinstance(algo, SuccessiveHalving):
         reasons = algo.adjustment + ([f"the brackets below run {algo.iterations} times over"]
                                      if algo.iterations > 1 else [])
+        design = initial_design_line(algorithm, algo.params, len(space))
+        reasons += [design] if design else []
         for bracket in algo.schedule:
             rows, before = [], None
             for rung in bracket.rungs:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .algorithms.base import Algorithm, get_algorithm, resolve_params
+from .algorithms.catalogue import initial_design_line
 from .clara.clara_api import is_clara_controller
 from .clara.clara_api.adapters import ClaraHandlerAdapter
 from .clara.components import (CLARA_CONTROLLERS, algorithm_name, build, controller_algorithm, controller_class,
@@ -427,7 +428,9 @@ def describe_components(loaded: Loaded) -> list[str]:
         clara = loaded.automl_doc.get("controller", {}).get("name")
         alias = f" (Clara's {clara})" if clara in CLARA_CONTROLLERS else ""
         filled = fill_budget(name, params, loaded.max_epochs, budget)
-        lines = [f"algorithm {name}{alias} {json.dumps(resolve_params(get_algorithm(name), params))}", *filled]
+        resolved = resolve_params(get_algorithm(name), params)
+        design = initial_design_line(name, resolved, len(loaded.space))
+        lines = [f"algorithm {name}{alias} {json.dumps(resolved)}", *filled, *([design] if design else [])]
     else:
         build(cls, name, params, loaded.automl_path, ["controller"])
         ctrl = loaded.automl_doc.get("controller", {})

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..base import config_key
-from ..catalogue import PROPOSERS
+from ..catalogue import PROPOSERS, initial_design
 from .base import Proposer, Result
 
 if TYPE_CHECKING:
@@ -45,9 +45,7 @@ class GPModel(Proposer):
 
     def __init__(self, space, rng, params, **kwargs):
         super().__init__(space, rng, params, **kwargs)
-        auto = min(10, max(3, len(space) + 2))
-        wanted = self.params["automl_initial_random"] or auto
-        self.n_initial = wanted if self.planned is None else min(self.planned, wanted)
+        self.n_initial, self.initial_why = initial_design(len(space), self.planned, self.params["automl_initial_random"])
         self.proposed: list[dict[str, Any]] = []  # every configuration proposed or adopted, in order
         self.results: list[tuple[int, dict[str, Any], float]] = []  # (epochs, config, loss), finite, as they came
         self.theta = None  # the last fitted hyperparameters, reused until the data has grown enough
@@ -117,6 +115,10 @@ class GPModel(Proposer):
         self.proposed.append(params)
         if len(self.proposed) <= self.n_initial:
             self.sobol.fast_forward(1)
+
+    def explain(self) -> list[str]:
+        of = f"{self.planned} configurations" if self.planned is not None else "an open number of configurations"
+        return [f"initial design: {self.n_initial} Sobol points of {of} ({self.initial_why})"]
 
     def seen(self) -> set[str]:
         return {config_key(c) for c in self.proposed}
