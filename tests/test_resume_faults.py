@@ -25,11 +25,14 @@ def one_line(result, code: int) -> str:
     return lines[0]
 
 
-def sql(run_dir: Path, *statements: str, copy: bool = True) -> None:
+def sql(run_dir: Path, *statements: str | tuple, copy: bool = True) -> None:
     """Edit the journal as a dead run would have left it, and its copy to match."""
     db = sqlite3.connect(run_dir / JOURNAL)
     for statement in statements:
-        db.execute(statement)
+        if isinstance(statement, tuple):  # (SQL, parameters): JSON with quotes in it goes as a parameter
+            db.execute(*statement)
+        else:
+            db.execute(statement)
     db.commit()
     if copy:
         target = sqlite3.connect(run_dir / BACKUP)
@@ -133,7 +136,7 @@ def test_a_journal_from_before_the_full_record_still_resumes(fake_mmar):
     for key in ("invocation", "versions", "max_retries"):
         record.pop(key)
     record["space"] = [{k: v for k, v in p.items() if k != "spec"} for p in record["space"]]
-    sql(run_dir, f"UPDATE events SET data = '{json.dumps(record)}' WHERE kind = 'run_started'")
+    sql(run_dir, ("UPDATE events SET data = ? WHERE kind = 'run_started'", (json.dumps(record),)))
     unfinish(run_dir, 2)
     # an old journal holds no invocation: the settings are given again, as they had to be
     again = run(fake_mmar, "--run-id", "old", "--resume", "--set", "automl_max_recommendations=2", "sleep=0.01")
@@ -146,14 +149,14 @@ def test_a_replay_broken_by_a_library_change_is_named_and_rebuild_continues_appr
     run_dir = fake_mmar / "automl" / "v"
     record = started(run_dir)
     record["versions"]["numpy"] = "0.0.1"  # the run started under another numpy ...
-    sql(run_dir, f"UPDATE events SET data = '{json.dumps(record)}' WHERE kind = 'run_started'")
+    sql(run_dir, ("UPDATE events SET data = ? WHERE kind = 'run_started'", (json.dumps(record),)))
     # ... which drew another first configuration than this numpy does
     db = sqlite3.connect(run_dir / JOURNAL)
     seq, data = db.execute("SELECT seq, data FROM events WHERE kind = 'job_started' ORDER BY seq").fetchone()
     db.close()
     job = json.loads(data)
     job["params"]["Fake.lr"] = 0.0123
-    sql(run_dir, f"UPDATE events SET data = '{json.dumps(job)}' WHERE seq = {seq}")
+    sql(run_dir, ("UPDATE events SET data = ? WHERE seq = ?", (json.dumps(job), seq)))
     unfinish(run_dir, 3)
     before = kinds(run_dir)
 
