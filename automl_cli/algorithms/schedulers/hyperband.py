@@ -144,7 +144,6 @@ class SuccessiveHalving(Scheduler):
         self.runs: list[_BracketRun] = []
         self.trials: dict[int, dict[str, Any]] = {}  # trial id -> params
         self.trial_epochs: dict[int, int] = {}  # epochs each trial's checkpoint holds
-        self.final: dict[int, float] = {}  # trial -> loss at the top rung of its bracket
         self.stopped: set[int] = set()  # trials stopped early: never promoted
         self.proposer = self.make_proposer()
         self.breeds = self.proposer.takes_part_in_promotion
@@ -245,9 +244,6 @@ class SuccessiveHalving(Scheduler):
     def _advance(self, run: _BracketRun) -> None:
         """The rung is complete: promote its best to the next rung, or close the bracket."""
         if run.rung == len(run.bracket.rungs) - 1:
-            for trial, loss in run.losses.items():
-                if loss is not None and trial not in self.stopped:
-                    self.final[trial] = loss
             run.done = True
             return
         nxt = run.bracket.rungs[run.rung + 1]
