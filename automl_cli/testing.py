@@ -46,6 +46,13 @@ from .space import SearchSpace, parse_search_space
 from .store import Journal
 from .workers import Worker
 
+
+def _require(holds: bool, failure: str) -> None:
+    """One check of the suite: an AssertionError saying what failed (a plain `assert` would
+    vanish under `python -O`, and the suite with it)."""
+    if not holds:
+        raise AssertionError(failure)
+
 Factory = Callable[[SearchSpace, int, int], Algorithm]  # (space, max_epochs, seed) -> a fresh algorithm
 
 CONFIG = {"model": {"name": "M", "args": {"lr": 0.1, "act": "relu", "depth": 2, "drop": 0.0}, "search": [
@@ -160,21 +167,21 @@ def check_algorithm(make: Factory, label: str = "algorithm", journal_path: Path 
     started = [e.data for e in events if e.kind == "job_started"]
     finished = [e.data for e in events if e.kind == "job_finished"]
 
-    assert algo.is_done(), f"{label}: the engine ran out of jobs but the algorithm does not say it is done"
+    _require(algo.is_done(), f"{label}: the engine ran out of jobs but the algorithm does not say it is done")
     # a job retried after a crash starts (and ends) twice
-    assert len(finished) == len(started) > 0, f"{label}: {len(started)} jobs started, {len(finished)} ended"
+    _require(len(finished) == len(started) > 0, f"{label}: {len(started)} jobs started, {len(finished)} ended")
     planned = algo.planned_jobs()
     ran = len({job["job_id"] for job in started})
-    assert planned is None or ran <= planned, f"{label}: ran {ran} jobs, more than the {planned} it planned"
+    _require(planned is None or ran <= planned, f"{label}: ran {ran} jobs, more than the {planned} it planned")
 
     outside = [job["params"] for job in started if not SPACE.contains(job["params"])]
-    assert not outside, f"{label}: proposed outside the space: {outside[0]}"
-    assert "completed" in {job["status"] for job in finished}, f"{label}: no job completed"
+    _require(not outside, f"{label}: proposed outside the space: {outside[:1]}")
+    _require("completed" in {job["status"] for job in finished}, f"{label}: no job completed")
 
     again = [e.data for e in run(make, seed=1, label=label)[2].events() if e.kind == "job_started"]
     other = [e.data for e in run(make, seed=2, label=label)[2].events() if e.kind == "job_started"]
-    assert _key(again) == _key(started), f"{label}: the same seed made another search"
-    assert _key(other) != _key(started), f"{label}: another seed made the same search"
+    _require(_key(again) == _key(started), f"{label}: the same seed made another search")
+    _require(_key(other) != _key(started), f"{label}: another seed made the same search")
 
     # replaying the journal into a fresh algorithm asks for the same trials (resume raises
     # ResumeMismatch otherwise) with the same parameters and epochs
@@ -184,8 +191,9 @@ def check_algorithm(make: Factory, label: str = "algorithm", journal_path: Path 
     for job in started:
         request = replay.requests[job["job_id"]]
         got = (request.trial_id, json.dumps(request.params, sort_keys=True), request.start_epoch, request.stop_epoch)
-        assert got == _key([job])[0], f"{label}: replaying the journal asked for {got}, the run had {_key([job])[0]}"
-    assert fresh.is_done(), f"{label}: after replaying a finished run the algorithm is not done"
+        _require(got == _key([job])[0],
+                 f"{label}: replaying the journal asked for {got}, the run had {_key([job])[0]}")
+    _require(fresh.is_done(), f"{label}: after replaying a finished run the algorithm is not done")
 
 
 def check_rebuild(make: Factory, label: str = "algorithm") -> dict[int, dict[str, Any]]:
@@ -212,7 +220,7 @@ def check_rebuild(make: Factory, label: str = "algorithm") -> dict[int, dict[str
     try:
         Engine(settings, fresh(), _backend(), Journal(Path(":memory:"))).resume(prefix)
     except ResumeMismatch as exc:
-        assert "does not replay" in str(exc), f"{label}: {exc}"
+        _require("does not replay" in str(exc), f"{label}: {exc}")
     else:
         raise AssertionError(f"{label}: a journal whose trial 1 was changed replayed without complaint")
 
@@ -221,20 +229,20 @@ def check_rebuild(make: Factory, label: str = "algorithm") -> dict[int, dict[str
     engine.resume(prefix, rebuild=True)
     engine.run()
     added = list(later.events())
-    assert algo.is_done() and added[0].kind == "run_rebuilt", f"{label}: the rebuilt run did not finish"
+    _require(algo.is_done() and added[0].kind == "run_rebuilt", f"{label}: the rebuilt run did not finish")
     whole = prefix + added
     trials = {e.data["trial_id"]: e.data["params"] for e in whole if e.kind == "job_started"}
-    assert trials[first["trial_id"]] == other, f"{label}: the adopted trial's parameters changed"
+    _require(trials[first["trial_id"]] == other, f"{label}: the adopted trial's parameters changed")
     planned = fresh().planned_jobs()
-    assert planned is None or len(trials) <= planned, f"{label}: the rebuilt run went past its budget"
+    _require(planned is None or len(trials) <= planned, f"{label}: the rebuilt run went past its budget")
     finished = {e.data["job_id"] for e in prefix if e.kind == "job_finished"}
-    assert finished <= {e.data["job_id"] for e in whole if e.kind == "job_finished"}, \
-        f"{label}: the rebuilt run lost finished jobs"
+    _require(finished <= {e.data["job_id"] for e in whole if e.kind == "job_finished"},
+             f"{label}: the rebuilt run lost finished jobs")
 
     replay = Engine(settings, fresh(), _backend(), Journal(Path(":memory:")))
     replay.resume(whole)  # adopts up to run_rebuilt, replays after it, and agrees with what ran
     for event in (e for e in added if e.kind == "job_started"):
-        assert replay.requests[event.data["job_id"]].params == event.data["params"], \
-            f"{label}: the rebuilt journal does not replay"
-    assert replay.algorithm.is_done(), f"{label}: after replaying the rebuilt run the algorithm is not done"
+        _require(replay.requests[event.data["job_id"]].params == event.data["params"],
+                 f"{label}: the rebuilt journal does not replay")
+    _require(replay.algorithm.is_done(), f"{label}: after replaying the rebuilt run the algorithm is not done")
     return trials
