@@ -33,6 +33,15 @@ def write_report(view: RunView, run_dir: Path, out: Path) -> tuple[Path, Path]:
             values = flat_values(job.params, view.value_widths)
             writer.writerow([rank, job.name, job.trial_id, job.metric, job.best_epoch, job.status,
                              *[csv_cell(values.get(column)) for column in columns]])
+    out.write_text(render_page([view]))
+    return out, csv_path
+
+
+def render_page(views: list[RunView], refresh_seconds: float | None = None) -> str:
+    """The whole report page for one run, or several runs on shared axes (compare); the
+    dashboard serves the same page. Today only the first run is drawn."""
+    view = views[0]
+    board = view.leaderboard()
     sections = [
         f"<h1>AutoML run {html.escape(view.run_id)}</h1>",
         f"<p>{html.escape(view.settings.get('algorithm', '?'))} · metric {html.escape(view.metric_name)} "
@@ -56,8 +65,7 @@ def write_report(view: RunView, run_dir: Path, out: Path) -> tuple[Path, Path]:
             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}"
             "svg{background:#fafafa;border:1px solid #ddd}</style></head><body>"
             + "\n".join(sections) + "</body></html>")
-    out.write_text(page)
-    return out, csv_path
+    return page
 
 
 def _leaderboard(view: RunView, board: list[JobView]) -> str:
