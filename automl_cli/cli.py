@@ -679,16 +679,29 @@ def _train(loop, config, root, epochs, validate_only) -> None:
 
 
 @cli.command()
-@_run_options("The run to report on.")
-@click.option("--out", type=click.Path(dir_okay=False), help="HTML file to write.  [default: <run>/report.html]")
-def report(mmar, run_id, automlconf, out) -> None:
-    """Write a self-contained HTML report (leaderboard, curves, importance) and a leaderboard CSV."""
-    from .report import write_report
+@click.option("--out", type=click.Path(dir_okay=False),
+              help="HTML file to write.  [default: <run>/report.html; several runs: <runs>/compare-A-B.html]")
+@click.option("--automlconf", help="AutoML config file in config/ (its MMARHandler work_dir says where runs are).  "
+                                   "[default: config_automl.json]")
+@click.option("--run-id", "run_ids", required=True, multiple=True,
+              help="The run to report on; give it twice or more to compare runs on shared axes.  "
+                   "`latest`: the newest run (`automl runs` lists them).")
+@MMAR_OPTION
+def report(mmar, run_ids, automlconf, out) -> None:
+    """Write a self-contained HTML report (leaderboard, curves, importance) and a leaderboard CSV;
+    with several --run-id, one page comparing the runs on shared axes."""
+    from .report import render_page, write_report
     from .runfolder import find_run
     from .status import RunView
 
-    run_dir = find_run(mmar, run_id, automlconf)
-    view = RunView.load(run_dir)
+    run_dirs = list(dict.fromkeys(find_run(mmar, run_id, automlconf) for run_id in run_ids))
+    views = [RunView.load(run_dir) for run_dir in run_dirs]
+    if len(views) > 1:  # beside the first run's folder, where `automl runs` looks: <runs>/compare-A-B.html
+        page = Path(out) if out else run_dirs[0].parent / f"compare-{'-'.join(d.name for d in run_dirs)}.html"
+        page.write_text(render_page(views))
+        click.echo(f"report comparing {', '.join(d.name for d in run_dirs)}: {page}")
+        return
+    run_dir, view = run_dirs[0], views[0]
     page, table = write_report(view, run_dir, Path(out) if out else run_dir / "report.html")
     click.echo(f"report: {page}\nleaderboard: {table}")
     from . import tensorboard
