@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..status import JobView, RunView, flat_values
+from ..status import JobView, RunView, arg_names, flat_values
 
 OUTCOME_COLOURS = {"completed": "#2b7bba", "stopped": "#e08a1e", "failed": "#c0392b", "interrupted": "#888888",
                    "running": "#27ae60", "retried": "#aaaaaa"}
@@ -87,8 +87,18 @@ def category(value: Any) -> str:
 
 
 def space_specs(view: RunView) -> dict[str, dict[str, Any]]:
-    """Each parameter's spec as the run_started record keeps it (type, low/high, log, choices)."""
-    return {p["name"]: (p.get("spec") or {"type": p.get("type")}) for p in view.settings.get("space", [])}
+    """Each column's spec as the run_started record keeps it (type, low/high, log, choices);
+    each arg of a grouped enum gets the enum's spec with that arg's choices."""
+    specs = {}
+    for param in view.settings.get("space", []):
+        spec = param.get("spec") or {"type": param.get("type")}
+        width = view.value_widths.get(param["name"], 1)
+        if width > 1 and spec.get("choices"):
+            for index, name in enumerate(arg_names(param["name"], width)):
+                specs[name] = {**spec, "choices": [[choice[index]] for choice in spec["choices"]]}
+        else:
+            specs[param["name"]] = spec
+    return specs
 
 
 def columns(view: RunView, jobs: list[JobView] | None = None) -> list[Column]:
