@@ -151,7 +151,8 @@ def log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
             value = math.log10(mantissa) + exponent
             if low - 0.3 <= value <= high + 0.3:
                 values.append(value)
-                labels.append(f"{mantissa}e{exponent}" if exponent < -2 or exponent > 3 else f"{mantissa * 10.0 ** exponent:g}")
+                plain = -2 <= exponent <= 3
+                labels.append(f"{mantissa * 10.0 ** exponent:g}" if plain else f"{mantissa}e{exponent}")
     return values, labels
 
 

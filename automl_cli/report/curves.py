@@ -64,7 +64,8 @@ def curves_figure(views: list[RunView]) -> go.Figure | None:
                 colour = sample_colorscale(SCORE_SCALE, [where])[0]
             rank = ranks.get(job.job_id)
             figure.add_trace(go.Scatter(
-                x=[e for e, _ in points], y=[v for _, v in points], mode="lines+markers" if len(points) < 3 else "lines",
+                x=[e for e, _ in points], y=[v for _, v in points],
+                mode="lines+markers" if len(points) < 3 else "lines",
                 line={"color": colour, "width": 2.5 if job.job_id in named else 1.2},
                 marker={"size": 4, "color": colour}, opacity=1.0 if job.job_id in named or compare else 0.75,
                 name=(f"#{rank} {job.name}" if job.job_id in named else (view.run_id if compare else job.name)),

@@ -83,7 +83,8 @@ def _compare_sections(views: list[RunView]) -> list[str]:
     metrics = {v.metric_name for v in views}
     sections = ["<h2>Runs</h2>", _summary(views)]
     if len(metrics) > 1:
-        sections.append(f"<p class='warning'>The runs score different metrics ({html.escape(', '.join(sorted(metrics)))}):"
+        names = html.escape(", ".join(sorted(metrics)))
+        sections.append(f"<p class='warning'>The runs score different metrics ({names}):"
                         " their shared axes compare unlike numbers.</p>")
     sections += ["<h2>Best metric over time</h2>", _figure(history_figure(views), "history", "no finished job yet"),
                  "<h2>Learning curves</h2>", _figure(curves_figure(views), "curves", "no metrics yet")]

@@ -46,7 +46,8 @@ def _dimension(column: Column, job_ids: list[int]) -> dict:
                    range=[-0.3, len(column.categories) - 0.7])
     elif column.log and present:
         dim["tickvals"], dim["ticktext"] = log_ticks(min(present), max(present))
-        dim["range"] = [min(present), max(present)] if max(present) > min(present) else [min(present) - 0.5, max(present) + 0.5]
+        low, high = min(present), max(present)
+        dim["range"] = [low, high] if high > low else [low - 0.5, high + 0.5]
     return dim
 
 
@@ -69,12 +70,12 @@ def parallel_figure(view: RunView) -> go.Figure | None:
     scores = [j.metric for j in done]
     dims.append({"label": wrap(view.metric_name), "values": scores})
     figure = go.Figure(go.Parcoords(
-        dimensions=dims, labelangle=0, labelside="top",
+        dimensions=dims, labelangle=0, labelside="bottom",
         line={"color": scores, "colorscale": SCORE_SCALE, "showscale": True, "reversescale": not view.maximize,
               "colorbar": {"title": {"text": view.metric_name}}},
         labelfont={"size": 11}, tickfont={"size": 10}))
     figure.update_layout(**layout("Parallel coordinates: one line per finished job, coloured by score",
-                                  height=440, margin={"l": 70, "r": 90, "t": 130, "b": 40}))
+                                  height=460, margin={"l": 80, "r": 90, "t": 70, "b": 110}))
     return figure
 
 

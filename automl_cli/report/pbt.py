@@ -28,7 +28,9 @@ def pbt_figure(view: RunView) -> go.Figure | None:
     for row, column in enumerate(cols, start=1):
         def value(job):
             raw = column.values.get(job.job_id)
-            return raw if column.categories is None or raw is None else column.categories[int(column.number(job.job_id))]
+            if column.categories is None or raw is None:
+                return raw
+            return column.categories[int(column.number(job.job_id))]
         for index, trial in enumerate(trials):
             own = [j for j in jobs if j.trial_id == trial and column.values.get(j.job_id) is not None]
             xs, ys, hover = [], [], []
