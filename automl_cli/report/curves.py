@@ -70,6 +70,7 @@ def curves_figure(views: list[RunView]) -> go.Figure | None:
                 marker={"size": 4, "color": colour}, opacity=1.0 if job.job_id in named or compare else 0.75,
                 name=(f"#{rank} {job.name}" if job.job_id in named else (view.run_id if compare else job.name)),
                 legendgroup=view.run_id if compare else job.name,
+                legendrank=ranks.get(job.job_id, 999) if job.job_id in named else 1000 + index,
                 showlegend=(job.job_id in named) or (compare and job is first),
                 hovertext=job_hover(view, job), hoverinfo="text"))
             kind = "promoted" if promoted(view, job) else job.status

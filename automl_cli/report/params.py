@@ -46,8 +46,8 @@ def _dimension(column: Column, job_ids: list[int]) -> dict:
                    range=[-0.3, len(column.categories) - 0.7])
     elif column.log and present:
         dim["tickvals"], dim["ticktext"] = log_ticks(min(present), max(present))
-        low, high = min(present), max(present)
-        dim["range"] = [low, high] if high > low else [low - 0.5, high + 0.5]
+        # the axis runs from tick to tick: a tick outside the range would be drawn at its end, misplaced
+        dim["range"] = [min(dim["tickvals"] + present), max(dim["tickvals"] + present)]
     return dim
 
 
@@ -75,7 +75,7 @@ def parallel_figure(view: RunView) -> go.Figure | None:
               "colorbar": {"title": {"text": view.metric_name}}},
         labelfont={"size": 11}, tickfont={"size": 10}))
     figure.update_layout(**layout("Parallel coordinates: one line per finished job, coloured by score",
-                                  height=460, margin={"l": 80, "r": 90, "t": 70, "b": 110}))
+                                  height=420, margin={"l": 80, "r": 90, "t": 70, "b": 80}))
     return figure
 
 
@@ -111,5 +111,6 @@ def slices_figure(view: RunView) -> go.Figure | None:
                             row=row, col=col)
         figure.update_yaxes(axis(metric_title(view) if col == 1 else ""), row=row, col=col)
     figure.update_layout(**layout("The score against each parameter", height=330 * rows + 40,
-                                  legend={"orientation": "h", "y": 1.08, "x": 0.4}))
+                                  legend={"orientation": "h", "y": 1.03, "yanchor": "bottom", "x": 1.0,
+                                          "xanchor": "right"}))
     return figure
