@@ -79,6 +79,8 @@ def test_history_has_every_finished_job_and_the_best_so_far_over_time_and_count(
     points = [t for t in figure.data if t.mode == "markers"]
     assert sum(len(t.y) for t in points) == 2 * 8  # each job once per subplot
     assert {t.name for t in points} == {"completed job", "stopped job"}
+    hover = points[0].hovertext[0]  # the job, its parameters and epochs
+    assert "W1_1_J1" in hover and "Adam.learning_rate_of_the_optimizer = " in hover and "epochs 0-3" in hover
     best = [t for t in figure.data if t.name == "best so far"]
     assert len(best) == 2 and {t.xaxis for t in best} == {"x", "x2"}
     assert list(best[1].y) == list(np.maximum.accumulate([j.metric for j in sorted(

@@ -11,7 +11,7 @@ from ..status import RunView
 from .common import axis, columns, layout, scored
 
 PER_PARAMETER = 2  # finished jobs per parameter below which no ranking is shown
-RESAMPLES = 30
+RESAMPLES = 20
 
 
 def too_few(view: RunView) -> str | None:
@@ -41,7 +41,7 @@ def importances(view: RunView, resamples: int = RESAMPLES, seed: int = 0) -> dic
         pick = rng.integers(0, len(done), len(done))
         if np.ptp(y[pick]) == 0:  # all one score: nothing to explain, no importance
             continue
-        forest = RandomForestRegressor(n_estimators=40, random_state=r, min_samples_leaf=1).fit(x[pick], y[pick])
+        forest = RandomForestRegressor(n_estimators=25, random_state=r).fit(x[pick], y[pick])
         out[r] = forest.feature_importances_
     return {c.name: out[:, i] for i, c in enumerate(cols)}
 
