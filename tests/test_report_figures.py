@@ -215,3 +215,19 @@ def test_page_embeds_plotly_once_and_says_when_it_is_live():
     assert page.count("Plotly.newPlot") == 6  # history, curves, parallel, slices, importance, timeline
     assert "live: refreshed every 5 s" in page
     assert "id='live'" not in render_page([long_names_view()])
+
+
+def test_a_run_without_jobs_yet_renders_with_notes_in_place_of_plots():
+    view = synthetic_view([])
+    page = render_page([view], refresh_seconds=2)
+    assert page.count("</body>") == 1 and "Plotly.newPlot" not in page
+    assert "id='history-none'" in page and "No finished job yet: nothing to rank." in page
+
+
+def test_a_minimized_metric_keeps_the_lowest_so_far():
+    view = synthetic_view([{"params": {"x": float(i)}, "curve": [value], "worker": "W1", "started": i, "ended": i + 1}
+                           for i, value in enumerate([0.5, 0.7, 0.3, 0.4])], direction="minimize")
+    best = [t for t in history_figure([view]).data if t.name == "best so far"][0]
+    assert list(best.y) == [0.5, 0.5, 0.3, 0.3]
+    assert "lower is better" in history_figure([view]).layout.yaxis.title.text
+    assert parallel_figure(view).data[0].line.reversescale  # the best colour still means the best job

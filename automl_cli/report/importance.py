@@ -17,6 +17,8 @@ RESAMPLES = 20
 def too_few(view: RunView) -> str | None:
     """The warning shown instead of a ranking, or None when there are enough finished jobs."""
     done = [j for j in scored(view) if j.status != "failed"]
+    if not done:
+        return "No finished job yet: nothing to rank."
     cols = columns(view, done)
     if not cols:
         return "No parameters to rank."
