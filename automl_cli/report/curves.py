@@ -13,7 +13,7 @@ from ..status import JobView, RunView
 from .common import RUN_COLOURS, SCORE_SCALE, axis, job_hover, layout, metric_title
 
 NAMED = 5  # the best jobs that get a legend entry each
-MARKS = {"stopped": ("x", "#e08a1e"), "failed": ("x-thin-open", "#c0392b"), "promoted": ("triangle-up", "#27ae60"),
+MARKS = {"stopped": ("x", "#e08a1e"), "failed": ("x-thin-open", "#c0392b"), "promoted": ("triangle-up", "#111111"),
          "interrupted": ("square-open", "#888888")}
 
 
@@ -67,7 +67,7 @@ def curves_figure(views: list[RunView]) -> go.Figure | None:
                 x=[e for e, _ in points], y=[v for _, v in points],
                 mode="lines+markers" if len(points) < 3 else "lines",
                 line={"color": colour, "width": 2.5 if job.job_id in named else 1.2},
-                marker={"size": 4, "color": colour}, opacity=1.0 if job.job_id in named or compare else 0.75,
+                marker={"size": 8 if len(points) == 1 else 4, "color": colour}, opacity=1.0 if job.job_id in named else (0.6 if compare else 0.75),
                 name=(f"#{rank} {job.name}" if job.job_id in named else (view.run_id if compare else job.name)),
                 legendgroup=view.run_id if compare else job.name,
                 legendrank=ranks.get(job.job_id, 999) if job.job_id in named else 1000 + index,
