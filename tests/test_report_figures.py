@@ -162,6 +162,18 @@ def test_log_is_inferred_from_the_range_when_the_space_is_not_recorded():
                             "started": i, "ended": i + 1} for i in range(1, 6)])
     found = {c.name: c for c in columns(view)}
     assert found["lr"].log and found["lr"].log_inferred and not found["width"].log
+    labels = [d.label for d in parallel_figure(view).data[0].dimensions]
+    assert labels[0] == "lr (log, guessed)" and labels[1] == "width"  # the page says it is a guess
+    assert slices_figure(view).layout.xaxis.type == "log"
+
+
+def test_history_says_how_many_finished_jobs_it_cannot_draw():
+    view = synthetic_view([{"params": {"x": 1.0}, "curve": [0.5], "worker": "W1", "started": 0, "ended": 1},
+                           {"params": {"x": 2.0}, "curve": [], "worker": "W1", "started": 1, "ended": 2,
+                            "status": "failed"}])
+    figure = history_figure([view])
+    assert "(1 finished without a score: not drawn)" in figure.layout.title.text
+    assert sum(len(t.y) for t in figure.data if t.mode == "markers") == 2
 
 
 def test_importance_warns_instead_of_ranking_with_too_few_jobs():

@@ -52,7 +52,10 @@ def history_figure(views: list[RunView]) -> go.Figure | None:
                                                       "color": colour if compare else "#111"},
                 name=f"{view.run_id}: best so far" if compare else "best so far", legendgroup=group or "best",
                 showlegend=col == 1, hovertemplate="best so far %{y:.4g}<extra></extra>"), row=1, col=col)
-    figure.update_layout(**layout("Best score so far, and every finished job", height=430,
+    unscored = sum(1 for view in views for j in view.jobs.values() if j.ended is not None and j.metric is None)
+    title = "Best score so far, and every finished job" + (
+        f" ({unscored} finished without a score: not drawn)" if unscored else "")
+    figure.update_layout(**layout(title, height=430,
                                   legend={"orientation": "h", "y": -0.22}))
     figure.update_xaxes(axis(f"time since the run started ({unit})"), row=1, col=1)
     figure.update_xaxes(axis("finished jobs (count)", rangemode="tozero"), row=1, col=2)

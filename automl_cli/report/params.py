@@ -40,7 +40,7 @@ def _pieces(name: str) -> list[str]:
 def _dimension(column: Column, job_ids: list[int]) -> dict:
     values = [column.number(i) for i in job_ids]
     present = [v for v in values if v is not None]
-    dim = {"label": wrap(column.name) + (" (log)" if column.log else ""), "values": values}
+    dim = {"label": wrap(column.name) + _log_note(column), "values": values}
     if column.categories is not None:
         dim.update(tickvals=list(range(len(column.categories))), ticktext=column.categories,
                    range=[-0.3, len(column.categories) - 0.7])
@@ -49,6 +49,12 @@ def _dimension(column: Column, job_ids: list[int]) -> dict:
         # the axis runs from tick to tick: a tick outside the range would be drawn at its end, misplaced
         dim["range"] = [min(dim["tickvals"] + present), max(dim["tickvals"] + present)]
     return dim
+
+
+def _log_note(column: Column) -> str:
+    if not column.log:
+        return ""
+    return " (log, guessed)" if column.log_inferred else " (log)"
 
 
 def parallel_figure(view: RunView) -> go.Figure | None:
@@ -107,7 +113,7 @@ def slices_figure(view: RunView) -> go.Figure | None:
         extra = log_axis(list(column.values.values())) if column.log else {}
         if column.categories is not None:
             extra = {"type": "category", "categoryorder": "array", "categoryarray": column.categories}
-        figure.update_xaxes(axis(wrap(column.name, 40) + (" (log scale)" if column.log else ""), **extra),
+        figure.update_xaxes(axis(wrap(column.name, 40) + _log_note(column).replace("log", "log scale"), **extra),
                             row=row, col=col)
         figure.update_yaxes(axis(metric_title(view) if col == 1 else ""), row=row, col=col)
     figure.update_layout(**layout("The score against each parameter", height=330 * rows + 40,
