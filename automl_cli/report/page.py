@@ -90,7 +90,7 @@ def _compare_sections(views: list[RunView]) -> list[str]:
                  "<h2>Learning curves</h2>", _figure(curves_figure(views), "curves", "no metrics yet")]
     for view in views:
         sections += [f"<h2>Leaderboard of {html.escape(view.run_id)}</h2>",
-                     _leaderboard(view, view.leaderboard(), rows=10, ident=f"leaderboard-{view.run_id}")]
+                     _leaderboard(view, view.leaderboard(), ident=f"leaderboard-{view.run_id}")]
     return sections
 
 
@@ -108,12 +108,21 @@ def _summary(views: list[RunView]) -> str:
             "<th>best</th><th>best job</th><th>wall time</th></tr>" + "".join(rows) + "</table>")
 
 
-def _leaderboard(view: RunView, board: list[JobView], rows: int = 30, ident: str = "leaderboard") -> str:
-    body = "".join(f"<tr><td>{i}</td><td>{html.escape(j.name)}</td><td>{j.metric:.4f}</td><td>{j.best_epoch}</td>"
-                   f"<td>{html.escape(j.status)}</td><td>{html.escape(format_params(j.params))}</td></tr>"
-                   for i, j in enumerate(board[:rows], start=1))
-    return (f"<table id='{html.escape(ident)}'><tr><th>rank</th><th>job</th><th>{html.escape(view.metric_name)}</th>"
-            f"<th>epoch</th><th>status</th><th>params</th></tr>{body}</table>")
+def _leaderboard(view: RunView, board: list[JobView], rows: int = 10, ident: str = "leaderboard") -> str:
+    """The best `rows` jobs; the others (up to 200) folded away below them."""
+    head = (f"<tr><th>rank</th><th>job</th><th>{html.escape(view.metric_name)}</th><th>epoch</th><th>status</th>"
+            "<th>params</th></tr>")
+
+    def body(start: int, jobs: list[JobView]) -> str:
+        return "".join(f"<tr><td>{i}</td><td>{html.escape(j.name)}</td><td>{j.metric:.4f}</td><td>{j.best_epoch}</td>"
+                       f"<td>{html.escape(j.status)}</td><td>{html.escape(format_params(j.params))}</td></tr>"
+                       for i, j in enumerate(jobs, start=start))
+    table = f"<table id='{html.escape(ident)}'>{head}{body(1, board[:rows])}</table>"
+    rest = board[rows:200]
+    if rest:
+        table += (f"<details><summary>the next {len(rest)} jobs</summary><table>{head}{body(rows + 1, rest)}"
+                  "</table></details>")
+    return table
 
 
 def _lineage(view: RunView, best: JobView) -> str:

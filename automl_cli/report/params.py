@@ -117,6 +117,6 @@ def slices_figure(view: RunView) -> go.Figure | None:
                             row=row, col=col)
         figure.update_yaxes(axis(metric_title(view) if col == 1 else ""), row=row, col=col)
     figure.update_layout(**layout("The score against each parameter", height=330 * rows + 40,
-                                  legend={"orientation": "h", "y": 1.03, "yanchor": "bottom", "x": 1.0,
-                                          "xanchor": "right"}))
+                                  legend={"orientation": "h", "y": 1.03, "yanchor": "bottom", "x": 0.5,
+                                          "xanchor": "center"}))
     return figure
