@@ -196,7 +196,7 @@ def numbers(labels: list[str]) -> list[float]:
 
 
 CARTESIAN = {"first-best": ["history", "curves", "slices", "importance", "timeline"],
-             "hb": ["history", "curves", "slices", "importance", "timeline"],
+             "hb": ["history", "curves", "slices", "timeline"],  # importance: 3 jobs at one budget, a warning
              "pbt": ["history", "curves", "slices", "importance", "timeline", "pbt"],
              "compare": ["history", "curves"], "long": ["history", "curves", "slices", "importance", "timeline"]}
 
@@ -301,6 +301,8 @@ def test_importance_shows_intervals_or_warns(pages):
     warning = pages["few"].root.by_id("importance-warning")  # 5 jobs for 4 parameters: no ranking
     assert warning is not None and warning.text.startswith("Too few finished jobs to rank the parameters: 5 job(s)")
     assert pages["few"].root.by_id("importance") is None
+    hyperband = pages["hb"].root.by_id("importance-warning")  # rung 0's 3 jobs are not ranked with rung 1's
+    assert hyperband is not None and "3 job(s) trained to 1 epochs" in hyperband.text
 
 
 def test_worker_timeline_one_row_per_worker_with_utilisation(pages):

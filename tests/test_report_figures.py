@@ -243,3 +243,16 @@ def test_a_minimized_metric_keeps_the_lowest_so_far():
     assert list(best.y) == [0.5, 0.5, 0.3, 0.3]
     assert "lower is better" in history_figure([view]).layout.yaxis.title.text
     assert parallel_figure(view).data[0].line.reversescale  # the best colour still means the best job
+
+
+def test_importance_compares_jobs_of_one_budget_and_names_a_parameter_that_never_varied():
+    jobs = [{"params": {"x": float(i), "fixed": 1.0}, "curve": [0.1 * i], "worker": "W1", "started": i,
+             "ended": i + 1, "rung": 0, "bracket": 0} for i in range(1, 7)]
+    jobs += [{"params": {"x": float(i), "fixed": 1.0}, "curve": [0.1 * i, 0.2 * i, 0.3 * i], "worker": "W2",
+              "started": 10 + i, "ended": 11 + i, "rung": 1, "bracket": 0} for i in (5, 6)]
+    view = synthetic_view(jobs, algorithm="hyperband")
+    figure = importance_figure(view)
+    assert "the 6 jobs trained to 1 epochs" in figure.layout.title.text  # the rung-0 scores, not mixed with rung 1
+    assert "fixed (one value: not varied)" in figure.data[0].y
+    few = synthetic_view(jobs[:3] + jobs[6:], algorithm="hyperband")
+    assert "3 job(s) trained to 1 epochs for 2 parameter(s)" in too_few(few)
