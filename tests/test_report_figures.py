@@ -256,3 +256,15 @@ def test_importance_compares_jobs_of_one_budget_and_names_a_parameter_that_never
     assert "fixed (one value: not varied)" in figure.data[0].y
     few = synthetic_view(jobs[:3] + jobs[6:], algorithm="hyperband")
     assert "3 job(s) trained to 1 epochs for 2 parameter(s)" in too_few(few)
+
+
+def test_an_inactive_value_sits_below_its_axis_labelled():
+    jobs = [{"params": {"lr": 10 ** -i, "net": ["a" if i % 2 else "b"]}, "curve": [0.1 * i], "worker": "W1",
+             "started": i, "ended": i + 1} for i in range(1, 5)]
+    jobs.append({"params": {"lr": 1e-3}, "curve": [0.2], "worker": "W1", "started": 6, "ended": 7})  # net inactive
+    space = [{"name": "lr", "spec": {"type": "float", "log": True}},
+             {"name": "net", "spec": {"type": "enum", "log": False, "choices": [["a"], ["b"]]}}]
+    dims = parallel_figure(synthetic_view(jobs, space=space)).data[0].dimensions
+    net = dims[1]
+    assert list(net.ticktext) == ["(inactive)", "a", "b"] and net.values[-1] == net.tickvals[0]
+    assert net.range[0] < net.tickvals[0]

@@ -70,8 +70,11 @@ def parallel_figure(view: RunView) -> go.Figure | None:
         dim = _dimension(column, ids)
         present = [v for v in dim["values"] if v is not None]
         if len(present) < len(ids):
-            floor = (min(present) - 1) if present else -1
+            floor = (min(present + dim.get("tickvals", [])) - 1) if present else -1
             dim["values"] = [floor if v is None else v for v in dim["values"]]
+            if "tickvals" in dim:  # labelled, and inside the axis's range
+                dim["tickvals"], dim["ticktext"] = [floor, *dim["tickvals"]], ["(inactive)", *dim["ticktext"]]
+                dim["range"] = [floor - 0.3, dim["range"][1]]
         dims.append(dim)
     scores = [j.metric for j in done]
     dims.append({"label": wrap(view.metric_name), "values": scores})
