@@ -195,10 +195,11 @@ def numbers(labels: list[str]) -> list[float]:
     return [float(label.replace("\u2212", "-")) for label in labels]
 
 
-CARTESIAN = {"first-best": ["history", "curves", "slices", "importance", "timeline"],
-             "hb": ["history", "curves", "slices", "timeline"],  # importance: 3 jobs at one budget, a warning
-             "pbt": ["history", "curves", "slices", "importance", "timeline", "pbt"],
-             "compare": ["history", "curves"], "long": ["history", "curves", "slices", "importance", "timeline"]}
+RUN_PLOTS = ["best-over-time", "learning-curves", "slices", "importance", "timeline"]
+CARTESIAN = {"first-best": RUN_PLOTS,
+             "hb": [p for p in RUN_PLOTS if p != "importance"],  # importance: 3 jobs at one budget, a warning
+             "pbt": [*RUN_PLOTS, "schedules"],
+             "compare": ["best-over-time", "learning-curves"], "long": RUN_PLOTS}
 
 
 @pytest.mark.parametrize("name", list(CARTESIAN))
@@ -224,7 +225,7 @@ def test_history_of_a_run_whose_first_job_stayed_best_shows_that_value(pages):
     view = pages["views"]["first-best"]
     first = view.jobs[1]
     assert first.metric == pytest.approx(FIRST_BEST) and view.best() is first  # the setting this test is about
-    plot = pages["first-best"].plot("history")
+    plot = pages["first-best"].plot("best-over-time")
     values = numbers(ticks(plot, "y"))
     assert min(values) <= FIRST_BEST <= max(values) + (values[1] - values[0]), values  # the axis reaches it
     assert min(values) > 0  # the axis spans the scores, not 0 to the best
@@ -243,7 +244,7 @@ def test_history_of_a_run_whose_first_job_stayed_best_shows_that_value(pages):
 
 def test_learning_curves_one_line_per_job_best_named_and_a_colour_bar(pages):
     view = pages["views"]["hb"]
-    plot = pages["hb"].plot("curves")
+    plot = pages["hb"].plot("learning-curves")
     lines = [t for t in plot.find("trace") if "scatter" in t.classes]
     with_curves = [j for j in view.jobs.values() if j.epochs]
     assert len(lines) >= len(with_curves) + 1  # a line per job, the marks of promotions, the colour bar's
@@ -315,7 +316,7 @@ def test_worker_timeline_one_row_per_worker_with_utilisation(pages):
 
 def test_pbt_schedules_per_member_and_exploits(pages):
     view = pages["views"]["pbt"]
-    plot = pages["pbt"].plot("pbt")
+    plot = pages["pbt"].plot("schedules")
     legend = [n.text for n in plot.find("legendtext")]
     members = sorted({j.trial_id for j in view.jobs.values()})
     assert [f"member {m}" for m in members] == [t for t in legend if t.startswith("member")]
@@ -328,13 +329,13 @@ def test_pbt_schedules_per_member_and_exploits(pages):
 
 def test_compare_puts_both_runs_on_shared_axes(pages):
     page = pages["compare"]
-    history = page.plot("history")
+    history = page.plot("best-over-time")
     legend = [n.text for n in history.find("legendtext")]
     assert {"first-best: best so far", "hb: best so far", "first-best: jobs", "hb: jobs"} <= set(legend)
     views = pages["views"]
     scored = sum(1 for run in ("first-best", "hb") for j in views[run].jobs.values() if j.metric is not None)
     assert len(history.find("point")) == 2 * scored
-    curves = page.plot("curves")
+    curves = page.plot("learning-curves")
     assert {"first-best", "hb"} <= {n.text for n in curves.find("legendtext")}
     summary = page.root.by_id("summary")
     assert [row.find(tag="td")[0].text for row in summary.find(tag="tr")[1:]] == ["first-best", "hb"]

@@ -233,7 +233,7 @@ def test_a_run_without_jobs_yet_renders_with_notes_in_place_of_plots():
     view = synthetic_view([])
     page = render_page([view], refresh_seconds=2)
     assert page.count("</body>") == 1 and "Plotly.newPlot" not in page
-    assert "id='history-none'" in page and "No finished job yet: nothing to rank." in page
+    assert "id='best-over-time-none'" in page and "No finished job yet: nothing to rank." in page
 
 
 def test_a_minimized_metric_keeps_the_lowest_so_far():

@@ -60,8 +60,9 @@ def _run_sections(view: RunView) -> list[str]:
         f"({html.escape(str(view.settings.get('direction', '?')))}) · status {html.escape(view.status)} · "
         f"{len(view.jobs)} jobs</p>",
         "<h2>Leaderboard</h2>", _leaderboard(view, board),
-        "<h2>Best metric over time</h2>", _figure(history_figure([view]), "history", "no finished job yet"),
-        "<h2>Learning curves</h2>", _figure(curves_figure([view]), "curves", "no metrics yet"),
+        "<h2>Best metric over time</h2>",
+        _figure(history_figure([view]), "best-over-time", "no finished job yet"),
+        "<h2>Learning curves</h2>", _figure(curves_figure([view]), "learning-curves", "no metrics yet"),
         "<h2>Hyperparameters against the metric</h2>",
         _figure(parallel_figure(view), "parallel", "no finished job yet"),
         _figure(slices_figure(view), "slices", "no finished job yet"),
@@ -72,7 +73,8 @@ def _run_sections(view: RunView) -> list[str]:
                     else _figure(importance_figure(view), "importance", "no importance"))
     sections += ["<h2>Workers</h2>", _figure(timeline_figure(view), "timeline", "no job yet")]
     if is_population(view):
-        sections += ["<h2>Hyperparameter schedules (pbt)</h2>", _figure(pbt_figure(view), "pbt", "no job yet")]
+        sections += ["<h2>Hyperparameter schedules (pbt)</h2>",
+                     _figure(pbt_figure(view), "schedules", "no job yet")]
     lineage = _lineage(view, board[0]) if board else ""
     if lineage:
         sections += ["<h2>Lineage of the best job</h2>", lineage]
@@ -86,8 +88,9 @@ def _compare_sections(views: list[RunView]) -> list[str]:
         names = html.escape(", ".join(sorted(metrics)))
         sections.append(f"<p class='warning'>The runs score different metrics ({names}):"
                         " their shared axes compare unlike numbers.</p>")
-    sections += ["<h2>Best metric over time</h2>", _figure(history_figure(views), "history", "no finished job yet"),
-                 "<h2>Learning curves</h2>", _figure(curves_figure(views), "curves", "no metrics yet")]
+    sections += ["<h2>Best metric over time</h2>",
+                 _figure(history_figure(views), "best-over-time", "no finished job yet"),
+                 "<h2>Learning curves</h2>", _figure(curves_figure(views), "learning-curves", "no metrics yet")]
     for view in views:
         sections += [f"<h2>Leaderboard of {html.escape(view.run_id)}</h2>",
                      _leaderboard(view, view.leaderboard(), ident=f"leaderboard-{view.run_id}")]
