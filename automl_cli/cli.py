@@ -495,6 +495,57 @@ def runs_command(mmar, automlconf, as_json) -> None:
 
 @cli.command()
 @MMAR_OPTION
+@click.option("--run-id", help="Open on this run (`latest`: the newest); every run of the MMAR is listed at /.")
+@click.option("--automlconf", help="AutoML config file in config/ (its MMARHandler work_dir says where runs are).  "
+                                   "[default: config_automl.json]")
+@click.option("--host", default="127.0.0.1",
+              help="Address to listen on; 0.0.0.0 shows the runs to anyone who can reach this machine.")
+@click.option("--port", default=8765, type=click.IntRange(0, 65535), help="Port to listen on (0: a free one).")
+@click.option("--refresh", default=5.0, type=click.FloatRange(min=0.2),
+              help="Seconds between the pages' checks of the journal.")
+def dashboard(mmar, run_id, automlconf, host, port, refresh) -> None:
+    """Serve the runs' report pages live in a browser, refreshed from the journals while they
+    run (read-only; Ctrl-C stops it)."""
+    import signal
+    import socket
+    from urllib.parse import quote
+
+    from .dashboard import serve
+    from .mmar import MMAR
+    from .runfolder import find_run
+
+    root = MMAR.open(mmar)
+    path = "/"
+    if run_id is not None:
+        path = f"/run/{quote(find_run(mmar, run_id, automlconf).name)}"  # an unknown id: one line listing the runs
+    try:
+        server = serve(root, automlconf, host, port, refresh)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    bound = server.server_address[1]
+    if host in ("0.0.0.0", ""):
+        _warn(f"listening on every interface (--host {host or '0.0.0.0'}): anyone who can reach this machine "
+              f"can read these runs")
+        shown = socket.gethostname()
+    else:
+        shown = host
+    click.echo(f"automl dashboard: runs of {root.root} at http://{shown}:{bound}{path} (Ctrl-C to stop)")
+    sys.stdout.flush()
+
+    def stopped(signum, frame):
+        raise KeyboardInterrupt  # `kill` stops it as cleanly as Ctrl-C
+    signal.signal(signal.SIGTERM, stopped)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    click.echo("automl dashboard: stopped")
+
+
+@cli.command()
+@MMAR_OPTION
 @click.option("--algorithm", help="Overrides config_automl.json's controller name.")
 @click.option("--workers", default="0", help="Worker spec, as for `automl run` (only the count matters here).")
 @click.option("--epoch-seconds", type=click.FloatRange(min=0, min_open=True),

@@ -1,0 +1,177 @@
+"""`automl dashboard`: a real server (a subprocess on port 0) against a run in progress; its
+pages fetched with urllib and loaded in Debian's headless Chromium."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import ROOT, _interactive_signals, pace_jobs, start_run, wait_for
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def start_dashboard(mmar, *args):
+    """`automl dashboard -m MMAR --port 0 ARGS` in the background; returns it and the URL it printed."""
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    proc = subprocess.Popen([sys.executable, "-m", "automl_cli", "dashboard", "-m", str(mmar), "--port", "0", *args],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=_interactive_signals)
+    line = proc.stdout.readline()
+    match = re.search(r"(http://\S+)", line)
+    assert match, (line, proc.stderr.read() if proc.poll() is not None else "")
+    return proc, match.group(1)
+
+
+def stop(proc, how=signal.SIGINT) -> tuple[int, str]:
+    proc.send_signal(how)
+    out, err = proc.communicate(timeout=20)
+    return proc.returncode, out + err
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def seq(base: str, run_id: str) -> dict:
+    return json.loads(get(f"{base}/api/run/{run_id}/seq")[1])
+
+
+def listening_on(port: int) -> set[str]:
+    """The local addresses listening on `port` (IPv4, from /proc/net/tcp)."""
+    found = set()
+    with open("/proc/net/tcp") as handle:
+        for line in list(handle)[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hexport = local.split(":")
+            if state == "0A" and int(hexport, 16) == port:
+                found.add(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
+@pytest.fixture
+def live_run(fake_mmar):
+    """A run of 4 jobs on one worker, each epoch 1 s: a job ends every few seconds."""
+    pace_jobs(fake_mmar, 1.0)
+    run = start_run(fake_mmar, "--run-id", "live", "--workers", "0")
+    journal = fake_mmar / "automl" / "live" / "journal.db"
+    assert wait_for(journal.is_file, 60)
+    yield fake_mmar, run
+    if run.poll() is None:
+        run.send_signal(signal.SIGINT)
+    run.communicate(timeout=60)
+
+
+def test_dashboard_serves_the_runs_read_only_on_localhost(live_run):
+    mmar, run = live_run
+    proc, url = start_dashboard(mmar, "--run-id", "latest", "--refresh", "0.5")
+    try:
+        base = url.split("/run/")[0]
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/run/live")
+        port = int(base.rsplit(":", 1)[1])
+        assert listening_on(port) == {"127.0.0.1"}
+        status, index = get(base + "/")
+        assert status == 200
+        for column in ("run", "algorithm", "status", "jobs", "best", "started", "duration"):
+            assert f"<th>{column}</th>" in index
+        assert "href='/run/live'" in index and "random" in index
+        status, page = get(url)
+        assert status == 200 and page.count("</body>") == 1
+        assert "id='automl-seq'" in page and "/api/run/live/seq" in page
+        assert get(base + "/run/latest")[1] == get(base + "/run/live")[1]  # latest names the newest run
+        state = seq(base, "live")
+        assert state["run_id"] == "live" and state["last_seq"] > 0
+        rows = json.loads(get(base + "/api/runs")[1])
+        assert [r["run_id"] for r in rows] == ["live"] and rows[0]["last_seq"] >= state["last_seq"]
+        assert "live" in json.loads(get(base + "/api/run/live")[1])
+        status, missing = get(base + "/run/nope")
+        assert status == 404 and "no run &#x27;nope&#x27;" in missing and "href='/run/live'" in missing
+        status, missing = get(base + "/api/run/nope")
+        assert status == 404 and json.loads(missing)["runs"] == ["live"]
+
+        # once the run has ended, serving it writes nothing in its folder; SQLite's own side files of a
+        # WAL journal (journal.db-wal, -shm) aside: any reader, `automl status` too, opens them, creating
+        # empty ones when the run's last close removed them
+        run_dir = mmar / "automl" / "live"
+        assert wait_for(lambda: seq(base, "live")["status"] != "running", 120)
+        run.wait(timeout=60)  # its last writes (the journal's checkpoint) done
+
+        def files():
+            return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in run_dir.rglob("*") 
+                    if p.name not in ("journal.db-shm", "journal.db-wal")}
+        before = files()
+        for path in ("/", "/run/live", "/api/runs", "/api/run/live", "/api/run/live/seq"):
+            assert get(base + path)[0] == 200
+        assert files() == before
+    finally:
+        code, output = stop(proc)
+    assert code == 0 and output.strip().splitlines()[-1] == "automl dashboard: stopped"
+
+
+def test_an_unknown_run_id_is_one_line_listing_the_runs(live_run):
+    from conftest import run_cli
+
+    result = run_cli("dashboard", "-m", str(live_run[0]), "--run-id", "nope", "--port", "0")
+    assert result.returncode == 2 and "no run 'nope'" in result.stderr and "live" in result.stderr
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed here (CI installs it)")
+def test_the_page_updates_in_chromium_as_jobs_end(live_run, tmp_path):
+    proc, url = start_dashboard(live_run[0], "--run-id", "live", "--refresh", "0.5")
+    base = url.split("/run/")[0]
+
+    def load(name: str) -> str:
+        shot = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / name}", "--window-size=1200,900",
+                               f"--screenshot={tmp_path / (name + '.png')}", url],
+                              capture_output=True, text=True, timeout=120)
+        assert shot.returncode == 0, shot.stderr[-2000:]
+        dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / (name + '-dom')}",
+                              "--virtual-time-budget=3000", "--dump-dom", url],
+                             capture_output=True, text=True, timeout=120)
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        assert "</html>" in dom.stdout and "ERR_" not in dom.stdout
+        return dom.stdout
+
+    def shown(dom: str, ident: str) -> int:
+        return int(re.search(rf"id=\"{ident}\">(\d+)<", dom).group(1))
+
+    try:
+        assert wait_for(lambda: seq(base, "live")["jobs"] >= 1, 60)
+        first = load("first")
+        finished = seq(base, "live")["counts"].get("completed", 0)
+        # the poller ran in the browser: it fetched the JSON endpoint (and reloaded if the journal had changed)
+        assert re.search(r"id=\"automl-note\">live, checked [^<]+<", first)
+        assert wait_for(lambda: seq(base, "live")["counts"].get("completed", 0) > finished, 120)
+        second = load("second")
+        assert shown(second, "automl-seq") > shown(first, "automl-seq")
+        assert shown(second, "automl-finished") > shown(first, "automl-finished")
+        assert (tmp_path / "second.png").stat().st_size > 1000
+    finally:
+        code, output = stop(proc, signal.SIGTERM)
+    assert code == 0 and output.strip().splitlines()[-1] == "automl dashboard: stopped"
+
+
+def test_host_0000_exposes_it_on_purpose_and_says_so(fake_mmar):
+    proc, url = start_dashboard(fake_mmar, "--host", "0.0.0.0")
+    try:
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        assert listening_on(port) == {"0.0.0.0"}
+        status, index = get(f"http://127.0.0.1:{port}/")
+        assert status == 200 and "no runs yet" in index
+    finally:
+        code, output = stop(proc)
+    assert code == 0
+    assert "automl: warning: listening on every interface (--host 0.0.0.0)" in output
