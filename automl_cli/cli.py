@@ -547,9 +547,13 @@ def dashboard(mmar, run_id, automlconf, host, port, refresh) -> None:
 @cli.command()
 @MMAR_OPTION
 @click.option("--algorithm", help="Overrides config_automl.json's controller name.")
-@click.option("--workers", default="0", help="Worker spec, as for `automl run` (only the count matters here).")
+@click.option("--workers", help="Worker spec, as for `automl run` (only the count matters here).  [default: the "
+                                "workers= the MMAR's commands/automl.sh passes, else run's default 0: one worker]")
 @click.option("--epoch-seconds", type=click.FloatRange(min=0, min_open=True),
               help="Seconds one epoch takes.  [default: measured from the newest earlier run]")
+@click.option("--startup-seconds", type=click.FloatRange(min=0),
+              help="Seconds a job takes before its first epoch (process, imports, data loading), added to every "
+                   "job.  [default: measured from the newest earlier run]")
 @click.option("--automlconf", help="AutoML config file in config/.  [default: config_automl.json]")
 @click.option("--trainconf", help="Training config file in config/.  [default: config_train.json]")
 @click.option("--time-budget", help="Show what fits in this time (90s, 45m, 12h, 1d, 1h30m or seconds), as "
@@ -558,14 +562,14 @@ def dashboard(mmar, run_id, automlconf, host, port, refresh) -> None:
               help="At the budget the running jobs are stopped, or finish, as for `run`.  [default: soft]")
 @click.option("--set", "use_set", is_flag=True, help="Read the following KEY=VALUE words as settings, as for `run`.")
 @click.argument("pairs", nargs=-1, metavar="[KEY=VALUE]...")
-def plan(mmar, algorithm, workers, epoch_seconds, automlconf, trainconf, use_set, pairs, time_budget,
+def plan(mmar, algorithm, workers, epoch_seconds, startup_seconds, automlconf, trainconf, use_set, pairs, time_budget,
          time_budget_hard) -> None:
-    """Show the schedule, the number of jobs and epochs, and an estimated wall time."""
-    from .plan import make_plan, measured_epoch_seconds, render
+    """Show the schedule, the number of jobs and epochs, and an estimated wall time (saying
+    what it assumed: workers, seconds per epoch, start-up per job)."""
+    from .plan import make_plan, measure, render
     from .runconfig import RUN_KEYS, ALIASES, controller, fill_budget, load_mmar, parse_set_pairs, run_seed
     from .runconfig import time_budget as read_time_budget
     from .runfolder import work_dir_of
-    from .workers import parse_workers
 
     values = parse_set_pairs(pairs, warn=_warn)
     loaded = load_mmar(mmar, trainconf or values.get("trainconf"), automlconf or values.get("automlconf"), values)
@@ -575,21 +579,51 @@ def plan(mmar, algorithm, workers, epoch_seconds, automlconf, trainconf, use_set
     name, params = controller(loaded, algorithm or values.get("algorithm"))
     params.update({ALIASES.get(k, k): v for k, v in values.items() if k not in RUN_KEYS and k not in loaded.variables})
     seed = run_seed(loaded, values)
-    n_workers = len(parse_workers(values.get("workers", workers)))
-    if epoch_seconds:
-        source = "given"
+    n_workers, workers_source = _plan_workers(loaded, workers, values.get("workers"))
+    measured = measure(work_dir_of(loaded.mmar, automlconf or values.get("automlconf")))
+    source = "given"
+    if not epoch_seconds:
+        epoch_seconds, source = measured.epoch_seconds, measured.epoch_source
+    if startup_seconds is not None:
+        startup_source = "given"
     else:
-        epoch_seconds, source = measured_epoch_seconds(work_dir_of(loaded.mmar, automlconf or values.get("automlconf")))
+        startup_seconds, startup_source = measured.startup_seconds, measured.startup_source
     given = time_budget if time_budget is not None else values.get("automl_time_budget")
     hard = time_budget_hard if time_budget_hard is not None else values.get("automl_time_budget_hard")
     budget, hard = read_time_budget(loaded, given, hard, option=time_budget is not None)
     # the schedule a run with this budget gets; without the epoch time nothing bounds its simulation
     notes = fill_budget(name, params, loaded.max_epochs, budget) if epoch_seconds else []
     result = make_plan(loaded.space, name, params, loaded.max_epochs, n_workers, epoch_seconds, source,
-                       seed=seed, time_budget=budget, time_budget_hard=hard)
+                       seed=seed, time_budget=budget, time_budget_hard=hard, workers_source=workers_source,
+                       startup_seconds=startup_seconds, startup_source=startup_source)
     result.reasons = notes + result.reasons
     for line in render(result):
         click.echo(line)
+
+
+def _plan_workers(loaded, option: str | None, pair: str | None) -> tuple[int, str]:
+    """How many workers `automl run` would have, and where that number comes from: SLURM's
+    most jobs at a time, --workers (or workers=), the workers= the MMAR's commands/automl.sh
+    passes, else run's own default (0: one worker)."""
+    from .backends import registry as backends
+    from .plan import mmar_workers
+    from .runconfig import check_executor
+    from .workers import parse_workers
+
+    executor = check_executor(loaded)
+    if backends.executors().get(executor.get("name", "MMARExecutor")) == "slurm":
+        from .backends.slurm import slurm_options
+
+        most = slurm_options(loaded, executor, {}).max_jobs
+        return most, f"SLURM: up to {most} jobs at a time, config_automl.json's executor max_jobs or its default"
+    if option is not None:
+        return len(parse_workers(option)), f"--workers {option}"
+    if pair is not None:
+        return len(parse_workers(pair)), f"workers={pair} given"
+    found = mmar_workers(loaded.mmar.root)
+    if found is not None:
+        return len(parse_workers(found[0])), found[1]
+    return 1, "automl run's default --workers 0; give --workers to plan more"
 
 
 @cli.command()
