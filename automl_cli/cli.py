@@ -615,7 +615,9 @@ def _plan_workers(loaded, option: str | None, pair: str | None) -> tuple[int, st
         from .backends.slurm import slurm_options
 
         most = slurm_options(loaded, executor, {}).max_jobs
-        return most, f"SLURM: up to {most} jobs at a time, config_automl.json's executor max_jobs or its default"
+        where = "config_automl.json's executor max_jobs" if "max_jobs" in (executor.get("args") or {}) else \
+            "SlurmExecutor's default max_jobs"
+        return most, f"SLURM: up to {most} jobs at a time, {where}"
     if option is not None:
         return len(parse_workers(option)), f"--workers {option}"
     if pair is not None:

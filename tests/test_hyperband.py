@@ -1,5 +1,6 @@
 """Hyperband's schedule (TAO's tables), the auto-adjustment, promotions that resume, early
 stopping, and ASHA's asynchronous promotions."""
+import json
 import math
 from fractions import Fraction
 
@@ -277,3 +278,10 @@ def test_plan_takes_the_workers_the_mmars_own_command_passes(fake_mmar):
             "measured: no earlier run; give --startup-seconds; counted as 0") in result.stdout
     option = run_cli("plan", "-m", str(fake_mmar), "--epoch-seconds", "10", "--workers", "0:1")
     assert "assumed: 2 worker(s) (--workers 0:1)" in option.stdout
+    config = fake_mmar / "config" / "config_automl.json"  # SLURM: as many as may be queued or running at once
+    doc = json.loads(config.read_text())
+    doc["executor"] = {"name": "SlurmExecutor", "args": {**doc["executor"]["args"], "max_jobs": 6}}
+    config.write_text(json.dumps(doc))
+    slurm = run_cli("plan", "-m", str(fake_mmar), "--epoch-seconds", "10")
+    assert "assumed: 6 worker(s) (SLURM: up to 6 jobs at a time, config_automl.json's executor max_jobs)" \
+        in slurm.stdout, slurm.stderr
