@@ -501,8 +501,8 @@ def runs_command(mmar, automlconf, as_json) -> None:
 @click.option("--host", default="127.0.0.1",
               help="Address to listen on; 0.0.0.0 shows the runs to anyone who can reach this machine.")
 @click.option("--port", default=8765, type=click.IntRange(0, 65535), help="Port to listen on (0: a free one).")
-@click.option("--refresh", default=5.0, type=click.FloatRange(min=0.2),
-              help="Seconds between the pages' checks of the journal.")
+@click.option("--refresh", default=2.0, type=click.FloatRange(min=0.1),
+              help="Seconds between checks of a journal while a page waits for news of its run.")
 def dashboard(mmar, run_id, automlconf, host, port, refresh) -> None:
     """Serve the runs' report pages live in a browser, refreshed from the journals while they
     run (read-only; Ctrl-C stops it)."""

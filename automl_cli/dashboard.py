@@ -6,8 +6,11 @@ same instant shared probe `automl runs` makes to tell a live run from an interru
 
 Pages: `/` lists every run of the MMAR (the columns of `automl runs`); `/run/<id>` is the
 report page of one run (`latest` redirects to the newest), refreshed by a small script that
-polls `/api/run/<id>/seq` and reloads when the journal's last event changed, keeping the
-scroll position. JSON: `/api/runs` (automl runs --json's rows, with each run's last_seq),
+asks `/api/run/<id>/seq?after=N&wait=S` and reloads, keeping the scroll position, when the
+journal's last event is no longer N. That request is a long poll: the server answers as soon
+as the journal moved on (checking it every --refresh seconds), or after S seconds (at most
+MAX_WAIT) with nothing new, so a page learns of a new event within one check without asking
+again and again. JSON: `/api/runs` (automl runs --json's rows, with each run's last_seq),
 `/api/run/<id>` (status --json), `/api/run/<id>/seq`. An unknown run is a 404 page
 listing the runs there are.
 """
@@ -17,16 +20,18 @@ import html
 import json
 import os
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from .runfolder import LATEST, run_folders
 from .runlist import COLUMNS, row_cells, run_row
 from .status import RunView
 from .store import JOURNAL
 
+MAX_WAIT = 10.0  # seconds a page's question may wait for news: short, as a browser holds few connections per host
 _STYLE = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
           "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:left}")
 
@@ -132,16 +137,19 @@ def _banner(view: RunView, run_id: str, status: str) -> str:
 
 
 def _poller(url: str, seq, seconds: float) -> str:
-    """Poll `url` every `seconds`; reload the page, keeping its scroll position, when its
-    last_seq is no longer `seq`; stop once the run is no longer running and nothing changed."""
+    """Ask `url` whether the journal moved on from `seq` (a long poll of up to MAX_WAIT
+    seconds); reload the page, keeping its scroll position, when it did; else ask again
+    `seconds` later."""
     return ("<script>(function(){var seen=" + json.dumps(seq) + ",url=" + json.dumps(url)
-            + ",every=" + json.dumps(int(seconds * 1000)) + ",key='automl-scroll:'+location.pathname;"
+            + ",every=" + json.dumps(int(seconds * 1000)) + ",wait=" + json.dumps(MAX_WAIT)
+            + ",key='automl-scroll:'+location.pathname;"
             "var y=sessionStorage.getItem(key);if(y!==null){sessionStorage.removeItem(key);"
-            "window.scrollTo(0,parseFloat(y));}"
+            "document.documentElement.dataset.automlReloaded='yes';window.scrollTo(0,parseFloat(y));}"
             "function note(t){var n=document.getElementById('automl-note');if(n)n.textContent=t;}"
-            "function poll(){fetch(url,{cache:'no-store'}).then(function(r){return r.json();}).then(function(d){"
-            "var changed=JSON.stringify(d.last_seq)!==JSON.stringify(seen);"
-            "if(changed){sessionStorage.setItem(key,String(window.scrollY));location.reload();return;}"
+            "function poll(){fetch(url+'?after='+encodeURIComponent(seen)+'&wait='+wait,{cache:'no-store'})"
+            ".then(function(r){return r.json();}).then(function(d){"
+            "if(JSON.stringify(d.last_seq)!==JSON.stringify(seen)){"
+            "sessionStorage.setItem(key,String(window.scrollY));note('updating');location.reload();return;}"
             "note('live, checked '+new Date().toLocaleTimeString());setTimeout(poll,every);"
             "}).catch(function(){note('dashboard not reachable; retrying');setTimeout(poll,every);});}"
             "setTimeout(poll,every);})();</script>")
@@ -227,15 +235,31 @@ def make_handler(runs: Runs):
                 run_dir = self.run_or_404(parts[2], as_json=True)
                 if run_dir is None:
                     return
-                view = runs.view(run_dir)
                 if len(parts) == 3:
-                    self.send_json(view.status_json())
+                    self.send_json(runs.view(run_dir).status_json())
                 else:
+                    view = self.wait_for_news(run_dir, parse_qs(urlsplit(self.path).query))
                     self.send_json({"run_id": run_dir.name, "last_seq": view.last_seq,
                                     "status": live_status(view, run_dir),
                                     "jobs": len(view.jobs), "counts": view.counts()})
             else:
                 self.not_found(f"no page {path}")
+
+        def wait_for_news(self, run_dir: Path, query: dict) -> RunView:
+            """The run's view once its last event is no longer `after`, or when `wait` seconds
+            (at most MAX_WAIT) have passed; at once without `after`, or when the run has finished
+            (its next event, if any, is a resume's)."""
+            view = runs.view(run_dir)
+            try:
+                after = int(query["after"][0])
+                wait = min(MAX_WAIT, max(0.0, float(query.get("wait", [MAX_WAIT])[0])))
+            except (KeyError, ValueError, IndexError):
+                return view
+            deadline = time.monotonic() + wait
+            while view.last_seq == after and view.status == "running" and time.monotonic() < deadline:
+                time.sleep(max(0.0, min(runs.refresh_seconds, deadline - time.monotonic())))
+                view = runs.view(run_dir)
+            return view
 
         def run_or_404(self, run_id: str, as_json: bool = False) -> Path | None:
             run_dir = runs.find(run_id)
