@@ -241,7 +241,8 @@ def make_handler(runs: Runs):
                     view = self.wait_for_news(run_dir, parse_qs(urlsplit(self.path).query))
                     self.send_json({"run_id": run_dir.name, "last_seq": view.last_seq,
                                     "status": live_status(view, run_dir),
-                                    "jobs": len(view.jobs), "counts": view.counts()})
+                                    "jobs": len(view.jobs), "counts": view.counts(),
+                                    "running": {j.name: j.epoch for j in view.running()}})
             else:
                 self.not_found(f"no page {path}")
 

@@ -135,41 +135,63 @@ def test_an_unknown_run_id_is_one_line_listing_the_runs(live_run):
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed here (CI installs it)")
-def test_the_page_updates_in_chromium_as_jobs_end(live_run, tmp_path):
-    proc, url = start_dashboard(live_run[0], "--run-id", "live", "--refresh", "0.25")
+def test_the_page_updates_in_chromium_as_jobs_end(fake_mmar, tmp_path):
+    pace_jobs(fake_mmar, [0.05, 600])  # the first job holds in its second epoch
+    run = start_run(fake_mmar, "--run-id", "live", "--workers", "0", "--set", "automl_max_recommendations=2")
+    assert wait_for((fake_mmar / "automl" / "live" / "journal.db").is_file, 60)
+    proc, url = start_dashboard(fake_mmar, "--run-id", "live", "--refresh", "0.25")
     base = url.split("/run/")[0]
 
-    def chromium(name: str, *args: str) -> str:
-        result = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / name}", *args, url],
-                                capture_output=True, text=True, timeout=120)
+    def chromium(name: str, *args: str, background: bool = False):
+        command = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / name}", *args, url]
+        if background:
+            return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr[-2000:]
         return result.stdout
 
-    def load(name: str) -> str:
-        chromium(name, "--window-size=1200,900", f"--screenshot={tmp_path / (name + '.png')}")
+    def load(name: str, screenshot: bool = False) -> str:
+        if screenshot:
+            chromium(name, "--window-size=1200,900", f"--screenshot={tmp_path / (name + '.png')}")
         dom = chromium(name + "-dom", "--dump-dom")
-        assert "</html>" in dom and "ERR_" not in dom
+        assert "</html>" in dom and 'id="automl-seq"' in dom  # the page itself, not a browser's error page
         return dom
 
-    def shown(dom: str, ident: str) -> int:
-        return int(re.search(rf"id=\"{ident}\">(\d+)<", dom).group(1))
+    def shown(dom: str, ident: str) -> str:
+        return re.search(rf"id=\"{ident}\">([^<]*)<", dom).group(1)
+
+    def completed() -> int:
+        return seq(base, "live")["counts"].get("completed", 0)
 
     try:
-        assert wait_for(lambda: seq(base, "live")["jobs"] >= 1, 60)
-        first = load("first")  # loaded twice, as a job ends between: the jobs and the events shown grow
-        finished = seq(base, "live")["counts"].get("completed", 0)
-        assert wait_for(lambda: seq(base, "live")["counts"].get("completed", 0) > finished, 120)
-        second = load("second")
-        assert shown(second, "automl-seq") > shown(first, "automl-seq")
-        assert shown(second, "automl-finished") > shown(first, "automl-finished")
-        # one browser session: the page reloads itself as the journal moves on (virtual time stands
-        # still while the page's question waits for news, so each reload follows a real new event)
-        before = seq(base, "live")["last_seq"]
-        live = chromium("session", "--virtual-time-budget=400", "--dump-dom")
-        assert 'data-automl-reloaded="yes"' in live and shown(live, "automl-seq") > before
+        # loaded twice, as the first job ends between: the jobs and the events shown grow
+        assert wait_for(lambda: seq(base, "live")["jobs"] >= 1 and seq(base, "live")["last_seq"] >= 3, 60)
+        first = load("first")
+        pace_jobs(fake_mmar, 0.05)  # let it go
+        assert wait_for(lambda: completed() >= 1, 60)
+        pace_jobs(fake_mmar, [1.0, 1.0, 600])  # the second (last) job holds in its last epoch
+        second = load("second", screenshot=True)
+        assert int(shown(second, "automl-seq")) > int(shown(first, "automl-seq"))
+        assert int(shown(second, "automl-finished")) > int(shown(first, "automl-finished"))
         assert (tmp_path / "second.png").stat().st_size > 1000
+
+        # one browser session: the page waits for news, and reloads itself when the held job is let go
+        # and the run ends (virtual time stands still while the page's question is pending)
+        assert wait_for(lambda: list(seq(base, "live")["running"].values()) == [2], 30)  # held in epoch 3
+        held = seq(base, "live")["last_seq"]
+        session = chromium("session", "--virtual-time-budget=1000", "--dump-dom", background=True)
+        time.sleep(4)  # the page loaded, its question pending (a question waits up to 10 s)
+        assert seq(base, "live")["last_seq"] == held and session.poll() is None
+        pace_jobs(fake_mmar, 0.05)
+        live, err = session.communicate(timeout=60)
+        assert session.returncode == 0, err[-2000:]
+        assert 'data-automl-reloaded="yes"' in live and int(shown(live, "automl-seq")) > held
+        assert shown(live, "automl-status") == "completed" and shown(live, "automl-finished") == "2"
     finally:
         code, output = stop(proc, signal.SIGTERM)
+        if run.poll() is None:
+            run.send_signal(signal.SIGINT)
+        run.communicate(timeout=60)
     assert code == 0 and output.strip().splitlines()[-1] == "automl dashboard: stopped"
 
 
