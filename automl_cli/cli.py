@@ -617,7 +617,8 @@ def _plan_workers(loaded, option: str | None, pair: str | None) -> tuple[int, st
         most = slurm_options(loaded, executor, {}).max_jobs
         where = "config_automl.json's executor max_jobs" if "max_jobs" in (executor.get("args") or {}) else \
             "SlurmExecutor's default max_jobs"
-        return most, f"SLURM: up to {most} jobs at a time, {where}"
+        ignored = "; --workers is ignored with SLURM, as by run" if (option or pair) is not None else ""
+        return most, f"SLURM: up to {most} jobs at a time, {where}{ignored}"
     if option is not None:
         return len(parse_workers(option)), f"--workers {option}"
     if pair is not None:
