@@ -21,6 +21,7 @@ import json
 import os
 import threading
 import time
+from collections import OrderedDict
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,6 +32,7 @@ from .runlist import COLUMNS, row_cells, run_row
 from .status import RunView
 from .store import JOURNAL
 
+PAGES_KEPT = 8  # rendered pages cached
 MAX_WAIT = 10.0  # seconds a page's question may wait for news: short, as a browser holds few connections per host
 _STYLE = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
           "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:left}")
@@ -54,7 +56,8 @@ class Runs:
     def __init__(self, mmar, automlconf: str | None, refresh_seconds: float):
         self.mmar, self.automlconf, self.refresh_seconds = mmar, automlconf, refresh_seconds
         self._views: dict[Path, tuple[tuple, RunView]] = {}
-        self._pages: dict[Path, tuple[int, str]] = {}
+        # rendered pages, the most recently served few only: one holds plotly.js, megabytes
+        self._pages: OrderedDict[Path, tuple[tuple, str]] = OrderedDict()
         self._lock = threading.Lock()
 
     def folders(self) -> list[Path]:
@@ -105,6 +108,9 @@ class Runs:
                        + _poller(f"/api/run/{quote(run_dir.name)}/seq", view.last_seq, self.refresh_seconds))
         with self._lock:
             self._pages[run_dir] = ((view.last_seq, status), page)
+            self._pages.move_to_end(run_dir)
+            while len(self._pages) > PAGES_KEPT:
+                self._pages.popitem(last=False)
         return page
 
 
