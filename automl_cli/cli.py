@@ -483,72 +483,77 @@ def runs_command(mmar, automlconf, as_json) -> None:
     """List every run of the MMAR, newest first: algorithm, status, jobs, best score, start and duration."""
     from .mmar import MMAR
     from .runfolder import run_folders, run_places
+    from .runlist import COLUMNS, row_cells, run_row
 
     root = MMAR.open(mmar)
-    rows = [_run_row(folder) for folder in run_folders(root, automlconf)]
+    rows = [run_row(folder) for folder in run_folders(root, automlconf)]
     if not rows and not as_json:
         click.echo(f"no runs yet in {' or '.join(str(p) for p in run_places(root, automlconf))}")
         return
-
-    def cells(row: dict) -> list:
-        jobs = ", ".join(f"{n} {s}" for s, n in row["jobs"].items()) or "0"
-        if row["planned_jobs"]:
-            jobs += f" of {row['planned_jobs']}"
-        best = "-" if row["best"] is None else f"{row['best']['value']:.4f} {row['best']['job']}"
-        return [row["run_id"], row["algorithm"] or "?", row["status"], jobs, best, _local_time(row["started"]),
-                _duration(row["seconds"])]
-    _print_rows(rows, as_json, f"runs of {root.root}, newest first",
-                ("run", "algorithm", "status", "jobs", "best", "started", "duration"), cells)
+    _print_rows(rows, as_json, f"runs of {root.root}, newest first", COLUMNS, row_cells)
 
 
-def _run_row(run_dir: Path) -> dict:
-    """One run as `automl runs` shows it, from its journal; a damaged journal is a row that says so."""
-    import datetime as dt
-    import time
+@cli.command()
+@MMAR_OPTION
+@click.option("--run-id", help="Open on this run (`latest`: the newest); every run of the MMAR is listed at /.")
+@click.option("--automlconf", help="AutoML config file in config/ (its MMARHandler work_dir says where runs are).  "
+                                   "[default: config_automl.json]")
+@click.option("--host", default="127.0.0.1",
+              help="Address to listen on; 0.0.0.0 shows the runs to anyone who can reach this machine.")
+@click.option("--port", default=8765, type=click.IntRange(0, 65535), help="Port to listen on (0: a free one).")
+@click.option("--refresh", default=2.0, type=click.FloatRange(min=0.1),
+              help="Seconds between checks of a journal while a page waits for news of its run.")
+def dashboard(mmar, run_id, automlconf, host, port, refresh) -> None:
+    """Serve the runs' report pages live in a browser, refreshed from the journals while they
+    run (read-only; Ctrl-C stops it)."""
+    import signal
+    import socket
+    from urllib.parse import quote
 
-    from .control import is_running
-    from .runfolder import started_at
-    from .status import RunView
-    from .store import DamagedJournal
+    from .dashboard import serve
+    from .mmar import MMAR
+    from .runfolder import find_run
 
-    def stamp(when):
-        return None if when is None else dt.datetime.fromtimestamp(when).astimezone().isoformat(timespec="seconds")
-
+    root = MMAR.open(mmar)
+    path = "/"
+    if run_id is not None:
+        path = f"/run/{quote(find_run(mmar, run_id, automlconf).name)}"  # an unknown id: one line listing the runs
     try:
-        view = RunView.load(run_dir)
-    except DamagedJournal:
-        started = started_at(run_dir)
-        return {"run_id": run_dir.name, "folder": str(run_dir), "algorithm": None, "status": "damaged", "jobs": {},
-                "planned_jobs": None, "metric": None, "best": None, "started": stamp(started), "ended": None,
-                "seconds": None}
-    status = view.status
-    if status == "running" and not is_running(run_dir):
-        status = "interrupted"  # the journal says running, but no `automl run` holds the folder: --resume continues it
-    best = view.best()
-    started = view.started or started_at(run_dir)
-    ended = view.ended if view.status != "running" else None
-    return {"run_id": view.run_id or run_dir.name, "folder": str(run_dir), "algorithm": view.settings.get("algorithm"),
-            "status": status, "jobs": dict(sorted(view.counts().items())),
-            "planned_jobs": view.settings.get("planned_jobs"), "metric": view.metric_name if view.settings else None,
-            "best": None if best is None else {"job": best.name, "value": best.metric, "epoch": best.best_epoch},
-            "started": stamp(started), "ended": stamp(ended),
-            "seconds": None if status == "interrupted" else round((ended or time.time()) - started, 1)}
+        server = serve(root, automlconf, host, port, refresh)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    bound = server.server_address[1]
+    if host in ("0.0.0.0", ""):
+        _warn(f"listening on every interface (--host {host or '0.0.0.0'}): anyone who can reach this machine "
+              f"can read these runs")
+        shown = socket.gethostname()
+    else:
+        shown = host
+    click.echo(f"automl dashboard: runs of {root.root} at http://{shown}:{bound}{path} (Ctrl-C to stop)")
+    sys.stdout.flush()
 
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    def stopped(signum, frame):
+        raise KeyboardInterrupt  # `kill` stops it as cleanly as Ctrl-C
+    signal.signal(signal.SIGTERM, stopped)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    click.echo("automl dashboard: stopped")
 
 
 @cli.command()
 @MMAR_OPTION
 @click.option("--algorithm", help="Overrides config_automl.json's controller name.")
-@click.option("--workers", default="0", help="Worker spec, as for `automl run` (only the count matters here).")
+@click.option("--workers", help="Worker spec, as for `automl run` (only the count matters here).  [default: the "
+                                "workers= the MMAR's commands/automl.sh passes, else run's default 0: one worker]")
 @click.option("--epoch-seconds", type=click.FloatRange(min=0, min_open=True),
               help="Seconds one epoch takes.  [default: measured from the newest earlier run]")
+@click.option("--startup-seconds", type=click.FloatRange(min=0),
+              help="Seconds a job takes before its first epoch (process, imports, data loading), added to every "
+                   "job.  [default: measured from the newest earlier run]")
 @click.option("--automlconf", help="AutoML config file in config/.  [default: config_automl.json]")
 @click.option("--trainconf", help="Training config file in config/.  [default: config_train.json]")
 @click.option("--time-budget", help="Show what fits in this time (90s, 45m, 12h, 1d, 1h30m or seconds), as "
@@ -557,14 +562,14 @@ def _duration(seconds: float | None) -> str:
               help="At the budget the running jobs are stopped, or finish, as for `run`.  [default: soft]")
 @click.option("--set", "use_set", is_flag=True, help="Read the following KEY=VALUE words as settings, as for `run`.")
 @click.argument("pairs", nargs=-1, metavar="[KEY=VALUE]...")
-def plan(mmar, algorithm, workers, epoch_seconds, automlconf, trainconf, use_set, pairs, time_budget,
+def plan(mmar, algorithm, workers, epoch_seconds, startup_seconds, automlconf, trainconf, use_set, pairs, time_budget,
          time_budget_hard) -> None:
-    """Show the schedule, the number of jobs and epochs, and an estimated wall time."""
-    from .plan import make_plan, measured_epoch_seconds, render
+    """Show the schedule, the number of jobs and epochs, and an estimated wall time (saying
+    what it assumed: workers, seconds per epoch, start-up per job)."""
+    from .plan import make_plan, measure, render
     from .runconfig import RUN_KEYS, ALIASES, controller, fill_budget, load_mmar, parse_set_pairs, run_seed
     from .runconfig import time_budget as read_time_budget
     from .runfolder import work_dir_of
-    from .workers import parse_workers
 
     values = parse_set_pairs(pairs, warn=_warn)
     loaded = load_mmar(mmar, trainconf or values.get("trainconf"), automlconf or values.get("automlconf"), values)
@@ -574,21 +579,54 @@ def plan(mmar, algorithm, workers, epoch_seconds, automlconf, trainconf, use_set
     name, params = controller(loaded, algorithm or values.get("algorithm"))
     params.update({ALIASES.get(k, k): v for k, v in values.items() if k not in RUN_KEYS and k not in loaded.variables})
     seed = run_seed(loaded, values)
-    n_workers = len(parse_workers(values.get("workers", workers)))
-    if epoch_seconds:
-        source = "given"
+    n_workers, workers_source = _plan_workers(loaded, workers, values.get("workers"))
+    measured = measure(work_dir_of(loaded.mmar, automlconf or values.get("automlconf")))
+    source = "given"
+    if not epoch_seconds:
+        epoch_seconds, source = measured.epoch_seconds, measured.epoch_source
+    if startup_seconds is not None:
+        startup_source = "given"
     else:
-        epoch_seconds, source = measured_epoch_seconds(work_dir_of(loaded.mmar, automlconf or values.get("automlconf")))
+        startup_seconds, startup_source = measured.startup_seconds, measured.startup_source
     given = time_budget if time_budget is not None else values.get("automl_time_budget")
     hard = time_budget_hard if time_budget_hard is not None else values.get("automl_time_budget_hard")
     budget, hard = read_time_budget(loaded, given, hard, option=time_budget is not None)
     # the schedule a run with this budget gets; without the epoch time nothing bounds its simulation
     notes = fill_budget(name, params, loaded.max_epochs, budget) if epoch_seconds else []
     result = make_plan(loaded.space, name, params, loaded.max_epochs, n_workers, epoch_seconds, source,
-                       seed=seed, time_budget=budget, time_budget_hard=hard)
+                       seed=seed, time_budget=budget, time_budget_hard=hard, workers_source=workers_source,
+                       startup_seconds=startup_seconds, startup_source=startup_source)
     result.reasons = notes + result.reasons
     for line in render(result):
         click.echo(line)
+
+
+def _plan_workers(loaded, option: str | None, pair: str | None) -> tuple[int, str]:
+    """How many workers `automl run` would have, and where that number comes from: SLURM's
+    most jobs at a time, --workers (or workers=), the workers= the MMAR's commands/automl.sh
+    passes, else run's own default (0: one worker)."""
+    from .backends import registry as backends
+    from .plan import mmar_workers
+    from .runconfig import check_executor
+    from .workers import parse_workers
+
+    executor = check_executor(loaded)
+    if backends.executors().get(executor.get("name", "MMARExecutor")) == "slurm":
+        from .backends.slurm import slurm_options
+
+        most = slurm_options(loaded, executor, {}).max_jobs
+        where = "config_automl.json's executor max_jobs" if "max_jobs" in (executor.get("args") or {}) else \
+            "SlurmExecutor's default max_jobs"
+        ignored = "; --workers is ignored with SLURM, as by run" if (option or pair) is not None else ""
+        return most, f"SLURM: up to {most} jobs at a time, {where}{ignored}"
+    if option is not None:
+        return len(parse_workers(option)), f"--workers {option}"
+    if pair is not None:
+        return len(parse_workers(pair)), f"workers={pair} given"
+    found = mmar_workers(loaded.mmar.root)
+    if found is not None:
+        return len(parse_workers(found[0])), found[1]
+    return 1, "automl run's default --workers 0; give --workers to plan more"
 
 
 @cli.command()

@@ -1,5 +1,6 @@
 """Hyperband's schedule (TAO's tables), the auto-adjustment, promotions that resume, early
 stopping, and ASHA's asynchronous promotions."""
+import json
 import math
 from fractions import Fraction
 
@@ -193,6 +194,94 @@ def test_plan_prints_brackets_totals_and_a_time_estimate(fake_mmar):
     # 9*2 + 3*4 + 1*12 + 3*6 + 1*12 epochs in 17 jobs
     assert "total: 17 jobs, 72 epochs of training" in out
     assert "estimated wall time with 2 worker(s) at 60 s/epoch (given)" in out
+    assert "assumed: 2 worker(s) (--workers 0:1); 60 s/epoch (given); start-up not measured: no earlier run" in out
     auto = run_cli("plan", "-m", str(fake_mmar), "--algorithm", "hyperband")
-    assert "chosen: R=3, epoch_multiplier=3 (auto-adjusted from the config's 3 epochs)" in auto.stdout
+    reasons = [line.strip() for line in auto.stdout.splitlines()[1:4]]
+    # what the auto-adjustment means comes first, how it was worked out after
+    assert reasons[0] == ("the top rung trains 9 epochs, 3x the config's 3 (the guide's auto-adjustment; set "
+                          "epoch_multiplier to choose)")
+    assert reasons[1].startswith("chosen: R=3, epoch_multiplier=3 (auto-adjusted from the config's 3 epochs) by the "
+                                 "guide's rule epoch_multiplier = max_epoch^(log nu / log R)")
+    assert reasons[2] == "R=27: 3^(log 3/log 27) = 1.4422"
     assert "no time estimate" in auto.stdout
+    assert "assumed: 1 worker(s) (automl run's default --workers 0; give --workers to plan more)" in auto.stdout
+
+
+@pytest.mark.parametrize("max_epochs, first", [
+    (6, "the top rung trains 18 epochs, 3x the config's 6 (the guide's auto-adjustment; set epoch_multiplier to "
+        "choose)"),
+    (27, "the top rung trains 81 epochs, 3x the config's 27 (the guide's auto-adjustment; set epoch_multiplier to "
+         "choose)"),
+    (80, "the top rung trains 108 epochs, 1.35x the config's 80 (the guide's auto-adjustment; set epoch_multiplier "
+         "to choose)"),
+])
+def test_the_auto_adjustment_note_leads_with_its_consequence(max_epochs, first):
+    from automl_cli.algorithms.schedulers.hyperband import resolve_hyperband
+
+    why = resolve_hyperband({"automl_R": 27, "automl_nu": 3, "epoch_multiplier": None}, max_epochs)[3]
+    assert why[0] == first and why[1].startswith("chosen: ")
+    assert any("^(log 3/log " in line for line in why[2:])  # the formula after
+    assert resolve_hyperband({"automl_R": 9, "automl_nu": 3, "epoch_multiplier": 2}, 6)[3] == [
+        "epoch_multiplier 2 as given"]
+
+
+def _journal(run_dir, jobs):
+    """A finished run's journal: per job (start, [(end of epoch, its seconds), ...])."""
+    from automl_cli.store import JOURNAL, Journal
+
+    run_dir.mkdir(parents=True)
+    journal = Journal(run_dir / JOURNAL)
+    journal.append("run_started", 0.0, run_id=run_dir.name, algorithm="random", metric="val_mean_dice")
+    for job_id, (start, epochs) in enumerate(jobs, start=1):
+        journal.append("job_started", start, job_id=job_id, name=f"W1_{job_id}_J{job_id}", trial_id=job_id,
+                       worker="W1", gpus=[0], params={}, start_epoch=0, stop_epoch=len(epochs))
+        for epoch, (end, seconds) in enumerate(epochs, start=1):
+            journal.append("metrics", end, job_id=job_id, epoch=epoch, values={"val_mean_dice": 0.5, "seconds": seconds})
+        journal.append("job_finished", epochs[-1][0], job_id=job_id, status="completed")
+    journal.close()
+
+
+def test_plan_measures_the_start_up_of_jobs_in_the_newest_earlier_run(fake_mmar):
+    from conftest import run_cli
+
+    from automl_cli.plan import measure
+
+    # start-ups 8, 12 and 30 s (median 12), epochs 10 s
+    _journal(fake_mmar / "automl" / "old", [(0.0, [(18.0, 10.0), (28.0, 10.0)]), (28.0, [(50.0, 10.0)]),
+                                            (50.0, [(90.0, 10.0), (100.0, 10.0)])])
+    found = measure(fake_mmar / "automl")
+    assert (found.epoch_seconds, found.startup_seconds) == (10.0, 12.0)
+    assert found.startup_source == "median of 3 job(s) of run old"
+    result = run_cli("plan", "-m", str(fake_mmar), "--workers", "0")
+    assert result.returncode == 0, result.stderr
+    # 4 jobs of 3 epochs on one worker: 4 x (12 + 3 x 10) s
+    assert "estimated wall time with 1 worker(s) at 10 s/epoch (median of 5 epochs of run old): 0:02:48 (job " \
+           "start-up included)" in result.stdout
+    assert ("assumed: 1 worker(s) (--workers 0); 10 s/epoch (median of 5 epochs of run old); start-up 12 s per job "
+            "(median of 3 job(s) of run old), added to every job") in result.stdout
+    given = run_cli("plan", "-m", str(fake_mmar), "--workers", "0:1", "--startup-seconds", "0")
+    assert "with 2 worker(s) at 10 s/epoch (median of 5 epochs of run old): 0:01:00" in given.stdout
+    assert "start-up 0 s per job (given)" in given.stdout
+
+
+def test_plan_takes_the_workers_the_mmars_own_command_passes(fake_mmar):
+    from conftest import run_cli
+
+    (fake_mmar / "commands").mkdir()
+    (fake_mmar / "commands" / "automl.sh").write_text(
+        "#!/usr/bin/env bash\n# e.g. commands/automl.sh run_id=test1 workers=0\n"
+        'exec automl run -m "$MMAR_ROOT" --set run_id=a workers=0:1:2 "$@"\n')
+    result = run_cli("plan", "-m", str(fake_mmar), "--epoch-seconds", "10")
+    assert result.returncode == 0, result.stderr
+    assert "estimated wall time with 3 worker(s) at 10 s/epoch (given)" in result.stdout
+    assert ("assumed: 3 worker(s) (commands/automl.sh passes workers=0:1:2); 10 s/epoch (given); start-up not "
+            "measured: no earlier run; give --startup-seconds; counted as 0") in result.stdout
+    option = run_cli("plan", "-m", str(fake_mmar), "--epoch-seconds", "10", "--workers", "0:1")
+    assert "assumed: 2 worker(s) (--workers 0:1)" in option.stdout
+    config = fake_mmar / "config" / "config_automl.json"  # SLURM: as many as may be queued or running at once
+    doc = json.loads(config.read_text())
+    doc["executor"] = {"name": "SlurmExecutor", "args": {**doc["executor"]["args"], "max_jobs": 6}}
+    config.write_text(json.dumps(doc))
+    slurm = run_cli("plan", "-m", str(fake_mmar), "--epoch-seconds", "10")
+    assert "assumed: 6 worker(s) (SLURM: up to 6 jobs at a time, config_automl.json's executor max_jobs)" \
+        in slurm.stdout, slurm.stderr

@@ -120,7 +120,10 @@ def test_help_shows_each_commands_first_sentence_whole():
                  "run exits 0; `automl run ... --resume` continues it later.",
                  "abort Stop the job a worker runs (W1) or a job by name (W1_1_J7): it ends as stopped, scored on "
                  "the epochs it reported, and the search goes on.",
-                 "plan Show the schedule, the number of jobs and epochs, and an estimated wall time."):
+                 "plan Show the schedule, the number of jobs and epochs, and an estimated wall time (saying what it "
+                 "assumed: workers, seconds per epoch, start-up per job).",
+                 "dashboard Serve the runs' report pages live in a browser, refreshed from the journals while they "
+                 "run (read-only; Ctrl-C stops it)."):
         assert line in listed
     assert "..." not in listed.replace("automl run ...", "")  # nothing cut
 

@@ -97,12 +97,19 @@ def resolve_hyperband(params: dict[str, Any], max_epochs: int) -> tuple[int, int
         return R, nu, multiplier, [f"epoch_multiplier {multiplier} as given"]
     adjusted = auto_epoch_multiplier(max_epochs, R, nu)
     steps = adjusted.steps if len(adjusted.steps) <= 4 else adjusted.steps[:2] + ["..."] + adjusted.steps[-1:]
-    why = steps + [f"chosen: R={adjusted.R}, epoch_multiplier={adjusted.epoch_multiplier} "
-                   f"(auto-adjusted from the config's {max_epochs} epochs)"]
     top = adjusted.R * adjusted.epoch_multiplier
-    if top != max_epochs:
-        why.append(f"note: the guide's rule makes the top rung {top} epochs, not the config's {max_epochs}; "
-                   "set epoch_multiplier to choose")
+    # what it means first (how long the best configurations train), how it was worked out after
+    if top > max_epochs:
+        why = [f"the top rung trains {top} epochs, {top / max_epochs:.3g}x the config's {max_epochs} (the guide's "
+               "auto-adjustment; set epoch_multiplier to choose)"]
+    elif top < max_epochs:
+        why = [f"the top rung trains {top} epochs, fewer than the config's {max_epochs} (the guide's "
+               "auto-adjustment; set epoch_multiplier to choose)"]
+    else:
+        why = [f"the top rung trains the config's {max_epochs} epochs"]
+    why += [f"chosen: R={adjusted.R}, epoch_multiplier={adjusted.epoch_multiplier} "
+            f"(auto-adjusted from the config's {max_epochs} epochs) by the guide's rule epoch_multiplier = "
+            "max_epoch^(log nu / log R), R lowered by one while that is below 3:"] + steps
     return adjusted.R, nu, adjusted.epoch_multiplier, why
 
 
