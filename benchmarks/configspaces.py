@@ -9,9 +9,12 @@ def configspace(problem, seed: int) -> CS.ConfigurationSpace:
         name = item["args"][0]
         if item["type"] == "enum":  # ConfigSpace choices are strings; `decoder` maps them back
             space.add(CS.CategoricalHyperparameter(name, [str(choice[0]) for choice in item["targets"]]))
+        elif item["type"] == "int":
+            low, high = item["targets"]
+            space.add(CS.UniformIntegerHyperparameter(name, int(low), int(high), log=item.get("log", False)))
         else:
             low, high = item["targets"]
-            space.add(CS.UniformFloatHyperparameter(name, float(low), float(high)))
+            space.add(CS.UniformFloatHyperparameter(name, float(low), float(high), log=item.get("log", False)))
     return space
 
 

@@ -13,6 +13,15 @@ regret = true_value(chosen config) - optimum.
   lowered by `bias * (1 - s)` (low fidelities are flatter) and N(0, noise * (1 - s)) is added.
   Our "good" setting: bias 0.5, noise 0.05 (low fidelities rank configurations much like
   the top one); these constants are ours, chosen to that description, not copied.
+- Mixed-12 (ours): a made-up model of a network's validation loss over 12 hyperparameters of
+  every kind a config_train.json searches: log floats (learning rate, weight decay), floats
+  (momentum, dropout, warm-up, label smoothing), ints (layers; batch size and width on log
+  scales) and choices (optimizer, activation, augmentation). The best learning rate depends
+  on the optimizer and the batch size, the best dropout on the width and the augmentation,
+  the momentum matters most for SGD; the learning-rate term saturates (a learning rate
+  decades off is bad, not infinitely bad), as real losses do. Lower fidelities add a
+  decaying learning-curve term and every epoch adds small noise; the optimum, 0.1, is
+  reached inside the ranges (AdamW, GELU, light augmentation, 4 layers, width 256, ...).
 """
 from __future__ import annotations
 
@@ -127,11 +136,57 @@ def mf_hartmann3(bias: float = 0.5, noise: float = 0.05) -> Problem:
                    lambda c: 0.5 + c["x0"])
 
 
+def mixed12() -> Problem:
+    search = [
+        {"args": ["lr"], "type": "float", "targets": [1e-5, 1.0], "log": True},
+        {"args": ["weight_decay"], "type": "float", "targets": [1e-6, 0.1], "log": True},
+        {"args": ["momentum"], "type": "float", "targets": [0.0, 0.99]},
+        {"args": ["dropout"], "type": "float", "targets": [0.0, 0.8]},
+        {"args": ["warmup"], "type": "float", "targets": [0.0, 0.3]},
+        {"args": ["label_smoothing"], "type": "float", "targets": [0.0, 0.3]},
+        {"args": ["batch_size"], "type": "int", "targets": [8, 512], "log": True},
+        {"args": ["layers"], "type": "int", "targets": [1, 8]},
+        {"args": ["width"], "type": "int", "targets": [16, 1024], "log": True},
+        {"args": ["optimizer"], "type": "enum", "targets": [["sgd"], ["adam"], ["adamw"]]},
+        {"args": ["activation"], "type": "enum", "targets": [["relu"], ["gelu"], ["tanh"]]},
+        {"args": ["augment"], "type": "enum", "targets": [["none"], ["light"], ["heavy"]]},
+    ]
+    best_lr = {"sgd": -1.0, "adam": -3.0, "adamw": -2.7}  # log10, at batch size 64
+    best_decay = {"sgd": -3.5, "adam": -4.0, "adamw": -2.0}  # log10
+    momentum_weight = {"sgd": 0.8, "adam": 0.2, "adamw": 0.2}
+    offsets = {"sgd": 0.01, "adam": 0.02, "adamw": 0.0, "relu": 0.02, "gelu": 0.0, "tanh": 0.08,
+               "none": 0.06, "light": 0.0, "heavy": 0.03}
+
+    def truth(c):
+        opt = c["optimizer"]
+        lr_off = math.log10(c["lr"]) - best_lr[opt] - 0.5 * math.log10(c["batch_size"] / 64)
+        best_dropout = 0.1 + 0.15 * (math.log2(c["width"]) - 6) / 4 - (0.1 if c["augment"] == "heavy" else 0.0)
+        return (0.1 + 1.5 * (1 - math.exp(-lr_off ** 2 / 2))
+                + 0.15 * (math.log10(c["weight_decay"]) - best_decay[opt]) ** 2 / 4
+                + momentum_weight[opt] * (c["momentum"] - 0.9) ** 2
+                + 0.5 * (c["dropout"] - best_dropout) ** 2
+                + 0.3 * (c["warmup"] - (0.05 if opt == "sgd" else 0.1)) ** 2
+                + 0.4 * (c["label_smoothing"] - 0.1) ** 2
+                + 0.02 * (c["layers"] - 4) ** 2 + 0.05 * (math.log2(c["width"]) - 8) ** 2
+                + offsets[opt] + offsets[c["activation"]] + offsets[c["augment"]])
+
+    def value(c, s, state):
+        # an unfinished training: a loss still falling, faster at a good learning rate
+        speed = 1.0 + min(1.0, abs(math.log10(c["lr"]) - best_lr[c["optimizer"]]) / 2)
+        return truth(c) + 0.8 * (1 - s) ** (2 / speed) * 0.5 + float(_rng(c, state).normal(0.0, 0.003))
+
+    def cost(c):  # deeper and wider networks take longer per epoch
+        return 0.5 + 0.5 * (c["layers"] / 8) * (math.log2(c["width"]) - 4) / 6
+
+    return Problem("mixed12", search, 27, 0.1, value, truth, cost)
+
+
 ALL: dict[str, Callable[[], Problem]] = {
     "augmented_branin": augmented_branin,
     "augmented_hartmann6": augmented_hartmann6,
     "counting_ones": counting_ones,
     "mf_hartmann3": mf_hartmann3,
+    "mixed12": mixed12,
 }
 
 

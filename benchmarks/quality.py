@@ -83,6 +83,8 @@ def run_optuna(problem, name: str, seed: int, budget: float) -> dict | None:
             key = item["args"][0]
             if item["type"] == "enum":
                 config[key] = trial.suggest_categorical(key, [c[0] for c in item["targets"]])
+            elif item["type"] == "int":
+                config[key] = trial.suggest_int(key, *item["targets"], log=item.get("log", False))
             else:
                 config[key] = trial.suggest_float(key, *item["targets"], log=item.get("log", False))
         state, value = {}, None

@@ -5,7 +5,8 @@
 (a) overhead     per-job cost of the local backend (clone the MMAR, spawn, collect) with a
                  trainer that does nothing: 200 jobs on 2 workers
 (b) utilisation  busy fraction of 8 simulated workers, hyperband vs asha, epoch times varying 10x
-(c) suggest      time of bayesian's suggest(), a bfbo batch of 8 and a bohb bracket, at 100 and 1,000 observations
+(c) suggest      time of bayesian's suggest(), a bfbo batch of 8 and a bohb bracket, at 100 and 1,000 observations,
+                 and Optuna's GPSampler (pip install -e .[bench]) beside bayesian on the same space and data
 (d) scale        time and peak memory of a 10,000-job simulated run
 (e) startup      wall time of each command as a whole process (start-up included), as a ratio
                  to `automl --help`: the read-only commands should stay within 1.5x of it
@@ -119,6 +120,38 @@ def suggest_time(sizes=(100, 1000), repeats: int = 5) -> None:
                   f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}) (target < 250 ms per configuration "
                   "at 1,000)")
     _bohb_time(space, sizes, repeats)
+    _optuna_gp_time(sizes, repeats)
+
+
+def _optuna_gp_time(sizes, repeats) -> None:
+    """Optuna's GPSampler asked for one configuration after n finished trials of the space
+    suggest_time uses, the yardstick for bayesian's suggest() (within 3x at 100)."""
+    try:
+        import optuna
+    except ImportError:
+        print("(c) suggest: optuna-gp not measured: optuna is not installed (pip install -e .[bench])")
+        return
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    distributions = {"a": FloatDistribution(1e-5, 1e-1, log=True), "b": FloatDistribution(0, 1),
+                     "c": IntDistribution(1, 8), "d": CategoricalDistribution(["x", "y", "z"])}
+    for n in sizes:
+        rng = np.random.default_rng(0)
+        study = optuna.create_study(sampler=optuna.samplers.GPSampler(seed=0))
+        for _ in range(n):
+            params = {"a": float(10 ** rng.uniform(-5, -1)), "b": float(rng.random()), "c": int(rng.integers(1, 9)),
+                      "d": str(rng.choice(["x", "y", "z"]))}
+            loss = float(np.log10(params["a"]) ** 2 + params["b"] + rng.normal(0, 0.1))
+            study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=loss))
+        times = []
+        for _ in range(repeats):
+            began = time.perf_counter()
+            trial = study.ask(distributions)
+            times.append(time.perf_counter() - began)
+            study.tell(trial, 1.0)
+        print(f"(c) suggest: optuna-gp, one ask() at {n} observations: median {statistics.median(times) * 1000:.0f} ms "
+              f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f})")
 
 
 def _bohb_time(space, sizes, repeats) -> None:

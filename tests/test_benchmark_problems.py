@@ -9,7 +9,7 @@ from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.problems import (  # noqa: E402
-    ALL, augmented_branin, augmented_hartmann6, counting_ones, mf_hartmann3, regret,
+    ALL, augmented_branin, augmented_hartmann6, counting_ones, mf_hartmann3, mixed12, regret,
 )
 
 OPTIMISERS = {
@@ -18,6 +18,9 @@ OPTIMISERS = {
                                      (0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573)))],
     "mf_hartmann3": [{"x0": 0.114614, "x1": 0.555649, "x2": 0.852547}],
     "counting_ones": [{**{f"c{i}": 1 for i in range(8)}, **{f"x{i}": 1.0 for i in range(8)}}],
+    "mixed12": [{"lr": 10 ** -2.7, "weight_decay": 0.01, "momentum": 0.9, "dropout": 0.175, "warmup": 0.1,
+                 "label_smoothing": 0.1, "batch_size": 64, "layers": 4, "width": 256, "optimizer": "adamw",
+                 "activation": "gelu", "augment": "light"}],
 }
 
 
@@ -29,7 +32,11 @@ def sample(problem, rng):
             config[name] = item["targets"][rng.integers(len(item["targets"]))][0]
         else:
             low, high = item["targets"]
-            config[name] = low + (high - low) * rng.random()
+            if item.get("log"):
+                value = math.exp(math.log(low) + (math.log(high) - math.log(low)) * rng.random())
+            else:
+                value = low + (high - low) * rng.random()
+            config[name] = round(value) if item["type"] == "int" else value
     return config
 
 
@@ -88,3 +95,17 @@ def test_counting_ones_sharpens_with_budget():
     top = [problem.objective(config, problem.max_epochs, {"rng": np.random.default_rng(i)})[0] for i in range(200)]
     assert abs(np.mean(top) - truth) < 0.05
     assert np.std(top) < np.std(low)
+
+
+def test_mixed12_mixes_every_kind_and_its_choices_matter():
+    problem = mixed12()
+    kinds = {(item["type"], bool(item.get("log"))) for item in problem.search}
+    assert {("float", True), ("float", False), ("int", True), ("int", False), ("enum", False)} <= kinds
+    assert len(problem.search) >= 10
+    best = OPTIMISERS["mixed12"][0]
+    # another optimizer is worse even at its own best learning rate
+    assert problem.true_value({**best, "optimizer": "sgd", "lr": 0.1}) > problem.optimum
+    # the best learning rate moves with the batch size (half a decade per 10x)
+    assert problem.true_value({**best, "batch_size": 512}) > problem.optimum
+    assert problem.true_value({**best, "batch_size": 512, "lr": 10 ** (-2.7 + 0.5 * math.log10(8))}) == \
+        pytest.approx(problem.optimum, abs=1e-9)
