@@ -44,7 +44,7 @@ def synthetic_view(jobs, *, space=None, algorithm="random", run_id="syn", worker
             "job_id": job_id, "name": f"{job['worker']}_1_J{job_id}", "trial_id": job.get("trial", job_id),
             "worker": job["worker"], "gpus": [0], "params": job["params"], "start_epoch": first,
             "stop_epoch": first + len(curve), "bracket": job.get("bracket"), "rung": job.get("rung"),
-            "copy_from_job": job.get("copy_from")}))
+            "copy_from_job": job.get("copy_from"), "note": job.get("note", "")}))
         for index, value in enumerate(curve):
             epoch = first + index + 1
             events.append((t0 + (t1 - t0) * (index + 1) / (len(curve) + 1), "metrics",
@@ -268,3 +268,21 @@ def test_an_inactive_value_sits_below_its_axis_labelled():
     net = dims[1]
     assert list(net.ticktext) == ["(inactive)", "a", "b"] and net.values[-1] == net.tickvals[0]
     assert net.range[0] < net.tickvals[0]
+
+
+def test_the_page_says_what_the_search_gained_over_the_config_as_written():
+    jobs = [{"params": {"lr": 0.01}, "curve": [0.5, 0.6], "worker": "W1", "started": 0, "ended": 10,
+             "note": "the config's own values"},
+            {"params": {"lr": 0.003}, "curve": [0.6, 0.75], "worker": "W2", "started": 0, "ended": 12},
+            {"params": {"lr": 0.1}, "curve": [0.2, 0.3], "worker": "W1", "started": 10, "ended": 20}]
+    page = render_page([synthetic_view(jobs)])
+    line = page.split("<p id='baseline'>")[1].split("</p>")[0]
+    assert "The config as written (trial 1, W1_1_J1): val_mean_dice 0.6 after 2 epoch(s)" in line
+    assert "W2_1_J2: 0.75, 0.15 higher (25.0%): what the search gained" in line
+    # still the best: said so, no gain claimed
+    jobs[0]["curve"] = [0.5, 0.9]
+    line = render_page([synthetic_view(jobs)]).split("<p id='baseline'>")[1].split("</p>")[0]
+    assert line.endswith("the search has not beaten it (yet).")
+    # a run without the config's own values first says nothing about it
+    jobs[0]["note"] = ""
+    assert "id='baseline'" not in render_page([synthetic_view(jobs)])

@@ -7,7 +7,7 @@ import html
 from functools import lru_cache
 
 from ..durations import format_duration
-from ..status import JobView, RunView, format_params
+from ..status import JobView, RunView, format_params, ranked
 from .common import figure_html
 from .curves import curves_figure
 from .history import history_figure
@@ -59,6 +59,7 @@ def _run_sections(view: RunView) -> list[str]:
         f"<p>{html.escape(str(view.settings.get('algorithm', '?')))} · metric {html.escape(view.metric_name)} "
         f"({html.escape(str(view.settings.get('direction', '?')))}) · status {html.escape(view.status)} · "
         f"{len(view.jobs)} jobs</p>",
+        _baseline(view),
         "<h2>Leaderboard</h2>", _leaderboard(view, board),
         "<h2>Best metric over time</h2>",
         _figure(history_figure([view]), "best-over-time", "no finished job yet"),
@@ -79,6 +80,35 @@ def _run_sections(view: RunView) -> list[str]:
     if lineage:
         sections += ["<h2>Lineage of the best job</h2>", lineage]
     return sections
+
+
+def _baseline(view: RunView) -> str:
+    """What the search gained over the configuration as written in config_train.json (the
+    run's first trial with automl_start_from_config), scored at its deepest training."""
+    from ..algorithms.schedulers.base import Scheduler
+
+    start = [j for j in view.jobs.values() if j.note.startswith(Scheduler.START_NOTE)]
+    if not start:
+        return ""
+    trial, written = start[0].trial_id, start[0].params
+    # the trial's jobs with those values (PBT's member 1 changes them once it exploits)
+    scored = [j for j in view.jobs.values()
+              if j.trial_id == trial and j.params == written and j.metric is not None and j.status != "failed"]
+    if not scored:
+        return f"<p id='baseline'>The config as written (trial {trial}) has no score yet.</p>"
+    own = ranked(scored, max(j.epoch for j in scored), view.maximize)[0]  # its deepest training's best
+    mine = f"The config as written (trial {trial}, {own.name}): {view.metric_name} {own.metric:.4g} after {own.epoch} " \
+           "epoch(s)"
+    best = view.best()
+    if best is None or (best.trial_id == trial and best.params == written):
+        return f"<p id='baseline'>{html.escape(mine)}; the search has not beaten it (yet).</p>"
+    gain = abs(best.metric - own.metric)
+    share = f" ({gain / abs(own.metric):.1%})" if own.metric else ""
+    fewer = "" if own.epoch >= best.epoch else \
+        f"; it was trained {own.epoch} epoch(s), the best {best.epoch}, so part of the gain is training"
+    return (f"<p id='baseline'>{html.escape(mine)}. The best, {html.escape(best.name)}: {best.metric:.4g}, "
+            f"{gain:.4g} {'higher' if view.maximize else 'lower'}{share}: what the search gained"
+            f"{html.escape(fewer)}.</p>")
 
 
 def _compare_sections(views: list[RunView]) -> list[str]:
