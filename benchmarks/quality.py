@@ -17,6 +17,35 @@ the tools it is named after.
 With `--results FILE` each run's regret is saved as it finishes and runs already in the
 file are not repeated, so a long benchmark can be stopped, resumed, or split into parts
 (e.g. the reference tools in one go, ours after a change) and printed together.
+
+Many workers (`--workers 8`, or `--workers 1,8`; `--wall F`):
+
+    python benchmarks/quality.py --workers 1,8 --seeds 5 --methods asha,bohb,dehb --results FILE
+    python benchmarks/quality.py --workers 8 --wall 0.25 --seeds 5 --methods bfbo --results FILE
+
+T is the wall time of the sequential runs above: `--budget-trainings` full trainings of
+virtual time on one worker (every epoch costs what the problem says). Each of ours runs once
+per worker count N with N simulated workers for a wall time of F x T (`--wall`, default 1:
+T itself, i.e. N times the sequential runs' total cost), and its trajectory is kept: the
+regret of the configuration best/ would hold at each moment it changed (RunView.best's rule
+over the jobs ended by then: SimulationResult.incumbent_trace). "Regret at wall time t" is
+read from it, so one run gives every t up to F x T. (A run stopped at t could also rank a
+job the budget cut at t; the trajectory ignores those. For the full-training methods,
+bayesian and bfbo, that changes nothing once a training has completed.) The yardstick is
+Optuna's GPSampler run sequentially for T (the runs of the tables above, reused from the
+file): the median of its final regret over `--yardstick-seeds` seeds (10) or `--seeds`,
+whichever is more. Printed, for each N > 1:
+- equal total cost: N workers at wall time T/N against the same method on 1 worker at T
+  (its traced run when `--workers` includes 1, otherwise its run in the tables above);
+  "no worse on" counts the problems where the median is no worse (parallelism must not
+  waste the budget);
+- equal wall time: N workers' median regret at t = T/N, T/4, T/2 and T, beside one worker
+  and optuna-gp at T;
+- the wall time to reach optuna-gp's sequential median final regret, as a fraction of T:
+  per seed, the first time from which the handed-over configuration's regret stays at or
+  below it up to the horizon F x T; the median over seeds, or "not by F T" when at least
+  half the seeds never get there.
+Results are kept under "problem/method/seed/budget/wN", so the sequential entries stay valid.
 """
 from __future__ import annotations
 
@@ -165,6 +194,8 @@ def main() -> None:
                                           "(see 'Many workers' above)")
     parser.add_argument("--wall", type=float, default=1.0,
                         help="with --workers: how long ours run, as a fraction of the sequential wall time T")
+    parser.add_argument("--yardstick-seeds", type=int, default=10,
+                        help="with --workers: seeds of the sequential optuna-gp runs the yardstick is the median of")
     args = parser.parse_args()
     methods = args.methods.split(",")
     unknown = [m for m in methods if m not in OURS and m not in OPTUNA and m not in REFERENCE_RUNNERS]
@@ -227,7 +258,7 @@ def main_parallel(args, methods, saved: dict) -> None:
         problem = ALL[pname]()
         T = args.budget_trainings * problem.max_epochs * 1.0
         gp = []
-        for seed in range(args.seeds):  # the sequential optuna-gp runs of the main tables
+        for seed in range(max(args.seeds, args.yardstick_seeds)):  # optuna-gp's runs in the main tables
             key = f"{pname}/optuna-gp/{seed}/{args.budget_trainings:g}"
             if key not in saved:
                 began = time.perf_counter()
