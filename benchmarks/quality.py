@@ -17,6 +17,36 @@ the tools it is named after.
 With `--results FILE` each run's regret is saved as it finishes and runs already in the
 file are not repeated, so a long benchmark can be stopped, resumed, or split into parts
 (e.g. the reference tools in one go, ours after a change) and printed together.
+
+Many workers (`--workers 8`, or `--workers 1,8`; `--wall F`):
+
+    python benchmarks/quality.py --workers 1,8 --seeds 5 --methods asha,bohb,dehb --results FILE
+    python benchmarks/quality.py --workers 8 --wall 0.25 --seeds 5 --methods bfbo --results FILE
+
+T is the wall time of the sequential runs above: `--budget-trainings` full trainings of
+virtual time on one worker (every epoch costs what the problem says). Each of ours runs once
+per worker count N with N simulated workers for a wall time of F x T (`--wall`, default 1:
+T itself, i.e. N times the sequential runs' total cost), and its trajectory is kept: the
+regret of the configuration best/ would hold at each moment it changed (RunView.best's rule
+over the jobs ended by then: SimulationResult.incumbent_trace). "Regret at wall time t" is
+read from it, so one run gives every t up to F x T. (A run stopped at t could also rank a
+job the budget cut at t; the trajectory ignores those. For the full-training methods,
+bayesian and bfbo, that changes nothing once a training has completed.) The yardstick is
+Optuna's GPSampler run sequentially for T (the runs of the tables above, reused from the
+file): the median of its final regret over `--yardstick-seeds` seeds (10) or `--seeds`,
+whichever is more. Printed, for each N > 1:
+- equal total cost: N workers at wall time T/N against the same method on 1 worker at T
+  (its traced run when `--workers` includes 1, otherwise, and always for random, bayesian
+  and bfbo when the file has them, its runs in the tables above);
+  "no worse on" counts the problems where the median is no worse (parallelism must not
+  waste the budget);
+- equal wall time: N workers' median regret at t = T/N, T/4, T/2 and T, beside one worker
+  and optuna-gp at T;
+- the wall time to reach optuna-gp's sequential median final regret, as a fraction of T:
+  per seed, the first time from which the handed-over configuration's regret stays at or
+  below it up to the horizon F x T; the median over seeds, or "not by F T" when at least
+  half the seeds never get there.
+Results are kept under "problem/method/seed/budget/wN", so the sequential entries stay valid.
 """
 from __future__ import annotations
 
@@ -45,10 +75,13 @@ OURS = {
     "reinforcement": {"max_rounds": 100_000},
     "hyperband": {"automl_R": 27, "automl_nu": 3, "epoch_multiplier": 1, "automl_hyperband_iterations": 1000},
     "bohb": {"automl_R": 27, "automl_nu": 3, "epoch_multiplier": 1, "automl_hyperband_iterations": 1000},
-    "asha": {"automl_nu": 3, "automl_max_concurrent": 1, "automl_min_top_configs": 100_000},
+    # automl_max_concurrent: the default, every worker (one in the sequential tables)
+    "asha": {"automl_nu": 3, "automl_min_top_configs": 100_000},
     # enough passes over the brackets to fill the budget; the time budget ends the run
     "dehb": {"automl_R": 27, "automl_nu": 3, "epoch_multiplier": 1, "automl_hyperband_iterations": 1000},
 }
+# every job a full training: once one has completed, a job the budget cut is never the pick
+FULL_TRAININGS = ("random", "bayesian", "bfbo")
 OPTUNA = ("optuna-tpe", "optuna-gp", "optuna-tpe-hyperband")
 # ours against the tools each is named after (the issue's bar: no worse on 3 of the 4 problems)
 NAMESAKES = [("bayesian", "optuna-gp"), ("bfbo", "optuna-gp"), ("bohb", "optuna-tpe-hyperband"),
@@ -64,6 +97,43 @@ def run_ours(problem, name: str, seed: int, budget: float) -> dict:
     result = simulate(name, problem.search, problem.objective, max_epochs=problem.max_epochs, n_workers=1,
                       time_budget=budget, direction="minimize", seed=seed, params=OURS[name])
     return result.best[0]
+
+
+def run_ours_traced(problem, name: str, seed: int, wall: float, workers: int) -> dict:
+    """One of ours on `workers` simulated workers for `wall` virtual seconds: the regret of
+    what best/ holds at each moment it changed (SimulationResult.incumbent_trace: RunView.best's
+    rule over the jobs ended by then), and of the final pick (`result.best`, which may also
+    rank a job the budget cut)."""
+    result = simulate(name, problem.search, problem.objective, max_epochs=problem.max_epochs, n_workers=workers,
+                      time_budget=wall, direction="minimize", seed=seed, params=OURS[name])
+    trace = [[when, problem.regret(config)] for when, _, config in result.incumbent_trace()]
+    busy = sum(j["end_time"] - j["start_time"] for j in result.jobs if j["end_time"] is not None)
+    return {"trace": trace, "regret": math.inf if result.best is None else problem.regret(result.best[0]),
+            "horizon": wall, "jobs": len(result.jobs), "utilisation": busy / (workers * max(result.elapsed, 1e-9))}
+
+
+def regret_at(trace: list, t: float) -> float:
+    """The regret of the configuration a run would hand over at wall time t (inf before any)."""
+    value = math.inf
+    for when, regret in trace:
+        if when > t * (1 + 1e-12):
+            break
+        value = regret
+    return value
+
+
+def time_to_reach(trace: list, target: float, horizon: float) -> float:
+    """The first wall time from which the handed-over configuration's regret stays at or
+    below `target` up to `horizon` (inf if it never does)."""
+    reached = math.inf
+    for when, regret in trace:
+        if when > horizon * (1 + 1e-12):
+            break
+        if regret <= target:
+            reached = min(reached, when)
+        else:
+            reached = math.inf
+    return reached
 
 
 def run_optuna(problem, name: str, seed: int, budget: float) -> dict | None:
@@ -125,6 +195,12 @@ def main() -> None:
     parser.add_argument("--reference-python", "--dehb-python", dest="reference_python", type=Path,
                         default=DEFAULT_REFERENCE_PYTHON, help="python of the reference tools' environment")
     parser.add_argument("--results", type=Path, help="JSON file of per-run regrets: saved to, and reused from")
+    parser.add_argument("--workers", help="the parallel benchmark: worker counts of ours, e.g. 8 or 1,8 "
+                                          "(see 'Many workers' above)")
+    parser.add_argument("--wall", type=float, default=1.0,
+                        help="with --workers: how long ours run, as a fraction of the sequential wall time T")
+    parser.add_argument("--yardstick-seeds", type=int, default=10,
+                        help="with --workers: seeds of the sequential optuna-gp runs the yardstick is the median of")
     args = parser.parse_args()
     methods = args.methods.split(",")
     unknown = [m for m in methods if m not in OURS and m not in OPTUNA and m not in REFERENCE_RUNNERS]
@@ -135,6 +211,8 @@ def main() -> None:
         print(f"skipping {', '.join(skipped)}: no interpreter at {args.reference_python} (see benchmarks/README.md)")
         methods = [m for m in methods if m not in skipped]
     saved = json.loads(args.results.read_text()) if args.results and args.results.exists() else {}
+    if args.workers:
+        return main_parallel(args, methods, saved)
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores; seeds {args.seeds}; "
           f"budget {args.budget_trainings:g} full trainings per run; one worker")
     regrets: dict[str, dict[str, list[float]]] = {}
@@ -170,6 +248,122 @@ def main() -> None:
             print(f"  {pname:<20} {method:<22} median regret {np.median(values):.4g}", flush=True)
     print_table(regrets, methods, args.seeds, seconds)
     print_namesakes(regrets, methods)
+
+
+def main_parallel(args, methods, saved: dict) -> None:
+    """Ours on N workers against the sequential yardstick (Optuna's GPSampler, one worker)."""
+    counts = [int(n) for n in args.workers.split(",")]
+    ours = [m for m in methods if m in OURS]
+    problems = args.problems.split(",")
+    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores; seeds {args.seeds}; "
+          f"T = {args.budget_trainings:g} full trainings of wall time; workers {counts}; ours run to {args.wall:g} T")
+    runs: dict = {}  # (problem, method, workers) -> list of entries, one per seed
+    yardstick: dict[str, float] = {}
+    for pname in problems:
+        problem = ALL[pname]()
+        T = args.budget_trainings * problem.max_epochs * 1.0
+        gp = []
+        for seed in range(max(args.seeds, args.yardstick_seeds)):  # optuna-gp's runs in the main tables
+            key = f"{pname}/optuna-gp/{seed}/{args.budget_trainings:g}"
+            if key not in saved:
+                began = time.perf_counter()
+                config = run_optuna(problem, "optuna-gp", seed, T)
+                saved[key] = {"regret": math.inf if config is None else problem.regret(config),
+                              "seconds": time.perf_counter() - began}
+                if args.results:
+                    args.results.write_text(json.dumps(saved, indent=0, sort_keys=True))
+            gp.append(saved[key]["regret"])
+        yardstick[pname] = float(np.median(gp))
+        print(f"  {pname:<20} optuna-gp sequential median final regret {yardstick[pname]:.4g}", flush=True)
+        for method in ours:
+            for n in counts:
+                if n == 1 and method in FULL_TRAININGS and all(
+                        f"{pname}/{method}/{seed}/{args.budget_trainings:g}" in saved for seed in range(args.seeds)):
+                    continue  # its runs in the main tables: the same pick (see the docstring)
+                entries = []
+                for seed in range(args.seeds):
+                    key = f"{pname}/{method}/{seed}/{args.budget_trainings:g}/w{n}"
+                    entry = saved.get(key)
+                    if entry is None or entry["horizon"] < args.wall * T * (1 - 1e-9):
+                        began = time.perf_counter()
+                        entry = run_ours_traced(problem, method, seed, args.wall * T, n)
+                        entry["seconds"] = time.perf_counter() - began
+                        saved[key] = entry
+                        if args.results:
+                            args.results.write_text(json.dumps(saved, indent=0, sort_keys=True))
+                    entries.append({**entry, "T": T})
+                runs[pname, method, n] = entries
+                print(f"  {pname:<20} {method:<10} {n} workers: median regret at {args.wall:g} T "
+                      f"{np.median([regret_at(e['trace'], args.wall * T) for e in entries]):.4g}, utilisation "
+                      f"{np.median([e['utilisation'] for e in entries]):.0%}, tool seconds "
+                      f"{sum(e['seconds'] for e in entries):.0f}", flush=True)
+    print_parallel(runs, ours, counts, problems, yardstick, saved, args)
+
+
+def _med(values) -> str:
+    v = float(np.median(values))
+    return "-" if math.isnan(v) else "inf" if math.isinf(v) else f"{v:.3g}"
+
+
+def print_parallel(runs, ours, counts, problems, yardstick, saved, args) -> None:
+    def at(pname, method, n, fraction):
+        """Median regret over seeds at wall time fraction * T (None where the runs stop sooner)."""
+        entries = runs[pname, method, n]
+        if any(e["horizon"] < fraction * e["T"] * (1 - 1e-9) for e in entries):
+            return None
+        return [regret_at(e["trace"], fraction * e["T"]) for e in entries]
+
+    def sequential(pname, method):
+        """Ours on one worker for T: the traced run if there is one, else the main tables' run."""
+        if (pname, method, 1) in runs:
+            return at(pname, method, 1, 1.0)
+        keys = [f"{pname}/{method}/{s}/{args.budget_trainings:g}" for s in range(args.seeds)]
+        return [saved[k]["regret"] for k in keys] if all(k in saved for k in keys) else None
+
+    many = [n for n in counts if n > 1]
+    print(f"\nOptuna GPSampler, sequential, median final regret at T: "
+          + ", ".join(f"{p} {yardstick[p]:.3g}" for p in problems))
+    for n in many:
+        print(f"\n{n} workers at equal total cost (wall T/{n}) vs 1 worker at T, median regret:\n")
+        print("| method | " + " | ".join(problems) + " | no worse on |")
+        print("|---|" + "---|" * (len(problems) + 1))
+        for m in ours:
+            cells, wins, known = [], 0, 0
+            for pname in problems:
+                a, b = at(pname, m, n, 1 / n), sequential(pname, m)
+                if a is None or b is None:
+                    cells.append("-")
+                    continue
+                known += 1
+                wins += bool(np.median(a) <= np.median(b))
+                cells.append(f"{_med(a)} vs {_med(b)}")
+            print(f"| {m} | " + " | ".join(cells) + f" | {wins} of {known} |")
+        fractions = sorted({1 / n, 0.25, 0.5, 1.0})
+        print(f"\n{n} workers, median regret at wall time t (T: the sequential runs' wall time); "
+              f"last row: optuna-gp, 1 worker, at T:\n")
+        for pname in problems:
+            print(f"| {pname} | " + " | ".join(f"t = T/{round(1 / f)}" if f < 1 else "t = T" for f in fractions)
+                  + " | 1 worker, t = T |")
+            print("|---|" + "---|" * (len(fractions) + 1))
+            for m in ours:
+                cells = [(_med(v) if (v := at(pname, m, n, f)) is not None else "-") for f in fractions]
+                one = sequential(pname, m)
+                print(f"| {m} | " + " | ".join(cells) + f" | {_med(one) if one is not None else '-'} |")
+            print(f"| optuna-gp | " + " | ".join("" for _ in fractions) + f" | {yardstick[pname]:.3g} |\n")
+        print(f"Wall time to reach optuna-gp's sequential median final regret, as a fraction of T (median over "
+              f"seeds; 'not by H': not reached by the horizon H in at least half of them):\n")
+        print("| method | " + " | ".join(problems) + " | within T/4 on |")
+        print("|---|" + "---|" * (len(problems) + 1))
+        for m in ours:
+            cells, wins = [], 0
+            for pname in problems:
+                entries = runs[pname, m, n]
+                horizon = min(e["horizon"] / e["T"] for e in entries)
+                reach = [time_to_reach(e["trace"], yardstick[pname], horizon * e["T"]) / e["T"] for e in entries]
+                med = float(np.median(reach))
+                wins += med <= 0.25
+                cells.append(f"{med:.3g}" if math.isfinite(med) else f"not by {horizon:g} T")
+            print(f"| {m} | " + " | ".join(cells) + f" | {wins} of {len(problems)} |")
 
 
 def print_table(regrets, methods, seeds, seconds) -> None:

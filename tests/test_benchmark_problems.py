@@ -109,3 +109,16 @@ def test_mixed12_mixes_every_kind_and_its_choices_matter():
     assert problem.true_value({**best, "batch_size": 512}) > problem.optimum
     assert problem.true_value({**best, "batch_size": 512, "lr": 10 ** (-2.7 + 0.5 * math.log10(8))}) == \
         pytest.approx(problem.optimum, abs=1e-9)
+
+
+def test_the_parallel_benchmark_reads_a_trajectory_as_documented():
+    from benchmarks.quality import regret_at, run_ours_traced, time_to_reach
+
+    trace = [[10.0, 3.0], [20.0, 0.5], [30.0, 2.0], [40.0, 0.1]]  # a multi-fidelity pick may get worse
+    assert regret_at(trace, 5.0) == math.inf and regret_at(trace, 20.0) == 0.5 and regret_at(trace, 35.0) == 2.0
+    assert time_to_reach(trace, 1.0, 100.0) == 40.0  # reached at 20, lost at 30: from 40 on
+    assert time_to_reach(trace, 1.0, 25.0) == 20.0 and time_to_reach(trace, 0.01, 100.0) == math.inf
+    problem = augmented_branin()
+    entry = run_ours_traced(problem, "asha", 0, 2 * 27.0, 8)
+    assert entry["utilisation"] > 0.99 and entry["horizon"] == 54.0
+    assert all(when <= 54.0 for when, _ in entry["trace"])

@@ -162,6 +162,27 @@ def test_asha_keeps_every_worker_busy_where_hyperband_waits_at_its_barrier():
     assert u_hb < u_asha
 
 
+def most_running(result) -> int:
+    """The most jobs running at one moment of the virtual clock."""
+    edges = sorted([(j["start_time"], 1) for j in result.jobs] + [(j["end_time"], -1) for j in result.jobs],
+                   key=lambda e: (e[0], e[1]))  # an end before a start at the same instant
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    return most
+
+
+def test_asha_by_default_keeps_every_worker_busy_and_an_explicit_cap_still_caps():
+    params = {"automl_nu": 3, "automl_min_top_configs": 1000}
+    default = simulate("asha", SEARCH, uneven, max_epochs=27, n_workers=8, time_budget=500.0, seed=1, params=params)
+    assert most_running(default) == 8
+    assert utilisation(default, 8) > 0.99
+    capped = simulate("asha", SEARCH, uneven, max_epochs=27, n_workers=8, time_budget=500.0, seed=1,
+                      params={**params, "automl_max_concurrent": 3})
+    assert most_running(capped) == 3
+
+
 def test_asha_promotes_the_top_third_without_waiting_and_resumes():
     result = simulate("asha", SEARCH, hb_curve, max_epochs=9, n_workers=2, seed=0,
                       params={"automl_nu": 3, "automl_max_concurrent": 2, "automl_max_trials": 18})

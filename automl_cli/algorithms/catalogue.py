@@ -41,7 +41,8 @@ EARLY_STOP_PARAMETERS = {
 ASHA_PARAMETERS = {
     "automl_nu": ParamSpec(3, "promote the top 1/nu of a rung", minimum=2),
     "automl_min_epochs": ParamSpec(1, "epochs of the bottom rung", minimum=1),
-    "automl_max_concurrent": ParamSpec(4, "jobs running at once (at most the number of workers)", minimum=1),
+    "automl_max_concurrent": ParamSpec(0, "jobs running at once, at most (0: one on every worker; "
+                                          "TAO's default was 4)", minimum=0),
     "automl_max_trials": ParamSpec(0, "configurations to start in all (0: no limit)", minimum=0),
     "automl_min_top_configs": ParamSpec(5, "with no trial limit, stop once this many configurations "
                                            "reached the top rung", minimum=1),

@@ -36,7 +36,8 @@ class ASHA(Scheduler):
 
     def suggest(self, free_slots: int) -> list[JobRequest]:
         jobs: list[JobRequest] = []
-        room = min(free_slots, self.params["automl_max_concurrent"] - len(self.running))
+        cap = self.params["automl_max_concurrent"]  # 0: every worker the run has (the engine's free slots)
+        room = free_slots if not cap else min(free_slots, cap - len(self.running))
         while len(jobs) < room and not self._enough_at_top():
             job = self._promotion() or self._new_trial()
             if job is None:
