@@ -1,4 +1,5 @@
 """bfbo: a Sobol start that fills the workers, then batches kept apart by local penalisation."""
+import pytest
 import numpy as np
 import torch
 
@@ -80,3 +81,16 @@ def test_batches_of_four_find_branins_minimum_about_as_well_as_one_at_a_time():
     rand = [drive("random", BRANIN_SPACE, branin, s, budget=24, workers=4)[1] for s in seeds]
     assert np.median(batched) < np.median(rand)
     assert np.median(batched) < 0.6  # global minimum 0.398
+
+
+def test_the_gp_expects_the_worst_seen_where_it_has_no_data():
+    """The prior mean is the worst loss seen: far from every point the model predicts that,
+    not the average, so expected improvement is not drawn to the corners of the cube."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.3, 0.5, size=(12, 6))  # every point in one small box
+    y = np.sum((x - 0.4) ** 2, axis=1) + rng.uniform(0, 1, size=12)
+    gp = GP.fit(x, y)
+    mean, std = gp.predict(np.ones((1, 6)))  # a corner, far from the data
+    assert float(mean[0]) == pytest.approx(y.max(), rel=0.02)
+    near, _ = gp.predict(x[:1])
+    assert float(near[0]) < y.max()
