@@ -269,7 +269,12 @@ class SuccessiveHalving(Scheduler):
     def _make_trial(self, run: _BracketRun) -> JobRequest:
         """The job of a new trial for an open place of the run's current rung."""
         rung = run.bracket.rungs[run.rung]
-        if run.rung == 0:
+        if run.rung == 0 and run.why and self.breeds:
+            # DE's populations were filled by what the misleading rungs kept: a bracket run in
+            # their place starts from random configurations, which then compete for places there
+            params = self.space.sample(self.rng)
+            default = "new, random: the populations were filled by rungs found misleading"
+        elif run.rung == 0:
             params, why = self.propose_new(rung.epochs, self.pending_configs(), run.bracket)
             default = f"new, {why}"
         else:  # a place a promotion left open
