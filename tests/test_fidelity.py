@@ -91,10 +91,16 @@ def test_hyperband_es_stops_nothing_before_the_first_trusted_rung():
     assert algo.on_metrics(99, 2, 9, 5.0) != CONTINUE
 
 
-def test_asha_starts_new_trials_at_the_first_trusted_rung():
+def test_asha_probes_then_starts_new_trials_at_the_first_trusted_rung():
     algo = get_algorithm("asha")(SPACE, max_epochs=27, seed=0, params={"automl_max_concurrent": 1})
-    assert algo.suggest(1)[0].stop_epoch == 1
+    for _ in range(5):  # the probe: trained to 9 epochs with no decision below, to measure those rungs
+        job = algo.suggest(1)[0]
+        assert (job.stop_epoch, job.rung) == (9, 2) and "a probe of 5" in job.note
+        algo.running.clear()
+    curves(algo.fidelity, 10)
+    assert algo.suggest(1)[0].stop_epoch == 1  # the rungs agree: ASHA as it was
     algo.running.clear()
+    algo.fidelity = type(algo.fidelity)(algo.rung_epochs)
     curves(algo.fidelity, 10, backwards=(1, 3))
     job = algo.suggest(1)[0]
     assert (job.stop_epoch, job.rung, job.start_epoch) == (9, 2, 0) and "misleading" in job.note

@@ -64,7 +64,7 @@ class ASHA(Scheduler):
         limit = self.params["automl_max_trials"]
         if limit and len(self.trials) >= limit:
             return None
-        base = self._base_rung()
+        base = self._start_rung()
         params, why = self.propose_new(self.rung_epochs[base], self.pending_configs())
         trial = len(self.trials) + 1
         self.trials[trial] = params
@@ -83,7 +83,17 @@ class ASHA(Scheduler):
         no decisions; no promotion is made from it)."""
         return self.rung_epochs.index(self.fidelity.first_trusted())
 
+    def _start_rung(self) -> int:
+        """The rung a new configuration trains to: the first `min_pairs` go to the rung below
+        the top undecided (a probe: every rung below is then measured on configurations no
+        low rung chose, which promotions alone never give), the rest to the base rung."""
+        probe = max(0, len(self.rung_epochs) - 2)
+        return probe if len(self.trials) < self.fidelity.min_pairs else self._base_rung()
+
     def _base_why(self, base: int) -> str:
+        if len(self.trials) <= self.fidelity.min_pairs and base:
+            return f" (a probe of {self.fidelity.min_pairs}: trained to {self.rung_epochs[base]} epochs undecided, " \
+                   "to measure how the rungs below rank)"
         return f" (starts above the rungs found misleading; {self.fidelity.summary()})" if base else ""
 
     def on_metrics(self, trial_id: int, job_id: int, epoch: int, loss: float) -> str:
