@@ -132,3 +132,17 @@ def test_on_crossing_curves_brackets_that_start_at_backwards_rungs_are_replaced(
     assert replaced and "1 epochs -" in replaced[0] and "trusted from 9 epochs" in replaced[0]
     if name == "dehb":
         assert any("rungs found misleading" in n for n in notes(run))
+
+
+@pytest.mark.parametrize("name", ["asha", "dehb", "hyperband_es"])
+def test_the_same_seed_makes_the_same_decisions_where_rungs_mislead(name):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.problems import crossing_curves
+
+    problem = crossing_curves()
+    params = {"automl_max_concurrent": 1, "automl_min_top_configs": 1000} if name == "asha" else dict(
+        HB, **({"automl_early_stop_threshold": 2.0} if name == "hyperband_es" else {}))
+    runs = [simulate(name, problem.search, problem.objective, max_epochs=27, time_budget=27 * 25, seed=5,
+                     params=params) for _ in range(2)]
+    assert runs[0].jobs == runs[1].jobs and notes(runs[0]) == notes(runs[1])
+    assert any("misleading" in n or "in place of" in n for n in notes(runs[0]))
