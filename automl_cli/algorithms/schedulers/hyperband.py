@@ -194,10 +194,10 @@ class SuccessiveHalving(Scheduler):
             lines.append(f"bracket {number}: " + " -> ".join(f"{r.n} x {r.epochs} epochs" for r in bracket.rungs))
         if self.iterations > 1:
             lines.append(f"the {len(self.schedule)} brackets run {self.iterations} times over")
-        lines.append("a bracket whose rungs below the top rank configurations unlike the top (Spearman rank "
-                     f"correlation below {self.fidelity.trust:g} over the trials that reached it, once "
-                     f"{self.fidelity.min_pairs} have) is replaced by one that starts at a trusted rung, "
-                     "and every pass then keeps a full-fidelity bracket")
+        lines.append("a bracket that would decide at a rung found to rank configurations unlike the rungs above "
+                     f"(Spearman rank correlation below {self.fidelity.trust:g} with 95% confidence, over at least "
+                     f"{self.fidelity.min_pairs} trials that reached both) is replaced by one that starts at a "
+                     "trusted rung, and every pass then keeps a full-fidelity bracket")
         return lines
 
     def planned_jobs(self) -> int:
