@@ -74,6 +74,7 @@ OURS = {
     "bfbo": {"automl_max_recommendations": 100_000},
     "reinforcement": {"max_rounds": 100_000},
     "hyperband": {"automl_R": 27, "automl_nu": 3, "epoch_multiplier": 1, "automl_hyperband_iterations": 1000},
+    "hyperband_es": {"automl_R": 27, "automl_nu": 3, "epoch_multiplier": 1, "automl_hyperband_iterations": 1000, "automl_early_stop_threshold": 2.0},  # noqa: E501 (stops a job above 2 from epoch 3)
     "bohb": {"automl_R": 27, "automl_nu": 3, "epoch_multiplier": 1, "automl_hyperband_iterations": 1000},
     # automl_max_concurrent: the default, every worker (one in the sequential tables)
     "asha": {"automl_nu": 3, "automl_min_top_configs": 100_000},

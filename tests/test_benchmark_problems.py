@@ -9,7 +9,7 @@ from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.problems import (  # noqa: E402
-    ALL, augmented_branin, augmented_hartmann6, counting_ones, mf_hartmann3, mixed12, regret,
+    ALL, augmented_branin, augmented_hartmann6, counting_ones, crossing_curves, mf_hartmann3, mixed12, regret,
 )
 
 OPTIMISERS = {
@@ -17,6 +17,7 @@ OPTIMISERS = {
     "augmented_hartmann6": [dict(zip([f"x{i}" for i in range(6)],
                                      (0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573)))],
     "mf_hartmann3": [{"x0": 0.114614, "x1": 0.555649, "x2": 0.852547}],
+    "crossing_curves": [{"x0": 0.114614, "x1": 0.555649, "x2": 0.852547}],
     "counting_ones": [{**{f"c{i}": 1 for i in range(8)}, **{f"x{i}": 1.0 for i in range(8)}}],
     "mixed12": [{"lr": 10 ** -2.7, "weight_decay": 0.01, "momentum": 0.9, "dropout": 0.175, "warmup": 0.1,
                  "label_smoothing": 0.1, "batch_size": 64, "layers": 4, "width": 256, "optimizer": "adamw",
@@ -73,6 +74,18 @@ def test_mf_hartmann3_low_fidelity_ranks_like_the_top():
     low = [problem.objective(c, 3, {})[0] for c in configs]
     top = [problem.true_value(c) for c in configs]
     assert spearmanr(low, top).statistic > 0.5
+
+
+def test_crossing_curves_low_fidelity_ranks_backwards_until_the_curves_cross():
+    problem = crossing_curves()
+    rng = np.random.default_rng(3)
+    configs = [sample(problem, rng) for _ in range(200)]
+    top = [problem.true_value(c) for c in configs]
+    at = {e: spearmanr([problem.objective(c, e, {})[0] for c in configs], top).statistic for e in (1, 3, 9, 27)}
+    assert at[1] < -0.8 and at[3] < -0.7  # epochs 1 and 3 rank the best configurations last
+    assert at[9] > 0.8 and at[27] == pytest.approx(1.0)  # by epoch 9 the curves have crossed
+    best = min(configs, key=problem.true_value)
+    assert problem.objective(best, 3, {})[0] > np.median([problem.objective(c, 3, {})[0] for c in configs])
 
 
 @pytest.mark.parametrize("name", sorted(ALL))

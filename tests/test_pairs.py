@@ -40,8 +40,9 @@ def test_asha_kde_proposes_from_the_kde_once_a_rung_has_enough_results():
     assert all("new, random" in j.note for j in new[:5])  # no rung has 5 results yet
     from_kde = [j for j in new if "KDE at" in j.note]
     assert len(from_kde) >= 25
-    # the model stands on the largest rung with enough results: the bottom one first, a higher one later
-    assert "KDE at 1 epochs" in from_kde[0].note and any("KDE at 3 epochs" in j.note for j in from_kde)
+    # the model stands on the largest rung with enough results: first the rung ASHA's probe of 5
+    # trained to (schedulers/fidelity.py), the top one later
+    assert "KDE at 3 epochs" in from_kde[0].note and any("KDE at 9 epochs" in j.note for j in from_kde)
     # and it proposes where results were good: the model's first-rung losses beat the random ones
     first_rung = lambda jobs: [j.epochs[1][METRIC] for j in jobs if 1 in j.epochs]  # noqa: E731
     random_losses, kde_losses = first_rung(new[:5]), first_rung(from_kde)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base import JobRequest, Outcome
+from ..base import CONTINUE, JobRequest, Outcome
 from ..proposers.base import Result
 from .base import Scheduler
+from .fidelity import FidelityTrust
 from .hyperband import rank
 
 
@@ -33,6 +34,7 @@ class ASHA(Scheduler):
         self.running: dict[int, int] = {}  # trial -> rung its job will reach
         self.stopped: set[int] = set()
         self.proposer = self.make_proposer(planned=self.params["automl_max_trials"] or None)
+        self.fidelity = FidelityTrust(self.rung_epochs)  # which rungs rank like the ones above
 
     def suggest(self, free_slots: int) -> list[JobRequest]:
         jobs: list[JobRequest] = []
@@ -48,7 +50,7 @@ class ASHA(Scheduler):
 
     def _promotion(self) -> JobRequest | None:
         nu = self.params["automl_nu"]
-        for k in range(len(self.rung_epochs) - 2, -1, -1):
+        for k in range(len(self.rung_epochs) - 2, self._base_rung() - 1, -1):
             results = self.results[k]
             top = rank(results)[:len(results) // nu]
             for place, trial in enumerate(top, start=1):
@@ -63,17 +65,45 @@ class ASHA(Scheduler):
         limit = self.params["automl_max_trials"]
         if limit and len(self.trials) >= limit:
             return None
-        params, why = self.propose_new(self.rung_epochs[0], self.pending_configs())
+        base = self._start_rung()
+        params, why = self.propose_new(self.rung_epochs[base], self.pending_configs())
         trial = len(self.trials) + 1
         self.trials[trial] = params
         self.take(trial, params)
-        return JobRequest(trial, params, self.rung_epochs[0], 0,
-                          note=f"rung 0 ({self.rung_epochs[0]} epochs): new, {why}", rung=0)
+        return JobRequest(trial, params, self.rung_epochs[base], 0,
+                          note=f"rung {base} ({self.rung_epochs[base]} epochs): new, {why}{self._base_why(base)}",
+                          rung=base)
 
     def pending_configs(self) -> list[dict[str, Any]]:
         return [self.trials[t] for t in self.running]
 
+    # -- low rungs that mislead (fidelity.py) ---------------------------------------------
+    def _base_rung(self) -> int:
+        """The rung new configurations start at: the lowest whose ranking, and that of every
+        rung above it, agrees with the rungs above (a rung found to rank unlike them takes
+        no decisions; no promotion is made from it)."""
+        return self.rung_epochs.index(self.fidelity.first_trusted())
+
+    def _start_rung(self) -> int:
+        """The rung a new configuration trains to: the first `min_pairs` go to the rung below
+        the top undecided (a probe: every rung below is then measured on configurations no
+        low rung chose, which promotions alone never give), the rest to the base rung."""
+        probe = max(0, len(self.rung_epochs) - 2)
+        return probe if len(self.trials) < self.fidelity.min_pairs else self._base_rung()
+
+    def _base_why(self, base: int) -> str:
+        if len(self.trials) <= self.fidelity.min_pairs and base:
+            return f" (a probe of {self.fidelity.min_pairs}: trained to {self.rung_epochs[base]} epochs undecided, " \
+                   "to measure how the rungs below rank)"
+        return f" (starts above the rungs found misleading; {self.fidelity.summary()})" if base else ""
+
+    def on_metrics(self, trial_id: int, job_id: int, epoch: int, loss: float) -> str:
+        self.fidelity.record(trial_id, epoch, loss)
+        return CONTINUE
+
     def on_finished(self, outcome: Outcome) -> None:
+        if outcome.status != "failed":
+            self.fidelity.record(outcome.trial_id, outcome.epochs, outcome.loss)
         k = self.running.pop(outcome.trial_id)
         if outcome.status == "stopped":
             self.stopped.add(outcome.trial_id)
@@ -97,8 +127,9 @@ class ASHA(Scheduler):
         if not limit or len(self.trials) < limit:
             return False
         nu = self.params["automl_nu"]
+        base = self._base_rung()  # no promotion is made from a rung below it
         return not any(t not in self.promoted[k] and r[t] is not None and t not in self.stopped
-                       for k, r in enumerate(self.results[:-1]) for t in rank(r)[:len(r) // nu])
+                       for k, r in enumerate(self.results[:-1]) if k >= base for t in rank(r)[:len(r) // nu])
 
     def planned_jobs(self) -> int | None:
         return None

@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from ..base import JobRequest, Outcome
+from ..base import CONTINUE, JobRequest, Outcome
 from ..catalogue import HYPERBAND_PARAMETERS  # noqa: F401 (re-exported for the schedulers that extend it)
 from ..proposers.base import Result
 from .base import Scheduler
+from .fidelity import FidelityTrust
 
 
 def integer_log(value: int, base: int) -> int:
@@ -119,6 +120,7 @@ class _BracketRun:
 
     bracket: Bracket
     index: int
+    why: str = ""  # why this bracket runs in place of the schedule's (misleading low rungs)
     rung: int = 0
     size: int = 0  # jobs the current rung runs
     members: list[int] = field(default_factory=list)  # trial ids in the current rung, as they are made
@@ -147,7 +149,10 @@ class SuccessiveHalving(Scheduler):
         self.R, self.nu, self.epoch_multiplier, self.adjustment = resolve_hyperband(self.params, self.max_epochs)
         self.schedule = hyperband_schedule(self.R, self.nu, self.epoch_multiplier, self.full_bracket)
         self.iterations = self.params["automl_hyperband_iterations"]
-        self.brackets = self.schedule * self.iterations  # the order they run in
+        self.brackets = self.schedule * self.iterations  # the order they run in (a bracket that decides
+        # at a rung found misleading is replaced when it opens: _choose)
+        self.full_fidelity = hyperband_schedule(self.R, self.nu, self.epoch_multiplier, True)[-1]
+        self.fidelity = FidelityTrust([r.epochs for b in self.schedule for r in b.rungs])
         self.runs: list[_BracketRun] = []
         self.trials: dict[int, dict[str, Any]] = {}  # trial id -> params
         self.trial_epochs: dict[int, int] = {}  # epochs each trial's checkpoint holds
@@ -189,6 +194,10 @@ class SuccessiveHalving(Scheduler):
             lines.append(f"bracket {number}: " + " -> ".join(f"{r.n} x {r.epochs} epochs" for r in bracket.rungs))
         if self.iterations > 1:
             lines.append(f"the {len(self.schedule)} brackets run {self.iterations} times over")
+        lines.append("a bracket that would decide at a rung found to rank configurations unlike the rungs above "
+                     f"(Spearman rank correlation below {self.fidelity.trust:g} with 95% confidence, over at least "
+                     f"{self.fidelity.min_pairs} trials that reached both) is replaced by one that starts at a "
+                     "trusted rung, and every pass then keeps a full-fidelity bracket")
         return lines
 
     def planned_jobs(self) -> int:
@@ -208,7 +217,13 @@ class SuccessiveHalving(Scheduler):
             jobs.append(request)
         return jobs
 
+    def on_metrics(self, trial_id: int, job_id: int, epoch: int, loss: float) -> str:
+        self.fidelity.record(trial_id, epoch, loss)
+        return CONTINUE
+
     def on_finished(self, outcome: Outcome) -> None:
+        if outcome.status in ("completed", "stopped"):
+            self.fidelity.record(outcome.trial_id, outcome.epochs, outcome.loss)
         run = next(r for r in self.runs if outcome.trial_id in r.running)
         run.running.discard(outcome.trial_id)
         loss = outcome.loss if outcome.status in ("completed", "stopped") else None
@@ -226,17 +241,40 @@ class SuccessiveHalving(Scheduler):
         return len(self.runs) == len(self.brackets) and all(r.done for r in self.runs)
 
     # -- bookkeeping -----------------------------------------------------------------------
+    def _choose(self, index: int) -> tuple[Bracket, str]:
+        """The bracket to run as the `index`-th: the schedule's, unless it takes decisions at a
+        rung whose ranking has been found not to predict the top rung's. Then, if this pass
+        has run no full-fidelity bracket and the schedule has none, the full-fidelity one (it
+        measures every rung without a low-fidelity choice in the way); otherwise the most
+        aggressive bracket whose first rung is trusted."""
+        planned = self.brackets[index]
+        if self.fidelity.trusted(planned.rungs[0].epochs):
+            return planned, ""
+        start = index - index % len(self.schedule)
+        has_full = any(b.s == 0 for b in self.schedule) or any(r.bracket.s == 0 for r in self.runs[start:index])
+        trusted = [b for b in self.schedule if self.fidelity.trusted(b.rungs[0].epochs)]
+        choice = self.full_fidelity if not has_full or not trusted else trusted[0]
+        why = (f"runs in place of a bracket starting at {planned.rungs[0].epochs} epochs "
+               f"({self.fidelity.summary()}, trusted from {self.fidelity.first_trusted()} epochs)")
+        return choice, why
+
     def _open(self, index: int) -> _BracketRun:
-        bracket = self.brackets[index]
+        bracket, why = self._choose(index)
+        self.brackets[index] = bracket
         size = bracket.rungs[0].n
-        run = _BracketRun(bracket, index, size=size, queued=[None] * size)
+        run = _BracketRun(bracket, index, why=why, size=size, queued=[None] * size)
         self.runs.append(run)
         return run
 
     def _make_trial(self, run: _BracketRun) -> JobRequest:
         """The job of a new trial for an open place of the run's current rung."""
         rung = run.bracket.rungs[run.rung]
-        if run.rung == 0:
+        if run.rung == 0 and run.why and self.breeds:
+            # DE's populations were filled by what the misleading rungs kept: a bracket run in
+            # their place starts from random configurations, which then compete for places there
+            params = self.space.sample(self.rng)
+            default = "new, random: the populations were filled by rungs found misleading"
+        elif run.rung == 0:
             params, why = self.propose_new(rung.epochs, self.pending_configs(), run.bracket)
             default = f"new, {why}"
         else:  # a place a promotion left open
@@ -244,6 +282,8 @@ class SuccessiveHalving(Scheduler):
             default = f"bred from rung {run.rung - 1}'s best"
         trial_id = self.add_trial(params)
         self.take(trial_id, params)
+        if run.why and not run.members and run.rung == 0:  # the bracket's first job says why it runs
+            default = f"{default}; this bracket {run.why}"
         run.members.append(trial_id)
         note = self._note(run, self.describe_trial(trial_id, default))
         return JobRequest(trial_id, params, rung.epochs, 0, note=note, bracket=run.index + 1, rung=run.rung)
