@@ -52,14 +52,10 @@ def spearman(a: list[float], b: list[float]) -> float:
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
-    order = values.argsort(kind="stable")
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(len(values), dtype=float)
-    for value in np.unique(values):  # ties share their average rank
-        tied = values == value
-        if tied.sum() > 1:
-            ranks[tied] = ranks[tied].mean()
-    return ranks
+    """0-based ranks, ties sharing their average rank."""
+    from scipy.stats import rankdata
+
+    return rankdata(values, method="average") - 1.0
 
 
 class FidelityTrust:
@@ -70,16 +66,27 @@ class FidelityTrust:
         self.top = self.rung_epochs[-1]
         self.min_pairs, self.trust = min_pairs, trust
         self.losses: dict[int, dict[int, float]] = {}  # trial -> rung epochs -> loss there
+        # each rung's upper bound, until a loss changes: schedulers ask at every suggestion,
+        # and a simulated run of thousands of jobs spent most of its time recomputing them
+        self._bounds: dict[int, float | None] = {}
+        # (lower, higher rung epochs) -> the trials with a loss at both, in the order they got it
+        self._both: dict[tuple[int, int], dict[int, None]] = {}
 
     def record(self, trial_id: int, epoch: int, loss: float | None) -> None:
         if loss is not None and epoch in self.rung_epochs and np.isfinite(loss):
-            self.losses.setdefault(trial_id, {})[epoch] = float(loss)
+            losses = self.losses.setdefault(trial_id, {})
+            if losses.get(epoch) != float(loss):
+                if epoch not in losses:
+                    for other in losses:
+                        self._both.setdefault((min(epoch, other), max(epoch, other)), {})[trial_id] = None
+                losses[epoch] = float(loss)
+                self._bounds.clear()
 
     def pairs(self, epoch: int, reference: int | None = None) -> tuple[list[float], list[float]]:
         """(loss at `epoch`, loss at `reference`, the top by default) of every trial that has both."""
         reference = self.top if reference is None else reference
-        both = [(v[epoch], v[reference]) for v in self.losses.values() if epoch in v and reference in v]
-        return [a for a, _ in both], [b for _, b in both]
+        trials = self._both.get((min(epoch, reference), max(epoch, reference)), {})
+        return [self.losses[t][epoch] for t in trials], [self.losses[t][reference] for t in trials]
 
     def reference(self, epoch: int) -> int | None:
         """The rung `epoch` is judged against: the top once enough trials reached it from
@@ -98,6 +105,11 @@ class FidelityTrust:
 
     def upper_bound(self, epoch: int) -> float | None:
         """The one-sided upper confidence bound of the agreement of rung `epoch`."""
+        if epoch not in self._bounds:
+            self._bounds[epoch] = self._upper_bound(epoch)
+        return self._bounds[epoch]
+
+    def _upper_bound(self, epoch: int) -> float | None:
         rho = self.agreement(epoch)
         if rho is None or epoch == self.top:
             return rho
