@@ -285,7 +285,7 @@ class SearchSpace:
                     point[i:i + p.width] = 0.0
                     point[i + rng.integers(p.width)] = 1.0
             else:
-                point[i] = min(max(point[i] + rng.normal(0.0, scale), 0.0), 1.0)
+                point[i] = _reflect(point[i] + rng.normal(0.0, scale))
             i += p.width
         moved = self.decode(point)
         for p in self.params:  # a parameter that just became active gets a fresh value
@@ -736,3 +736,11 @@ def _unique_names(params: list[Param]) -> list[Param]:
 
 def _dump(value: Any) -> str:
     return json.dumps(value)
+
+
+def _reflect(u: float) -> float:
+    """A unit coordinate folded back into [0, 1] at the ends (0.03 above the top is 0.97):
+    clipping would pile every step that overshoots onto the bound itself, so a neighbour of
+    a point near an end would sit exactly at the end far more often than by chance."""
+    u = abs(u) % 2.0
+    return 2.0 - u if u > 1.0 else u

@@ -119,6 +119,46 @@ class GP:
         var = torch.clamp(self.signal - (v ** 2).sum(0), min=1e-12)
         return mean * self.y_std + self.y_centre, torch.sqrt(var) * self.y_std
 
+    def with_theta(self, theta: np.ndarray) -> "GP":
+        """The same data and scaling under other hyperparameters."""
+        y = self.z.numpy() * self.y_std + self.y_centre
+        return GP(self.x.numpy(), y, theta, scale=(self.y_centre, self.y_std))
+
+    def posterior_samples(self, rng: np.random.Generator, count: int) -> list[np.ndarray]:
+        """`count` hyperparameter vectors drawn from a Laplace approximation of their
+        posterior about this fit (a Gaussian in log space whose precision is the Hessian of
+        the negative log posterior), for averaging the acquisition over what the data leaves
+        uncertain (mostly the length scales, with few points). Coordinates at a bound (the
+        noise at its floor, typically) are held: the Hessian says nothing there."""
+        dims = self.x.shape[1]
+        lower = np.log([_LENGTH_BOUNDS[0]] * dims + [_SIGNAL_BOUNDS[0], _NOISE_BOUNDS[0]])
+        upper = np.log([_LENGTH_BOUNDS[1]] * dims + [_SIGNAL_BOUNDS[1], _NOISE_BOUNDS[1]])
+        free = np.flatnonzero((self.theta > lower + 1e-3) & (self.theta < upper - 1e-3))
+        if len(free) == 0:
+            return []
+        base = torch.as_tensor(self.theta, dtype=torch.float64)
+        index = torch.as_tensor(free)
+
+        def negative(u: torch.Tensor) -> torch.Tensor:
+            theta = base.clone()
+            theta[index] = u
+            return _neg_log_posterior(theta, self.x, self.z)
+
+        with one_thread():
+            hessian = torch.autograd.functional.hessian(negative, base[index].clone()).numpy()
+        if not np.all(np.isfinite(hessian)):
+            return []
+        values, vectors = np.linalg.eigh((hessian + hessian.T) / 2)
+        # no direction less certain than the widest prior (log noise, variance 9)
+        values = np.maximum(values, 1.0 / 9.0)
+        root = vectors / np.sqrt(values)
+        out = []
+        for _ in range(count):
+            theta = self.theta.copy()
+            theta[free] += root @ rng.standard_normal(len(free))
+            out.append(np.clip(theta, lower, upper))
+        return out
+
     def with_fantasies(self, x_more: np.ndarray) -> "GP":
         """The same model (same hyperparameters) that has also 'seen' its own mean at
         `x_more`: pending jobs, so the next proposal looks elsewhere (kriging believer)."""
@@ -136,6 +176,43 @@ def log_expected_improvement(mean: torch.Tensor, std: torch.Tensor, best: float)
     """log E[max(best - f, 0)] for f ~ N(mean, std^2), minimisation, stable for any z."""
     z = (best - mean) / std
     return _log_h(z) + torch.log(std)
+
+
+class GPEnsemble:
+    """GPs on the same points under different hyperparameters, predicted together: one
+    batched kernel for all of them instead of a Python loop per member (the acquisition is
+    evaluated thousands of times per proposal)."""
+
+    def __init__(self, members: list[GP]):
+        self.x = members[0].x
+        self.y_centre, self.y_std = members[0].y_centre, members[0].y_std
+        self.lengths = torch.stack([m.lengths for m in members])  # (K, d)
+        self.signal = torch.stack([m.signal for m in members])  # (K,)
+        self.alpha = torch.stack([m.alpha for m in members])  # (K, n)
+        self.chol = torch.stack([m.chol for m in members])  # (K, n, n)
+
+    def predict(self, xq) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior means and standard deviations, (K, m): a row per member."""
+        xq = torch.as_tensor(xq, dtype=torch.float64)
+        diff = (xq[None, :, None, :] - self.x[None, None, :, :]) / self.lengths[:, None, None, :]
+        r = torch.sqrt((diff ** 2).sum(-1) + 1e-12)
+        s5 = math.sqrt(5.0) * r
+        k_star = self.signal[:, None, None] * (1.0 + s5 + s5 ** 2 / 3.0) * torch.exp(-s5)  # (K, m, n)
+        mean = (k_star @ self.alpha[:, :, None])[..., 0]
+        v = torch.linalg.solve_triangular(self.chol, k_star.transpose(1, 2), upper=False)
+        var = torch.clamp(self.signal[:, None] - (v ** 2).sum(1), min=1e-12)
+        return mean * self.y_std + self.y_centre, torch.sqrt(var) * self.y_std
+
+
+def averaged_log_ei(models: list[GP], best: float):
+    """log of the expected improvement averaged over `models` (one GP per hyperparameter
+    sample, on the same points): an acquisition that stays open to what any plausible fit
+    of the data thinks promising, where one MAP fit can be sure of itself too early."""
+    if len(models) == 1:
+        return lambda x: log_expected_improvement(*models[0].predict(x), best)
+    ensemble = GPEnsemble(models)
+    offset = math.log(len(models))
+    return lambda x: torch.logsumexp(log_expected_improvement(*ensemble.predict(x), best), 0) - offset
 
 
 def _log_h(z: torch.Tensor) -> torch.Tensor:

@@ -64,11 +64,12 @@ class BatchGPProposer(GPModel):
         gp = self.model(configs, losses, budget)
         best = float(losses.min())
         lipschitz = self._lipschitz(gp)
+        models = self.plausible(gp)
         anchors = [configs[i] for i in np.argsort(losses)[:5]]
         out = []
         for member in range(count):
             around = pending + chosen
-            score = _penalised_log_ei(gp, best, lipschitz, np.array([self.space.encode(c) for c in around])
+            score = _penalised_log_ei(models, best, lipschitz, np.array([self.space.encode(c) for c in around])
                                       if around else None)
             found = maximize(score, self.space, self.rng, anchors=anchors,
                              seen=self.seen() | {config_key(c) for c in chosen})
@@ -95,13 +96,17 @@ class BatchGPProposer(GPModel):
         return max(float(grad.norm(dim=1).max()), _MIN_LIPSCHITZ)
 
 
-def _penalised_log_ei(gp: GP, best: float, lipschitz: float, around: np.ndarray | None):
+def _penalised_log_ei(models: list[GP], best: float, lipschitz: float, around: np.ndarray | None):
+    """log EI averaged over `models` (the MAP fit first: its mean and spread size the balls),
+    plus the log penalisers around `around`."""
     import torch
 
-    from ..models.gp import log_expected_improvement
+    from ..models.gp import averaged_log_ei
 
+    log_ei = averaged_log_ei(models, best)
     if around is None:
-        return lambda x: log_expected_improvement(*gp.predict(x), best)
+        return log_ei
+    gp = models[0]
     centres = torch.as_tensor(around, dtype=torch.float64)
     with torch.no_grad():
         mu, sigma = gp.predict(centres)
@@ -110,7 +115,7 @@ def _penalised_log_ei(gp: GP, best: float, lipschitz: float, around: np.ndarray 
     def score(x: "torch.Tensor") -> "torch.Tensor":
         distance = torch.sqrt(((x[:, None, :] - centres[None, :, :]) ** 2).sum(-1) + 1e-12)
         z = (lipschitz * distance + best - mu[None, :]) / sigma[None, :]
-        return log_expected_improvement(*gp.predict(x), best) + torch.special.log_ndtr(z).sum(1)
+        return log_ei(x) + torch.special.log_ndtr(z).sum(1)
 
     return score
 
