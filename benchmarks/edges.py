@@ -1,0 +1,66 @@
+"""Where bayesian's model-chosen proposals put numbers: how many sit at an end of their range.
+
+    python benchmarks/edges.py augmented_hartmann6 mixed12 [--seeds 3]
+
+A proposal is model-chosen when its trial comes after the initial design (and after trial 1,
+the config as written). A number is "at an end" when its unit-cube coordinate is 0 or 1: the
+low or high end of its range (log ranges in log scale, ints by their value). None of the
+benchmark problems has its optimum at an end, so a model that proposes ends often is
+exploring the edge of the cube, not following the data (issue #22 item 2).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import problems  # noqa: E402
+import quality  # noqa: E402
+from automl_cli.algorithms.catalogue import initial_design  # noqa: E402
+from automl_cli.simulate import simulate  # noqa: E402
+from automl_cli.space import parse_search_space  # noqa: E402
+
+
+def count(problem, seeds: int) -> tuple[int, int, int, int]:
+    """(proposals with a number at an end, proposals, numbers at an end, numbers)."""
+    names = {a: None for item in problem.search for a in ([item["args"]] if isinstance(item["args"], str)
+                                                        else item["args"])}
+    space = parse_search_space({**names, "search": problem.search}, Path("<edges>"))
+    first_chosen = initial_design(len(space), quality.OURS["bayesian"]["automl_max_recommendations"])[0] + 2
+    proposals = with_end = numbers = at_end = 0
+    for seed in range(seeds):
+        result = simulate("bayesian", problem.search, problem.objective, max_epochs=problem.max_epochs, n_workers=1,
+                          time_budget=40 * problem.max_epochs, direction="minimize", seed=seed,
+                          params=quality.OURS["bayesian"])
+        for job in result.jobs:
+            if job["trial_id"] < first_chosen:
+                continue
+            proposals += 1
+            unit, i, here = space.encode(job["params"]), 0, 0
+            for p in space.params:
+                if not p.is_choice and job["params"][p.name] is not None:
+                    numbers += 1
+                    here += unit[i] < 1e-9 or unit[i] > 1 - 1e-9
+                i += p.width
+            at_end += here
+            with_end += here > 0
+    return with_end, proposals, at_end, numbers
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("problems", nargs="+")
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args()
+    for name in args.problems:
+        with_end, proposals, at_end, numbers = count(getattr(problems, name)(), args.seeds)
+        print(f"{name}: {with_end} of {proposals} model-chosen proposals have a number at an end; "
+              f"{at_end} of {numbers} numbers ({100 * at_end / max(numbers, 1):.0f}%)")
+
+
+if __name__ == "__main__":
+    main()
