@@ -173,3 +173,19 @@ def test_random_invalid_items_always_give_a_path_never_a_traceback(item):
         parse_search_space({"a0": 0, "search": [item]}, FILE)
     assert err.value.path.startswith("$.search[0]")
     assert "\n" not in str(err.value)
+
+
+def test_neighbours_of_a_point_near_an_end_are_reflected_not_piled_on_the_end():
+    """The acquisition's local candidates: a step past an end folds back inside, so a
+    neighbour of a point near an end is not the end itself about half the time."""
+    space = parse_search_space({"lr": 0.01, "p": 0.5, "search": [
+        {"args": "lr", "type": "float", "targets": [1e-5, 1e-1], "log": True},
+        {"args": "p", "type": "float", "targets": [0, 1]}]}, Path("config_train.json"))
+    rng = np.random.default_rng(0)
+    near = {"lr": 0.09, "p": 0.99}
+    moved = [space.perturb(near, rng, 0.05, 0.0) for _ in range(2000)]
+    ps = np.array([m["p"] for m in moved])
+    lrs = np.array([m["lr"] for m in moved])
+    assert np.all((ps >= 0) & (ps <= 1)) and np.all((lrs >= 1e-5) & (lrs <= 1e-1 * (1 + 1e-12)))
+    assert np.mean(ps == 1.0) < 0.01 and np.mean(np.isclose(lrs, 1e-1)) < 0.01
+    assert np.mean(ps > 0.95) > 0.5  # still neighbours: folded back close to where they crossed
