@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,8 +62,10 @@ def _at_end(unit, indices) -> int:
     return int(sum(unit[i] < 1e-9 or unit[i] > 1 - 1e-9 for i in indices))
 
 
-def watch_origin() -> dict:
-    """Wrap the acquisition's refinement to count where ends appear; returns the counters."""
+@contextmanager
+def watching_origin():
+    """The acquisition's refinement wrapped, for the block, to count where ends appear:
+    yields the counters."""
     from automl_cli.algorithms.base import config_key
     from automl_cli.algorithms.models import acquisition
 
@@ -97,7 +100,10 @@ def watch_origin() -> dict:
         return found
 
     acquisition._lbfgs, acquisition._improve, acquisition.maximize = counted_lbfgs, counted_improve, counted_maximize
-    return counts
+    try:
+        yield counts
+    finally:
+        acquisition._lbfgs, acquisition._improve, acquisition.maximize = lbfgs, improve, maximize
 
 
 def main() -> None:
@@ -107,19 +113,14 @@ def main() -> None:
     parser.add_argument("--origin", action="store_true", help="also count where the ends come from")
     args = parser.parse_args()
     for name in args.problems:
-        origin = watch_origin() if args.origin else None
-        with_end, proposals, at_end, numbers = count(getattr(problems, name)(), args.seeds)
+        with watching_origin() if args.origin else nullcontext() as origin:
+            with_end, proposals, at_end, numbers = count(getattr(problems, name)(), args.seeds)
         print(f"{name}: {with_end} of {proposals} model-chosen proposals have a number at an end; "
               f"{at_end} of {numbers} numbers ({100 * at_end / max(numbers, 1):.0f}%)")
         if origin is not None:
             print(f"  {origin['refinements onto an end']} of {origin['refinements']} L-BFGS-B refinements moved a number "
                   f"onto an end; {origin['of them refined']} of the {origin['proposals at an end']} proposals with a "
                   "number at an end were refined points, the rest raw candidates")
-        if args.origin:
-            import importlib
-
-            from automl_cli.algorithms.models import acquisition
-            importlib.reload(acquisition)  # unwrapped for the next problem
 
 
 if __name__ == "__main__":

@@ -55,6 +55,10 @@ def one_thread():
 
 
 def matern52(a: torch.Tensor, b: torch.Tensor, lengths: torch.Tensor, signal: torch.Tensor) -> torch.Tensor:
+    """The kernel between rows of `a` (m, d) and `b` (n, d): (m, n); with a batch of length
+    scales (K, d) and signals (K,), one matrix per member: (K, m, n)."""
+    if lengths.dim() > 1:  # a batch of members
+        lengths, signal = lengths[:, None, None, :], signal[:, None, None]
     diff = (a[:, None, :] - b[None, :, :]) / lengths
     r = torch.sqrt((diff ** 2).sum(-1) + 1e-12)  # the epsilon keeps the gradient finite at r = 0
     s5 = math.sqrt(5.0) * r
@@ -89,8 +93,8 @@ class GP:
         z = (y - centre) / spread
         zt = torch.as_tensor(z, dtype=torch.float64)
         starts = [_prior_centre(dims)] + ([np.asarray(start, dtype=float)] if start is not None else [])
-        bounds = ([tuple(np.log(_LENGTH_BOUNDS))] * dims + [tuple(np.log(_SIGNAL_BOUNDS))]
-                  + [tuple(np.log(_NOISE_BOUNDS))])
+        lower, upper = _log_bounds(dims)
+        bounds = list(zip(lower, upper))
 
         def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
             t = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
@@ -103,7 +107,7 @@ class GP:
         best_theta, best_value = starts[0], math.inf
         with one_thread():
             for theta0 in starts:
-                theta0 = np.clip(theta0, [b[0] for b in bounds], [b[1] for b in bounds])
+                theta0 = np.clip(theta0, lower, upper)
                 result = minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
                                   options={"maxiter": 200})
                 if result.fun < best_value:
@@ -130,9 +134,7 @@ class GP:
         the negative log posterior), for averaging the acquisition over what the data leaves
         uncertain (mostly the length scales, with few points). Coordinates at a bound (the
         noise at its floor, typically) are held: the Hessian says nothing there."""
-        dims = self.x.shape[1]
-        lower = np.log([_LENGTH_BOUNDS[0]] * dims + [_SIGNAL_BOUNDS[0], _NOISE_BOUNDS[0]])
-        upper = np.log([_LENGTH_BOUNDS[1]] * dims + [_SIGNAL_BOUNDS[1], _NOISE_BOUNDS[1]])
+        lower, upper = _log_bounds(self.x.shape[1])
         free = np.flatnonzero((self.theta > lower + 1e-3) & (self.theta < upper - 1e-3))
         if len(free) == 0:
             return []
@@ -194,10 +196,7 @@ class GPEnsemble:
     def predict(self, xq) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior means and standard deviations, (K, m): a row per member."""
         xq = torch.as_tensor(xq, dtype=torch.float64)
-        diff = (xq[None, :, None, :] - self.x[None, None, :, :]) / self.lengths[:, None, None, :]
-        r = torch.sqrt((diff ** 2).sum(-1) + 1e-12)
-        s5 = math.sqrt(5.0) * r
-        k_star = self.signal[:, None, None] * (1.0 + s5 + s5 ** 2 / 3.0) * torch.exp(-s5)  # (K, m, n)
+        k_star = matern52(xq, self.x, self.lengths, self.signal)  # (K, m, n)
         mean = (k_star @ self.alpha[:, :, None])[..., 0]
         v = torch.linalg.solve_triangular(self.chol, k_star.transpose(1, 2), upper=False)
         var = torch.clamp(self.signal[:, None] - (v ** 2).sum(1), min=1e-12)
@@ -234,6 +233,13 @@ def _scale(y: np.ndarray) -> tuple[float, float]:
     > 1). With the worst as prior mean, improvement is sought near good points until the
     model's variance says elsewhere; benchmarks/QUALITY.md has the figures."""
     return float(y.max()), float(y.std()) or 1.0
+
+
+def _log_bounds(dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds of theta (log lengths, log signal, log noise)."""
+    lower = np.log([_LENGTH_BOUNDS[0]] * dims + [_SIGNAL_BOUNDS[0], _NOISE_BOUNDS[0]])
+    upper = np.log([_LENGTH_BOUNDS[1]] * dims + [_SIGNAL_BOUNDS[1], _NOISE_BOUNDS[1]])
+    return lower, upper
 
 
 def _unpack(theta: torch.Tensor, dims: int):

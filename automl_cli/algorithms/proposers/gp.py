@@ -35,9 +35,9 @@ if TYPE_CHECKING:
 # not wait seconds for torch it never uses.
 
 _FIT_POINTS = 300  # beyond this, the model sees the best and a sample of the rest (cubic cost)
-_REFIT_EVERY_STEP = 60
+_REFIT_EVERY_STEP = 60  # below this many points the hyperparameters are refitted at each step
 _HYPER_SAMPLES = 7  # hyperparameter draws beside the MAP fit, for the acquisition's average
-_SAMPLED_UP_TO = 150  # with more points than this the data pins the hyperparameters down: the MAP fit alone  # below this many points the hyperparameters are refitted at each step
+_SAMPLED_UP_TO = 150  # with more points than this the data pins the hyperparameters down: the MAP fit alone
 
 
 class GPModel(Proposer):
