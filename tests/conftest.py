@@ -6,6 +6,11 @@ from pathlib import Path
 
 import pytest
 
+# The tests run on the CPU on every machine: GPUs would change where jobs run and what the
+# tests read (a spec of 0:1 is refused on a one-GPU machine). The tool and the jobs it starts
+# inherit this; the tests about masks set their own, and scripts/gpu_check.sh checks real GPUs.
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_TRAINER = Path(__file__).resolve().parent / "fake_trainer.py"
 
@@ -61,7 +66,6 @@ def run_cli(*args: str, timeout: float = 600, env: dict | None = None,
     """Run the real `automl` command line in a subprocess (as a user would), from the
     repository root or from `cwd` (this checkout's automl_cli all the same)."""
     full_env = {**os.environ, **(env or {})}
-    full_env.pop("CUDA_VISIBLE_DEVICES", None)
     if cwd is not None:
         full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", "automl_cli", *args], capture_output=True, text=True,
@@ -104,7 +108,7 @@ def _interactive_signals() -> None:
 
 def start_run(mmar: Path, *args: str) -> subprocess.Popen:
     """`automl run -m MMAR ARGS` in the background, in its own session so a signal reaches only it."""
-    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env = dict(os.environ)
     return subprocess.Popen([sys.executable, "-m", "automl_cli", "run", "-m", str(mmar), *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=_interactive_signals)

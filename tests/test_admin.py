@@ -34,7 +34,7 @@ def admin(mmar: Path, run_id: str, *args: str):
 
 def admin_at_once(mmar: Path, run_id: str, *commands: list[str]) -> list[subprocess.CompletedProcess]:
     """Several admin commands started together, as from several shells; their results in order."""
-    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env = dict(os.environ)
     started = [subprocess.Popen([sys.executable, "-m", "automl_cli", *args, "-m", str(mmar), "--run-id", run_id],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
                for args in commands]

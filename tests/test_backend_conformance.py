@@ -74,7 +74,7 @@ class Kit:
         (directory / "config" / "config_train.json").write_text(json.dumps(
             {"sleep": sleep, "fake": {"args": {"lr": 0.003, "choice": "good", "behaviour": "ok"}}}))
         metrics = directory / "models" / "metrics.jsonl"
-        env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+        env = dict(os.environ)
         env.update({"AUTOML_METRICS_FILE": str(metrics), "AUTOML_JOB_NAME": job.name, "MMAR_ROOT": str(directory),
                     "AUTOML_RUN_DIR": str(self.run_dir), "PYTHONUNBUFFERED": "1"})
         return JobSpec(job.job_id, job.name, directory, ["bash", str(self.wrapper), str(directory), str(job.stop_epoch)],

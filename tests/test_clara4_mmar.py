@@ -80,7 +80,7 @@ def test_each_clara_search_form_trains(monai_mmar, form):
 
 @pytest.mark.slow
 def test_two_worker_search_killed_and_resumed_continues_and_best_reevaluates(monai_mmar):
-    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env = dict(os.environ)
     args = ["--set", "run_id=k", "workers=0:1", "epochs=3", "automl_max_recommendations=3"]
     tool = start_run(monai_mmar, *args)
     run_dir = monai_mmar / "automl" / "k"
@@ -132,7 +132,7 @@ def test_sigterm_mid_epoch_keeps_the_last_checkpoint_and_resuming_is_exact(monai
     for item in models.iterdir():
         item.unlink()
 
-    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env = dict(os.environ)
     trainer = subprocess.Popen([sys.executable, "-m", "automl_cli", "train", "-m", str(monai_mmar), "--epochs", "3"],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert wait_for(lambda: len(metrics_lines(models / "metrics.jsonl")) >= 1, timeout=120)

@@ -29,7 +29,7 @@ def example_runs(request, tmp_path_factory):
     file name, started together; maps the example to (its process, its MMAR copy)."""
     examples = sorted({item.callspec.params["example"] for item in request.session.items
                        if item.module is request.module and hasattr(item, "callspec")})
-    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env = dict(os.environ)
     runs = {}
     for example in examples:
         root = tmp_path_factory.mktemp(example) / "mmar"

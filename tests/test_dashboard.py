@@ -22,7 +22,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 def start_dashboard(mmar, *args):
     """`automl dashboard -m MMAR --port 0 ARGS` in the background; returns it and the URL it printed."""
-    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env = dict(os.environ)
     proc = subprocess.Popen([sys.executable, "-m", "automl_cli", "dashboard", "-m", str(mmar), "--port", "0", *args],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, preexec_fn=_interactive_signals)

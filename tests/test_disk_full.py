@@ -95,7 +95,7 @@ def _with_file_size_limit(limit: int, *args: str) -> subprocess.CompletedProcess
     def limited():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env = dict(os.environ)
     return subprocess.run([sys.executable, "-m", "automl_cli", *args], capture_output=True, text=True, cwd=ROOT,
                           env=env, timeout=300, preexec_fn=limited)
 

@@ -168,7 +168,7 @@ def test_a_launch_the_tool_died_in_is_journaled_stopped_and_run_once_on_resume(f
     set_epoch_seconds(fake_mmar, 0.3)
     run_dir = fake_mmar / "automl" / "u"
     leftovers.append(run_dir)
-    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT)
     tool = subprocess.run([sys.executable, "-c", _DIE_AFTER_FORK, str(fake_mmar)], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)

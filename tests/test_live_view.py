@@ -18,7 +18,7 @@ def test_not_a_terminal_gives_plain_lines_only(fake_mmar):
 
 
 def test_a_terminal_gets_the_live_table(fake_mmar):
-    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env = dict(os.environ)
     env.update({"COLUMNS": "160", "LINES": "50"})
     pid, fd = pty.fork()
     if pid == 0:  # the child: automl on a pseudo-terminal

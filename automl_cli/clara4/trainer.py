@@ -31,8 +31,8 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from ..train.loop import (BEST_WEIGHTS, CHECKPOINT, TrainingInterrupted, _append_line, _cpu_state, _metrics_path,
-                          _number, _save_atomic, _SigtermFlag, global_rng_state, load_checkpoint, numpy_state,
+from ..train.loop import (BEST_WEIGHTS, CHECKPOINT, TrainingInterrupted, _append_line, _cpu_state, _describe,
+                          _metrics_path, _number, _save_atomic, _SigtermFlag, global_rng_state, load_checkpoint, numpy_state,
                           restore_optimizer, set_global_rng_state, set_numpy_state)
 from .build import BuildError, Builder, BuildOptions
 
@@ -47,12 +47,6 @@ def _device(config: dict, log: Callable[[str], None]) -> torch.device:
         log(f"multi_gpu: {torch.cuda.device_count()} GPUs visible, training on cuda:0 only "
             "(one process per job; give each worker one GPU, e.g. --workers 0:1:2:3)")
     return torch.device("cuda:0")
-
-
-def _describe(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)}, CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')})"
-    return f"cpu ({torch.get_num_threads()} threads)"
 
 
 def _seed(config: dict) -> int:
