@@ -1,12 +1,13 @@
 """Where bayesian's model-chosen proposals put numbers: how many sit at an end of their range.
 
-    python benchmarks/edges.py augmented_hartmann6 mixed12 [--seeds 3]
+    python benchmarks/edges.py augmented_hartmann6 mixed12 [--seeds 3] [--origin] [--reference]
 
 A proposal is model-chosen when its trial comes after the initial design (and after trial 1,
 the config as written). A number is "at an end" when its unit-cube coordinate is 0 or 1: the
 low or high end of its range (log ranges in log scale, ints by their value). None of the
 benchmark problems has its optimum at an end, so a model that proposes ends often is
-exploring the edge of the cube, not following the data (issue #22 item 2).
+exploring the edge of the cube, not following the data (issue #22 item 2). `--reference`
+counts Optuna's GPSampler's trials after its 10 random ones the same way, as a yardstick.
 
 `--origin` also says where the ends come from: how many of the acquisition's L-BFGS-B
 refinements moved a number onto an end that their start did not have, and how many
@@ -32,30 +33,49 @@ from automl_cli.simulate import simulate  # noqa: E402
 from automl_cli.space import parse_search_space  # noqa: E402
 
 
-def count(problem, seeds: int) -> tuple[int, int, int, int]:
-    """(proposals with a number at an end, proposals, numbers at an end, numbers)."""
+def _space(problem):
     names = {a: None for item in problem.search for a in ([item["args"]] if isinstance(item["args"], str)
                                                         else item["args"])}
-    space = parse_search_space({**names, "search": problem.search}, Path("<edges>"))
+    return parse_search_space({**names, "search": problem.search}, Path("<edges>"))
+
+
+def _tally(space, chosen: list[dict]) -> tuple[int, int, int, int]:
+    """(proposals with a number at an end, proposals, numbers at an end, numbers)."""
+    with_end = numbers = at_end = 0
+    for params in chosen:
+        unit, i, here = space.encode(params), 0, 0
+        for p in space.params:
+            if not p.is_choice and params[p.name] is not None:
+                numbers += 1
+                here += unit[i] < 1e-9 or unit[i] > 1 - 1e-9
+            i += p.width
+        at_end += here
+        with_end += here > 0
+    return with_end, len(chosen), at_end, numbers
+
+
+def count(problem, seeds: int) -> tuple[int, int, int, int]:
+    """bayesian's model-chosen proposals over `seeds` runs of 40 full trainings, tallied."""
+    space = _space(problem)
     first_chosen = initial_design(len(space), quality.OURS["bayesian"]["automl_max_recommendations"])[0] + 2
-    proposals = with_end = numbers = at_end = 0
+    chosen = []
     for seed in range(seeds):
         result = simulate("bayesian", problem.search, problem.objective, max_epochs=problem.max_epochs, n_workers=1,
                           time_budget=40 * problem.max_epochs, direction="minimize", seed=seed,
                           params=quality.OURS["bayesian"])
-        for job in result.jobs:
-            if job["trial_id"] < first_chosen:
-                continue
-            proposals += 1
-            unit, i, here = space.encode(job["params"]), 0, 0
-            for p in space.params:
-                if not p.is_choice and job["params"][p.name] is not None:
-                    numbers += 1
-                    here += unit[i] < 1e-9 or unit[i] > 1 - 1e-9
-                i += p.width
-            at_end += here
-            with_end += here > 0
-    return with_end, proposals, at_end, numbers
+        chosen += [job["params"] for job in result.jobs if job["trial_id"] >= first_chosen]
+    return _tally(space, chosen)
+
+
+def count_reference(problem, seeds: int) -> tuple[int, int, int, int]:
+    """The same for Optuna's GPSampler (the trials after its random start-up ones)."""
+    space = _space(problem)
+    chosen = []
+    for seed in range(seeds):
+        study = quality.optuna_study(problem, "optuna-gp", seed, 40 * problem.max_epochs)
+        startup = getattr(study.sampler, "_n_startup_trials", 10)
+        chosen += [t.params for t in study.trials if t.number >= startup and t.state.name == "COMPLETE"]
+    return _tally(space, chosen)
 
 
 def _at_end(unit, indices) -> int:
@@ -111,8 +131,14 @@ def main() -> None:
     parser.add_argument("problems", nargs="+")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--origin", action="store_true", help="also count where the ends come from")
+    parser.add_argument("--reference", action="store_true",
+                        help="also count Optuna's GPSampler's model-chosen trials (needs optuna)")
     args = parser.parse_args()
     for name in args.problems:
+        if args.reference:
+            with_end, proposals, at_end, numbers = count_reference(getattr(problems, name)(), args.seeds)
+            print(f"{name}, optuna-gp: {with_end} of {proposals} model-chosen trials have a number at an end; "
+                  f"{at_end} of {numbers} numbers ({100 * at_end / max(numbers, 1):.0f}%)")
         with watching_origin() if args.origin else nullcontext() as origin:
             with_end, proposals, at_end, numbers = count(getattr(problems, name)(), args.seeds)
         print(f"{name}: {with_end} of {proposals} model-chosen proposals have a number at an end; "

@@ -138,6 +138,13 @@ def time_to_reach(trace: list, target: float, horizon: float) -> float:
 
 
 def run_optuna(problem, name: str, seed: int, budget: float) -> dict | None:
+    study = optuna_study(problem, name, seed, budget)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    return study.best_trial.params if complete else None
+
+
+def optuna_study(problem, name: str, seed: int, budget: float):
+    """The reference tool's study after `budget` seconds of the problem's cost."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -172,8 +179,7 @@ def run_optuna(problem, name: str, seed: int, budget: float) -> dict | None:
 
     while used["cost"] < budget:
         study.optimize(objective, n_trials=1)
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    return study.best_trial.params if complete else None
+    return study
 
 
 def run_reference(method: str, problem, seed: int, budget: float, python: Path) -> dict | None:
