@@ -214,6 +214,14 @@ def averaged_log_ei(models: list[GP], best: float):
     return lambda x: torch.logsumexp(log_expected_improvement(*ensemble.predict(x), best), 0) - offset
 
 
+def averaged_mean(models: list[GP]):
+    """The predicted loss averaged over `models`: what they expect, without their spread."""
+    if len(models) == 1:
+        return lambda x: models[0].predict(x)[0]
+    ensemble = GPEnsemble(models)
+    return lambda x: ensemble.predict(x)[0].mean(0)
+
+
 def _log_h(z: torch.Tensor) -> torch.Tensor:
     """log(phi(z) + z Phi(z)), accurate for very negative z through the scaled erfc."""
     log_phi = -0.5 * z ** 2 - 0.5 * math.log(2 * math.pi)

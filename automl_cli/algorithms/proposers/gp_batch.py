@@ -57,6 +57,7 @@ class BatchGPProposer(GPModel):
     def _penalised_batch(self, count: int, chosen: list[dict],
                          pending: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
         from ..models.acquisition import maximize  # torch: imported on first use (see gp.py)
+        from ..models.gp import averaged_mean
 
         configs, losses, budget = self.observations()
         if len(losses) < 2:
@@ -65,6 +66,7 @@ class BatchGPProposer(GPModel):
         best = float(losses.min())
         lipschitz = self._lipschitz(gp)
         models = self.plausible(gp)
+        mean = averaged_mean(models)
         anchors = [configs[i] for i in np.argsort(losses)[:5]]
         out = []
         for member in range(count):
@@ -72,7 +74,7 @@ class BatchGPProposer(GPModel):
             score = _penalised_log_ei(models, best, lipschitz, np.array([self.space.encode(c) for c in around])
                                       if around else None)
             found = maximize(score, self.space, self.rng, anchors=anchors,
-                             seen=self.seen() | {config_key(c) for c in chosen})
+                             seen=self.seen() | {config_key(c) for c in chosen}, mean=mean)
             if found is None:
                 config, note = self.space.sample(self.rng), "random (every candidate was already tried)"
             else:
