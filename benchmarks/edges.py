@@ -29,9 +29,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import problems  # noqa: E402
 import quality  # noqa: E402
+from automl_cli.algorithms.base import config_key  # noqa: E402
 from automl_cli.algorithms.catalogue import initial_design  # noqa: E402
+from automl_cli.algorithms.models import acquisition  # noqa: E402
+from automl_cli.algorithms.models.acquisition import _at_end  # noqa: E402
 from automl_cli.simulate import simulate  # noqa: E402
 from automl_cli.space import parse_search_space  # noqa: E402
+
+NEAR = 0.02  # "near an end": within 2% of the range (in the unit cube) of either end
 
 
 def _space(problem):
@@ -40,7 +45,14 @@ def _space(problem):
     return parse_search_space({**names, "search": problem.search}, Path("<edges>"))
 
 
-NEAR = 0.02  # "near an end": within 2% of the range (in the unit cube) of either end
+def _numbers(space, params: dict) -> list[float]:
+    """The unit-cube coordinates of the numbers `params` sets (choices and inactive ones left out)."""
+    unit, i, out = space.encode(params), 0, []
+    for p in space.params:
+        if not p.is_choice and params[p.name] is not None:
+            out.append(float(unit[i]))
+        i += p.width
+    return out
 
 
 def _tally(space, chosen: list[dict]) -> tuple[int, int, int, int, int]:
@@ -48,19 +60,16 @@ def _tally(space, chosen: list[dict]) -> tuple[int, int, int, int, int]:
     near an end, the ends included)."""
     with_end = numbers = at_end = near = 0
     for params in chosen:
-        unit, i, here = space.encode(params), 0, 0
-        for p in space.params:
-            if not p.is_choice and params[p.name] is not None:
-                numbers += 1
-                here += unit[i] < 1e-9 or unit[i] > 1 - 1e-9
-                near += unit[i] < NEAR or unit[i] > 1 - NEAR
-            i += p.width
+        units = _numbers(space, params)
+        here = sum(_at_end(u) for u in units)
+        numbers += len(units)
+        near += sum(u < NEAR or u > 1 - NEAR for u in units)
         at_end += here
         with_end += here > 0
     return with_end, len(chosen), at_end, numbers, near
 
 
-def count(problem, seeds: int) -> tuple[int, int, int, int]:
+def count(problem, seeds: int) -> tuple[int, int, int, int, int]:
     """bayesian's model-chosen proposals over `seeds` runs of 40 full trainings, tallied."""
     space = _space(problem)
     first_chosen = initial_design(len(space), quality.OURS["bayesian"]["automl_max_recommendations"])[0] + 2
@@ -73,30 +82,23 @@ def count(problem, seeds: int) -> tuple[int, int, int, int]:
     return _tally(space, chosen)
 
 
-def count_reference(problem, seeds: int) -> tuple[int, int, int, int]:
+def count_reference(problem, seeds: int) -> tuple[int, int, int, int, int]:
     """The same for Optuna's GPSampler (the trials after its random start-up ones)."""
     space = _space(problem)
+    enums = {item["args"][0] for item in problem.search if item["type"] == "enum"}
     chosen = []
     for seed in range(seeds):
         study = quality.optuna_study(problem, "optuna-gp", seed, 40 * problem.max_epochs)
         startup = getattr(study.sampler, "_n_startup_trials", 10)
-        enums = {item["args"][0] for item in problem.search if item["type"] == "enum"}
         chosen += [{k: [v] if k in enums else v for k, v in t.params.items()}  # a choice is a list here
                    for t in study.trials if t.number >= startup and t.state.name == "COMPLETE"]
     return _tally(space, chosen)
-
-
-def _at_end(unit, indices) -> int:
-    return int(sum(unit[i] < 1e-9 or unit[i] > 1 - 1e-9 for i in indices))
 
 
 @contextmanager
 def watching_origin():
     """The acquisition's refinement wrapped, for the block, to count where ends appear:
     yields the counters."""
-    from automl_cli.algorithms.base import config_key
-    from automl_cli.algorithms.models import acquisition
-
     counts = {"refinements": 0, "refinements onto an end": 0, "proposals at an end": 0,
               "of them refined": 0}
     refined: set[str] = set()
@@ -105,7 +107,7 @@ def watching_origin():
     def counted_lbfgs(score, point, free, mean=None):
         out = lbfgs(score, point, free, mean)
         counts["refinements"] += 1
-        counts["refinements onto an end"] += _at_end(out, free) > _at_end(point, free)
+        counts["refinements onto an end"] += sum(_at_end(out[i]) for i in free) > sum(_at_end(point[i]) for i in free)
         return out
 
     def counted_improve(score, space, start, rounds, mean=None):
@@ -116,15 +118,9 @@ def watching_origin():
     def counted_maximize(score, space, rng, **kwargs):
         refined.clear()
         found = maximize(score, space, rng, **kwargs)
-        if found is not None:
-            config, unit, i, ends = found[0], space.encode(found[0]), 0, 0
-            for p in space.params:
-                if not p.is_choice and config[p.name] is not None:
-                    ends += _at_end(unit, [i])
-                i += p.width
-            if ends:
-                counts["proposals at an end"] += 1
-                counts["of them refined"] += config_key(config) in refined
+        if found is not None and any(_at_end(u) for u in _numbers(space, found[0])):
+            counts["proposals at an end"] += 1
+            counts["of them refined"] += config_key(found[0]) in refined
         return found
 
     acquisition._lbfgs, acquisition._improve, acquisition.maximize = counted_lbfgs, counted_improve, counted_maximize
@@ -132,6 +128,13 @@ def watching_origin():
         yield counts
     finally:
         acquisition._lbfgs, acquisition._improve, acquisition.maximize = lbfgs, improve, maximize
+
+
+def _say(label: str, what: str, tally: tuple[int, int, int, int, int]) -> None:
+    with_end, proposals, at_end, numbers, near = tally
+    print(f"{label}: {with_end} of {proposals} model-chosen {what} have a number at an end; "
+          f"{at_end} of {numbers} numbers ({100 * at_end / max(numbers, 1):.0f}%); "
+          f"{near} within {NEAR:.0%} of an end ({100 * near / max(numbers, 1):.0f}%)")
 
 
 def main() -> None:
@@ -144,19 +147,13 @@ def main() -> None:
     args = parser.parse_args()
     for name in args.problems:
         if args.reference:
-            with_end, proposals, at_end, numbers, near = count_reference(getattr(problems, name)(), args.seeds)
-            print(f"{name}, optuna-gp: {with_end} of {proposals} model-chosen trials have a number at an end; "
-                  f"{at_end} of {numbers} numbers ({100 * at_end / max(numbers, 1):.0f}%); "
-                  f"{near} within {NEAR:.0%} of an end ({100 * near / max(numbers, 1):.0f}%)")
+            _say(f"{name}, optuna-gp", "trials", count_reference(getattr(problems, name)(), args.seeds))
         with watching_origin() if args.origin else nullcontext() as origin:
-            with_end, proposals, at_end, numbers, near = count(getattr(problems, name)(), args.seeds)
-        print(f"{name}: {with_end} of {proposals} model-chosen proposals have a number at an end; "
-              f"{at_end} of {numbers} numbers ({100 * at_end / max(numbers, 1):.0f}%); "
-              f"{near} within {NEAR:.0%} of an end ({100 * near / max(numbers, 1):.0f}%)")
+            _say(name, "proposals", count(getattr(problems, name)(), args.seeds))
         if origin is not None:
-            print(f"  {origin['refinements onto an end']} of {origin['refinements']} L-BFGS-B refinements moved a number "
-                  f"onto an end; {origin['of them refined']} of the {origin['proposals at an end']} proposals with a "
-                  "number at an end were refined points, the rest raw candidates")
+            print(f"  {origin['refinements onto an end']} of {origin['refinements']} L-BFGS-B refinements moved a "
+                  f"number onto an end; {origin['of them refined']} of the {origin['proposals at an end']} proposals "
+                  "with a number at an end were refined points, the rest raw candidates")
 
 
 if __name__ == "__main__":

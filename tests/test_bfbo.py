@@ -6,7 +6,7 @@ import torch
 from automl_cli.algorithms import get_algorithm
 from automl_cli.algorithms.base import Outcome
 from automl_cli.algorithms.proposers.gp_batch import _penalised_log_ei
-from automl_cli.algorithms.models.gp import GP, log_expected_improvement
+from automl_cli.algorithms.models.gp import GP, GPEnsemble, log_expected_improvement
 
 from test_algorithms import BRANIN_SPACE, branin, drive
 
@@ -61,7 +61,7 @@ def test_the_penaliser_carves_a_hole_around_a_chosen_point_that_grows_with_how_b
     plain = lambda q: log_expected_improvement(*gp.predict(q), best)
     good, bad = np.array([[0.05, 0.05]]), np.array([[0.9, 0.9]])
     for centre, depth in ((good, 0.5), (bad, 3.0)):
-        score = _penalised_log_ei([gp], best, 2.0, centre)
+        score = _penalised_log_ei(GPEnsemble([gp]), best, 2.0, centre)
         at = torch.as_tensor(centre)
         far = torch.as_tensor(1.0 - centre)
         # at the chosen point: at most half the value (a point as good as the best may still
@@ -70,7 +70,7 @@ def test_the_penaliser_carves_a_hole_around_a_chosen_point_that_grows_with_how_b
         assert abs(float(score(far)) - float(plain(far))) < 0.5  # far away barely changes
     # at the same offset, the hole around a bad-looking point is deeper than around a good one
     offset = np.array([[0.12, 0.0]])
-    dent = lambda c: float(plain(torch.as_tensor(c + offset)) - _penalised_log_ei([gp], best, 2.0, c)(
+    dent = lambda c: float(plain(torch.as_tensor(c + offset)) - _penalised_log_ei(GPEnsemble([gp]), best, 2.0, c)(
         torch.as_tensor(c + offset)))
     assert dent(bad) > dent(good)
 

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import torch
 
-from automl_cli.algorithms.models.gp import GP, GPEnsemble, averaged_log_ei, log_expected_improvement
+from automl_cli.algorithms.models.gp import GP, GPEnsemble, log_expected_improvement
 
 
 def _data(n, seed=0, dims=3):
@@ -47,7 +47,7 @@ def test_the_averaged_acquisition_is_the_log_of_the_mean_improvement_over_the_sa
     query = torch.as_tensor(rng.random((9, 3)))
     each = torch.stack([log_expected_improvement(*m.predict(query), y.min()) for m in models])
     expected = torch.log(torch.exp(each).mean(0))
-    assert torch.allclose(averaged_log_ei(models, y.min())(query), expected, atol=1e-8)
+    assert torch.allclose(GPEnsemble(models).log_ei(y.min())(query), expected, atol=1e-8)
     means, stds = GPEnsemble(models).predict(query)
     for k, m in enumerate(models):
         mean, std = m.predict(query)

@@ -32,8 +32,8 @@ from typing import Any, Callable, Iterator
 import torch
 
 from ..train.loop import (BEST_WEIGHTS, CHECKPOINT, TrainingInterrupted, _append_line, _cpu_state, _describe,
-                          _metrics_path, _number, _save_atomic, _SigtermFlag, global_rng_state, load_checkpoint, numpy_state,
-                          restore_optimizer, set_global_rng_state, set_numpy_state)
+                          _metrics_path, _number, _save_atomic, _SigtermFlag, global_rng_state, load_checkpoint,
+                          numpy_state, restore_optimizer, set_global_rng_state, set_numpy_state)
 from .build import BuildError, Builder, BuildOptions
 
 CHECKPOINT_FORMAT = "clara4-1"

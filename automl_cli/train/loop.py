@@ -85,7 +85,8 @@ def _device() -> torch.device:
 def _describe(device: torch.device) -> str:
     if device.type == "cuda":
         # the mask says which of the machine's GPUs this job's worker was given
-        return f"cuda ({torch.cuda.get_device_name(device)}, CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')})"
+        mask = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        return f"cuda ({torch.cuda.get_device_name(device)}, CUDA_VISIBLE_DEVICES={mask})"
     # the thread count is whatever OMP_NUM_THREADS gave torch: the engine sets it per job
     return f"cpu ({torch.get_num_threads()} threads)"
 

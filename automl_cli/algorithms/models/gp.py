@@ -183,9 +183,14 @@ def log_expected_improvement(mean: torch.Tensor, std: torch.Tensor, best: float)
 class GPEnsemble:
     """GPs on the same points under different hyperparameters, predicted together: one
     batched kernel for all of them instead of a Python loop per member (the acquisition is
-    evaluated thousands of times per proposal)."""
+    evaluated thousands of times per proposal). Built once per proposal; the acquisition
+    and the mean the refinement consults are both read from it. One member is predicted
+    on its own, exactly as the single GP predicts."""
 
     def __init__(self, members: list[GP]):
+        self.members = members
+        if len(members) == 1:
+            return
         self.x = members[0].x
         self.y_centre, self.y_std = members[0].y_centre, members[0].y_std
         self.lengths = torch.stack([m.lengths for m in members])  # (K, d)
@@ -195,6 +200,9 @@ class GPEnsemble:
 
     def predict(self, xq) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior means and standard deviations, (K, m): a row per member."""
+        if len(self.members) == 1:
+            mean, std = self.members[0].predict(xq)
+            return mean[None], std[None]
         xq = torch.as_tensor(xq, dtype=torch.float64)
         k_star = matern52(xq, self.x, self.lengths, self.signal)  # (K, m, n)
         mean = (k_star @ self.alpha[:, :, None])[..., 0]
@@ -202,24 +210,18 @@ class GPEnsemble:
         var = torch.clamp(self.signal[:, None] - (v ** 2).sum(1), min=1e-12)
         return mean * self.y_std + self.y_centre, torch.sqrt(var) * self.y_std
 
+    def log_ei(self, best: float):
+        """log of the expected improvement averaged over the members (one GP per
+        hyperparameter sample): an acquisition that stays open to what any plausible fit of
+        the data thinks promising, where one MAP fit can be sure of itself too early."""
+        if len(self.members) == 1:
+            return lambda x: log_expected_improvement(*self.members[0].predict(x), best)
+        offset = math.log(len(self.members))
+        return lambda x: torch.logsumexp(log_expected_improvement(*self.predict(x), best), 0) - offset
 
-def averaged_log_ei(models: list[GP], best: float):
-    """log of the expected improvement averaged over `models` (one GP per hyperparameter
-    sample, on the same points): an acquisition that stays open to what any plausible fit
-    of the data thinks promising, where one MAP fit can be sure of itself too early."""
-    if len(models) == 1:
-        return lambda x: log_expected_improvement(*models[0].predict(x), best)
-    ensemble = GPEnsemble(models)
-    offset = math.log(len(models))
-    return lambda x: torch.logsumexp(log_expected_improvement(*ensemble.predict(x), best), 0) - offset
-
-
-def averaged_mean(models: list[GP]):
-    """The predicted loss averaged over `models`: what they expect, without their spread."""
-    if len(models) == 1:
-        return lambda x: models[0].predict(x)[0]
-    ensemble = GPEnsemble(models)
-    return lambda x: ensemble.predict(x)[0].mean(0)
+    def mean(self):
+        """The predicted loss averaged over the members: what they expect, without their spread."""
+        return lambda x: self.predict(x)[0].mean(0)
 
 
 def _log_h(z: torch.Tensor) -> torch.Tensor:

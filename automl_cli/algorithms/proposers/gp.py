@@ -146,7 +146,7 @@ class GPProposer(GPModel):
 
     def propose(self, epochs: int, pending: list[dict[str, Any]], bracket=None) -> tuple[dict, str]:
         from ..models.acquisition import maximize
-        from ..models.gp import averaged_log_ei, averaged_mean
+        from ..models.gp import GPEnsemble
 
         if len(self.proposed) < self.n_initial:
             return self.initial_point(self.seen())
@@ -160,8 +160,9 @@ class GPProposer(GPModel):
             models = [m.with_fantasies(x_pending) for m in models]
         best = float(losses.min())
         anchors = [configs[i] for i in np.argsort(losses)[:5]]
-        found = maximize(averaged_log_ei(models, best), self.space, self.rng, anchors=anchors, seen=self.seen(),
-                         mean=averaged_mean(models))
+        ensemble = GPEnsemble(models)
+        found = maximize(ensemble.log_ei(best), self.space, self.rng, anchors=anchors, seen=self.seen(),
+                         mean=ensemble.mean())
         if found is None:
             return self.space.sample(self.rng), "random (every candidate was already tried)"
         config, value = found

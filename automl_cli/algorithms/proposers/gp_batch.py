@@ -32,7 +32,7 @@ from ..catalogue import PROPOSERS
 from .gp import GPModel
 
 if TYPE_CHECKING:
-    from ..models.gp import GP
+    from ..models.gp import GP, GPEnsemble
 
 _LIPSCHITZ_POINTS = 500  # random points of the cube at which the mean's gradient is measured
 _MIN_LIPSCHITZ = 1e-7  # a flat model (L = 0) would penalise nothing; the paper uses the same guard
@@ -57,7 +57,7 @@ class BatchGPProposer(GPModel):
     def _penalised_batch(self, count: int, chosen: list[dict],
                          pending: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
         from ..models.acquisition import maximize  # torch: imported on first use (see gp.py)
-        from ..models.gp import averaged_mean
+        from ..models.gp import GPEnsemble
 
         configs, losses, budget = self.observations()
         if len(losses) < 2:
@@ -65,16 +65,15 @@ class BatchGPProposer(GPModel):
         gp = self.model(configs, losses, budget)
         best = float(losses.min())
         lipschitz = self._lipschitz(gp)
-        models = self.plausible(gp)
-        mean = averaged_mean(models)
+        ensemble = GPEnsemble(self.plausible(gp))
         anchors = [configs[i] for i in np.argsort(losses)[:5]]
         out = []
         for member in range(count):
             around = pending + chosen
-            score = _penalised_log_ei(models, best, lipschitz, np.array([self.space.encode(c) for c in around])
+            score = _penalised_log_ei(ensemble, best, lipschitz, np.array([self.space.encode(c) for c in around])
                                       if around else None)
             found = maximize(score, self.space, self.rng, anchors=anchors,
-                             seen=self.seen() | {config_key(c) for c in chosen}, mean=mean)
+                             seen=self.seen() | {config_key(c) for c in chosen}, mean=ensemble.mean())
             if found is None:
                 config, note = self.space.sample(self.rng), "random (every candidate was already tried)"
             else:
@@ -98,17 +97,15 @@ class BatchGPProposer(GPModel):
         return max(float(grad.norm(dim=1).max()), _MIN_LIPSCHITZ)
 
 
-def _penalised_log_ei(models: list[GP], best: float, lipschitz: float, around: np.ndarray | None):
-    """log EI averaged over `models` (the MAP fit first: its mean and spread size the balls),
-    plus the log penalisers around `around`."""
+def _penalised_log_ei(ensemble: GPEnsemble, best: float, lipschitz: float, around: np.ndarray | None):
+    """log EI averaged over the ensemble's members (the MAP fit first: its mean and spread
+    size the balls), plus the log penalisers around `around`."""
     import torch
 
-    from ..models.gp import averaged_log_ei
-
-    log_ei = averaged_log_ei(models, best)
+    log_ei = ensemble.log_ei(best)
     if around is None:
         return log_ei
-    gp = models[0]
+    gp = ensemble.members[0]
     centres = torch.as_tensor(around, dtype=torch.float64)
     with torch.no_grad():
         mu, sigma = gp.predict(centres)
