@@ -4,7 +4,7 @@ import math
 import numpy as np
 import torch
 
-from automl_cli.algorithms.models.gp import GP, GPEnsemble, log_expected_improvement
+from automl_cli.algorithms.models.gp import _NOISE_BOUNDS, GP, GPEnsemble, log_expected_improvement
 
 
 def _data(n, seed=0, dims=3):
@@ -32,9 +32,10 @@ def test_samples_centre_on_the_fit_and_keep_a_coordinate_at_its_bound_fixed():
     samples = np.array(fitted.posterior_samples(np.random.default_rng(2), 400))
     assert np.allclose(np.median(samples, axis=0), fitted.theta, atol=0.15)
     # the noise at its floor (as on a noiseless benchmark): held there, the rest still drawn
-    at_floor = fitted.with_theta(np.concatenate([fitted.theta[:-1], [np.log(1e-6)]]))
+    floor = np.log(_NOISE_BOUNDS[0])
+    at_floor = fitted.with_theta(np.concatenate([fitted.theta[:-1], [floor]]))
     samples = np.array(at_floor.posterior_samples(np.random.default_rng(2), 50))
-    assert np.allclose(samples[:, -1], np.log(1e-6))
+    assert np.allclose(samples[:, -1], floor)
     assert samples[:, 0].std() > 0.01
 
 
