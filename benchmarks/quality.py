@@ -26,7 +26,8 @@ Many workers (`--workers 8`, or `--workers 1,8`; `--wall F`):
 T is the wall time of the sequential runs above: `--budget-trainings` full trainings of
 virtual time on one worker (every epoch costs what the problem says). Each of ours runs once
 per worker count N with N simulated workers for a wall time of F x T (`--wall`, default 1:
-T itself, i.e. N times the sequential runs' total cost), and its trajectory is kept: the
+T itself, i.e. N times the sequential runs' total cost; never less than T/N, the equal-cost
+point, so one worker always runs to T), and its trajectory is kept: the
 regret of the configuration best/ would hold at each moment it changed (RunView.best's rule
 over the jobs ended by then: SimulationResult.incumbent_trace). "Regret at wall time t" is
 read from it, so one run gives every t up to F x T. (A run stopped at t could also rank a
@@ -287,21 +288,23 @@ def main_parallel(args, methods, saved: dict) -> None:
                 if n == 1 and method in FULL_TRAININGS and all(
                         f"{pname}/{method}/{seed}/{args.budget_trainings:g}" in saved for seed in range(args.seeds)):
                     continue  # its runs in the main tables: the same pick (see the docstring)
+                # at least T/N: the equal-cost table reads N workers at T/N (one worker at T)
+                horizon = max(args.wall, 1.0 / n) * T
                 entries = []
                 for seed in range(args.seeds):
                     key = f"{pname}/{method}/{seed}/{args.budget_trainings:g}/w{n}"
                     entry = saved.get(key)
-                    if entry is None or entry["horizon"] < args.wall * T * (1 - 1e-9):
+                    if entry is None or entry["horizon"] < horizon * (1 - 1e-9):
                         began = time.perf_counter()
-                        entry = run_ours_traced(problem, method, seed, args.wall * T, n)
+                        entry = run_ours_traced(problem, method, seed, horizon, n)
                         entry["seconds"] = time.perf_counter() - began
                         saved[key] = entry
                         if args.results:
                             args.results.write_text(json.dumps(saved, indent=0, sort_keys=True))
                     entries.append({**entry, "T": T})
                 runs[pname, method, n] = entries
-                print(f"  {pname:<20} {method:<10} {n} workers: median regret at {args.wall:g} T "
-                      f"{np.median([regret_at(e['trace'], args.wall * T) for e in entries]):.4g}, utilisation "
+                print(f"  {pname:<20} {method:<10} {n} workers: median regret at {horizon / T:g} T "
+                      f"{np.median([regret_at(e['trace'], horizon) for e in entries]):.4g}, utilisation "
                       f"{np.median([e['utilisation'] for e in entries]):.0%}, tool seconds "
                       f"{sum(e['seconds'] for e in entries):.0f}", flush=True)
     print_parallel(runs, ours, counts, problems, yardstick, saved, args)
