@@ -40,7 +40,8 @@ whichever is more. Printed, for each N > 1:
   (its traced run when `--workers` includes 1, otherwise, and always for random, bayesian
   and bfbo when the file has them, its runs in the tables above);
   "no worse on" counts the problems where the median is no worse (parallelism must not
-  waste the budget);
+  waste the budget), "worse beyond chance" those where a one-sided Mann-Whitney test says N
+  workers end worse with p < 0.05 (two runs of random search differ in their medians too);
 - equal wall time: N workers' median regret at t = T/N, T/4, T/2 and T, beside one worker
   and optuna-gp at T;
 - the wall time to reach optuna-gp's sequential median final regret, as a fraction of T:
@@ -315,6 +316,16 @@ def _med(values) -> str:
     return "-" if math.isnan(v) else "inf" if math.isinf(v) else f"{v:.3g}"
 
 
+def _worse_p(a, b) -> float:
+    """One-sided Mann-Whitney p that the regrets `a` tend to be larger than `b` (1 when all tie)."""
+    from scipy.stats import mannwhitneyu
+
+    finite = [v for v in list(a) + list(b) if math.isfinite(v)]
+    if len(set(finite)) <= 1 and len(finite) == len(a) + len(b):
+        return 1.0
+    return float(mannwhitneyu(a, b, alternative="greater").pvalue)
+
+
 def print_parallel(runs, ours, counts, problems, yardstick, saved, args) -> None:
     def at(pname, method, n, fraction):
         """Median regret over seeds at wall time fraction * T (None where the runs stop sooner)."""
@@ -334,11 +345,12 @@ def print_parallel(runs, ours, counts, problems, yardstick, saved, args) -> None
     print(f"\nOptuna GPSampler, sequential, median final regret at T: "
           + ", ".join(f"{p} {yardstick[p]:.3g}" for p in problems))
     for n in many:
-        print(f"\n{n} workers at equal total cost (wall T/{n}) vs 1 worker at T, median regret:\n")
-        print("| method | " + " | ".join(problems) + " | no worse on |")
-        print("|---|" + "---|" * (len(problems) + 1))
+        print(f"\n{n} workers at equal total cost (wall T/{n}) vs 1 worker at T, median regret (p: one-sided "
+              f"Mann-Whitney, that {n} workers end worse; the medians of two samples of one method differ by chance):\n")
+        print("| method | " + " | ".join(problems) + " | no worse on (median) | worse beyond chance (p < 0.05) on |")
+        print("|---|" + "---|" * (len(problems) + 2))
         for m in ours:
-            cells, wins, known = [], 0, 0
+            cells, wins, worse, known = [], 0, 0, 0
             for pname in problems:
                 a, b = at(pname, m, n, 1 / n), sequential(pname, m)
                 if a is None or b is None:
@@ -346,8 +358,10 @@ def print_parallel(runs, ours, counts, problems, yardstick, saved, args) -> None
                     continue
                 known += 1
                 wins += bool(np.median(a) <= np.median(b))
-                cells.append(f"{_med(a)} vs {_med(b)}")
-            print(f"| {m} | " + " | ".join(cells) + f" | {wins} of {known} |")
+                p = _worse_p(a, b)
+                worse += p < 0.05
+                cells.append(f"{_med(a)} vs {_med(b)} (p {p:.2g})")
+            print(f"| {m} | " + " | ".join(cells) + f" | {wins} of {known} | {worse} of {known} |")
         fractions = sorted({1 / n, 0.25, 0.5, 1.0})
         print(f"\n{n} workers, median regret at wall time t (T: the sequential runs' wall time); "
               f"last row: optuna-gp, 1 worker, at T:\n")
