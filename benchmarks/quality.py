@@ -320,8 +320,7 @@ def _worse_p(a, b) -> float:
     """One-sided Mann-Whitney p that the regrets `a` tend to be larger than `b` (1 when all tie)."""
     from scipy.stats import mannwhitneyu
 
-    finite = [v for v in list(a) + list(b) if math.isfinite(v)]
-    if len(set(finite)) <= 1 and len(finite) == len(a) + len(b):
+    if len(set(a) | set(b)) == 1:  # all tied (e.g. every run at regret 0): nothing to rank
         return 1.0
     return float(mannwhitneyu(a, b, alternative="greater").pvalue)
 

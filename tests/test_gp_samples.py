@@ -6,6 +6,8 @@ import torch
 
 from automl_cli.algorithms.models.gp import _NOISE_BOUNDS, GP, GPEnsemble, log_expected_improvement
 
+from test_algorithms import branin
+
 
 def _data(n, seed=0, dims=3):
     rng = np.random.default_rng(seed)
@@ -63,8 +65,7 @@ def test_noiseless_losses_are_modelled_as_noiseless_even_where_they_span_a_wide_
     rng = np.random.default_rng(3)
     minimum = np.array([(math.pi + 5) / 15, 2.275 / 15])
     x = np.concatenate([rng.random((15, 2)), np.clip(minimum + 0.03 * rng.standard_normal((25, 2)), 0, 1)])
-    x1, x2 = 15 * x[:, 0] - 5, 15 * x[:, 1]
-    y = (x2 - 5.1 / (4 * math.pi ** 2) * x1 ** 2 + 5 / math.pi * x1 - 6) ** 2 + 10 * (1 - 1 / (8 * math.pi)) * np.cos(x1) + 10
+    y = np.array([branin({"x1": 15 * a - 5, "x2": 15 * b}) for a, b in x])
     gp = GP.fit(x, y)
     assert float(gp.noise) < 1e-7
     with torch.no_grad():
