@@ -75,6 +75,11 @@ class Proposer:
         """`count` configurations chosen together (only for a proposer with `batch`)."""
         raise NotImplementedError
 
+    def ready(self, bracket) -> bool:
+        """Whether a bracket scheduler's `bracket` would start well now (False: its first
+        configurations would be blind, and a later bracket may go first)."""
+        return True
+
     def added(self, trial_id: int, params: dict[str, Any]) -> None:
         """The scheduler made trial `trial_id` from the configuration just proposed."""
 

@@ -189,6 +189,9 @@ class DEProposer(Proposer):
                                            f"the {level.epochs}-epoch population's {len(pool)} best")
         return params, "bred"  # describe_trial names the origin
 
+    def ready(self, bracket) -> bool:
+        return self.levels[bracket.rungs[0].resource].full
+
     def added(self, trial_id: int, params: dict[str, Any]) -> None:
         if self._origin is not None:  # the scheduler adds what propose or fill just returned
             self.origins[trial_id], self._origin = self._origin, None

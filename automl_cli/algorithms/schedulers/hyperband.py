@@ -210,6 +210,7 @@ class SuccessiveHalving(Scheduler):
             if run is None:
                 if len(self.runs) == len(self.brackets):
                     break
+                self._bring_forward(len(self.runs))
                 run = self._open(len(self.runs))
                 continue
             request = run.queued.pop(0) or self._make_trial(run)
@@ -257,6 +258,19 @@ class SuccessiveHalving(Scheduler):
         why = (f"runs in place of a bracket starting at {planned.rungs[0].epochs} epochs "
                f"({self.fidelity.summary()}, trusted from {self.fidelity.first_trusted()} epochs)")
         return choice, why
+
+    def _bring_forward(self, index: int) -> None:
+        """With workers free while earlier brackets still run, the bracket opened next is
+        the first not yet opened that the proposer is ready to start well, or, if none is,
+        the one with the cheapest first rung (its blind jobs cost least); it moves to
+        `index`, the others keep their order. With nothing running (one worker) the
+        schedule's order stands."""
+        waiting = self.brackets[index:]
+        if not any(r.running for r in self.runs) or self.proposer.ready(waiting[0]):
+            return
+        ready = [j for j, b in enumerate(waiting) if self.proposer.ready(b)]
+        pick = ready[0] if ready else min(range(len(waiting)), key=lambda j: (waiting[j].rungs[0].resource, j))
+        self.brackets[index:] = [waiting[pick]] + waiting[:pick] + waiting[pick + 1:]
 
     def _open(self, index: int) -> _BracketRun:
         bracket, why = self._choose(index)
