@@ -263,15 +263,16 @@ def test_later_brackets_breed_new_trials_at_higher_rungs_from_scratch(breed_full
     jobs = sorted(result.view.jobs.values(), key=lambda j: j.job_id)
     first_epochs = {j.bracket: j.stop_epoch for j in reversed(jobs) if j.rung == 0}
     bred_high = [j for j in jobs if j.rung > 0 and j.start_epoch == 0 and j.stop_epoch > first_epochs[j.bracket]]
+    bred_at = {j.stop_epoch for j in bred_high}
     if breed_full:  # the paper: the second pass breeds at every rung
-        assert {j.bracket for j in bred_high} >= {5, 6, 7}
+        assert bred_at == {3, 9, 27}
     else:  # ours: every rung below 27 epochs; the 27-epoch rungs resume the rung below's best
-        assert {j.bracket for j in bred_high} == {5, 6} and all(j.stop_epoch < 27 for j in bred_high)
-        full = [j for j in jobs if j.bracket in (5, 6, 7) and j.rung > 0 and j.stop_epoch == 27]
-        assert len(full) == 1 + 1 + 2 and all(j.start_epoch > 0 for j in full)
+        assert bred_at == {3, 9}
+        full = [j for j in jobs if j.bracket > 1 and j.rung > 0 and j.stop_epoch == 27]
+        assert len(full) == 2 * (1 + 1 + 2) - 1  # both passes' brackets but the first
         for j in full:  # each continues a trial of the rung below, from its checkpoint
             below = [k for k in jobs if k.trial_id == j.trial_id and k.stop_epoch == j.start_epoch]
-            assert below and "promoted" in j.note
+            assert j.start_epoch > 0 and below and "promoted" in j.note
     assert all(j.bracket > 1 for j in bred_high)
     for j in bred_high:
         assert "DE trial against target" in j.note
@@ -282,6 +283,22 @@ def test_later_brackets_breed_new_trials_at_higher_rungs_from_scratch(breed_full
     assert all(0 <= j.params["x"] <= 1 and 0 <= j.params["y"] <= 1 for j in jobs)
     top = [j for j in result.jobs if j["stop_epoch"] == 27 and j["status"] == "completed"]
     assert result.best[1] == min(j["metrics"][-1] for j in top)
+
+
+def test_free_workers_open_a_bracket_whose_population_is_full_before_one_that_would_start_blind():
+    # With 8 workers the first bracket's 27 one-epoch jobs leave workers free long before
+    # the 3- and 9-epoch populations fill. The schedule's next bracket would then start 9
+    # random configurations at 3 epochs (and the s = 0 bracket 4 random full trainings); the
+    # next pass's first bracket, whose one-epoch population fills first, goes ahead instead.
+    result = simulate("dehb", SEARCH, curve, max_epochs=27, n_workers=8, params={**HB, "automl_hyperband_iterations": 3})
+    jobs = sorted(result.view.jobs.values(), key=lambda j: j.job_id)
+    random = [j for j in jobs if j.note.split(": ", 1)[1].startswith("new, random")]
+    assert len(random) >= 27 and {j.stop_epoch for j in random} == {1}
+    opened = [min((j for j in jobs if j.bracket == b), key=lambda j: j.job_id) for b in range(1, 13)]
+    assert [j.stop_epoch for j in opened[:2]] == [1, 1]  # the schedule's second starts at 3 epochs
+    # every bracket of the three passes still runs: three of each kind
+    kinds = sorted(j.stop_epoch for j in opened)
+    assert kinds == [1] * 3 + [3] * 3 + [9] * 3 + [27] * 3
 
 
 def test_same_seed_same_jobs_and_another_seed_others():

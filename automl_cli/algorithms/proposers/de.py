@@ -52,10 +52,12 @@ Ours, on `schedulers/hyperband.py` with TAO's schedule plus the paper's s = 0 br
   breeding is what carries good regions up. `= 1` breeds as the paper does.
 - The s = 0 bracket that TAO's tables leave out is kept, as in the paper: without it the
   top level's subpopulation would hold 2 members for R = 27, nu = 3 (with it, 4).
-- Parallel workers: brackets overlap as in the hyperband scheduler, so with many workers a later
-  bracket may start before the first pass has filled a level (it then stays random), and
-  several trials may be bred against the same target before either finishes; each is
-  compared with the target's loss when it finishes.
+- Parallel workers: brackets overlap as in the hyperband scheduler. A bracket whose first
+  level is still filling would start random configurations (`ready` says no), so while
+  earlier brackets run, the scheduler opens a later bracket whose level is full first, or
+  the cheapest (docs/algorithms.md has the measurements). Several trials may be bred
+  against the same target before either finishes; each is compared with the target's loss
+  when it finishes.
 All randomness comes from the scheduler's generator, in an order fixed by the calls the engine makes, so
 a replayed journal breeds the same trials.
 """

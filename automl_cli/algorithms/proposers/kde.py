@@ -111,10 +111,6 @@ class KDEProposer(Proposer):
             return self.space.sample(self.rng), RANDOM_NOTE if model is None else f"{RANDOM_NOTE} (random fraction)"
         return self.space.from_units(self._best_candidate(model), self.rng), model.describe()
 
-    def ready(self, bracket) -> bool:
-        budget = self.model_budget()
-        return budget is not None and budget >= bracket.rungs[0].epochs
-
     # -- the model -------------------------------------------------------------------------
     def model_budget(self) -> int | None:
         """The largest budget (epochs) with enough results for a model, or None."""

@@ -139,8 +139,9 @@ def rank(losses: dict[int, float | None]) -> list[int]:
 
 class SuccessiveHalving(Scheduler):
     """Hyperband's brackets run in order; when a bracket waits at its rung barrier, free
-    workers start the next bracket, so brackets overlap across workers. The proposer
-    chooses each new configuration."""
+    workers start the next bracket, so brackets overlap across workers (one the proposer
+    is not ready for may wait its turn: `_bring_forward`). The proposer chooses each new
+    configuration."""
 
     full_bracket = False  # TAO's tables leave out the s = 0 bracket; the DEHB paper keeps it (a preset option)
 
