@@ -1,12 +1,11 @@
-"""bfbo: a Sobol start that fills the workers, then batches kept apart by local penalisation."""
+"""bfbo: a Sobol start that fills the workers, then batches whose members believe the ones before them."""
 import pytest
 import numpy as np
 import torch
 
 from automl_cli.algorithms import get_algorithm
 from automl_cli.algorithms.base import Outcome
-from automl_cli.algorithms.proposers.gp_batch import _penalised_log_ei
-from automl_cli.algorithms.models.gp import GP, GPEnsemble, log_expected_improvement
+from automl_cli.algorithms.models.gp import GP, GPEnsemble, believe
 
 from test_algorithms import BRANIN_SPACE, branin, drive
 
@@ -41,38 +40,36 @@ def test_bayesian_starts_from_the_same_kind_of_sobol_design_one_point_at_a_time(
         assert sorted(np.floor(units[:, axis] * 8).astype(int).tolist()) == list(range(8))
 
 
-def test_a_model_batch_is_diverse_and_each_member_says_what_it_was_penalised_by():
+def test_a_model_batch_is_diverse_and_each_member_says_what_it_believed():
     algo = bfbo(automl_initial_random=6)
     finish(algo, algo.suggest(6))
     batch = algo.suggest(4)
     assert [r.note.split(":")[0] for r in batch] == [f"batch member {i}/4" for i in range(1, 5)]
-    assert "penalised" not in batch[0].note and "penalised around 3" in batch[3].note
+    assert "believing" not in batch[0].note and "believing 3 running or chosen" in batch[3].note
     units = np.array([BRANIN_SPACE.to_units(r.params) for r in batch])
     gaps = [np.linalg.norm(units[i] - units[j]) for i in range(4) for j in range(i)]
-    assert min(gaps) > 0.02  # without the penalisers log EI would put all four on one peak
+    assert min(gaps) > 0.02  # without the beliefs log EI would put all four on one peak
 
 
-def test_the_penaliser_carves_a_hole_around_a_chosen_point_that_grows_with_how_bad_it_looks():
+def test_a_believed_point_spends_the_improvement_there_and_the_best_to_beat_is_the_belief():
     rng = np.random.default_rng(0)
     x = rng.random((12, 2))
-    y = (x ** 2).sum(1)
+    y = ((x - 0.3) ** 2).sum(1)
     gp = GP.fit(x, y)
     best = float(y.min())
-    plain = lambda q: log_expected_improvement(*gp.predict(q), best)
-    good, bad = np.array([[0.05, 0.05]]), np.array([[0.9, 0.9]])
-    for centre, depth in ((good, 0.5), (bad, 3.0)):
-        score = _penalised_log_ei(GPEnsemble([gp]), best, 2.0, centre)
-        at = torch.as_tensor(centre)
-        far = torch.as_tensor(1.0 - centre)
-        # at the chosen point: at most half the value (a point as good as the best may still
-        # beat it), far less where the model expects the point to be bad
-        assert float(score(at)) < float(plain(at)) - depth
-        assert abs(float(score(far)) - float(plain(far))) < 0.5  # far away barely changes
-    # at the same offset, the hole around a bad-looking point is deeper than around a good one
-    offset = np.array([[0.12, 0.0]])
-    dent = lambda c: float(plain(torch.as_tensor(c + offset)) - _penalised_log_ei(GPEnsemble([gp]), best, 2.0, c)(
-        torch.as_tensor(c + offset)))
-    assert dent(bad) > dent(good)
+    plain = GPEnsemble([gp]).log_ei(best)
+    grid = torch.as_tensor(np.stack(np.meshgrid(np.linspace(0, 1, 41), np.linspace(0, 1, 41)), -1).reshape(-1, 2))
+    chosen = grid[int(plain(grid).argmax())][None].numpy()  # the first member: log EI's peak
+    models, bests = believe([gp], chosen, best)
+    believed = GPEnsemble(models).log_ei(bests)
+    at = torch.as_tensor(chosen)
+    assert float(believed(at)) < float(plain(at)) - 1  # little left to gain where it believes the mean
+    assert np.linalg.norm(grid[int(believed(grid).argmax())].numpy() - chosen) > 0.02  # the peak moves on
+    # the model predicts a loss below the best there: that believed loss is the one to beat
+    mean_there = float(gp.predict(at)[0])
+    assert mean_there < best and bests == [pytest.approx(mean_there, abs=1e-9)]
+    assert torch.allclose(models[0].predict(torch.as_tensor(x))[0], gp.predict(torch.as_tensor(x))[0],
+                          atol=1e-3 * float(np.ptp(y)))
 
 
 def test_batches_of_four_find_branins_minimum_about_as_well_as_one_at_a_time():

@@ -132,7 +132,7 @@ PROPOSERS = {p.name: p for p in [
           "proposers.grid:GridProposer", sets_budget=True),
     Piece("gp", "Gaussian process (Matern 5/2, ARD, MAP) + log expected improvement after a Sobol design",
           GP_PARAMETERS, "proposers.gp:GPProposer"),
-    Piece("gp_batch", "a Sobol start, then diverse batches by local penalisation of the GP's log EI (bfbo)",
+    Piece("gp_batch", "a Sobol start, then batches whose members believe the ones before them (kriging believer; bfbo)",
           GP_PARAMETERS, "proposers.gp_batch:BatchGPProposer"),
     Piece("kde", "BOHB's model of good vs bad results (TPE-style KDEs) at the largest budget with enough results",
           KDE_PARAMETERS, "proposers.kde:KDEProposer"),
@@ -189,8 +189,8 @@ PRESETS = {e.name: e for e in [
                                   "each trained in full"),
     Entry("bayesian", "full", "gp", "Gaussian process (Matern 5/2, ARD, MAP) + log expected improvement, "
                                     "one config at a time, full training each"),
-    Entry("bfbo", "full", "gp_batch", "batch-first Bayesian optimisation: a Sobol start, then diverse batches "
-                                      "by local penalisation"),
+    Entry("bfbo", "full", "gp_batch", "batch-first Bayesian optimisation: a Sobol start, then a whole batch "
+                                      "from one fit (kriging believer)"),
     Entry("reinforcement", "full", "policy", "REINFORCE policy (softmax per choice, clipped Gaussian per number) "
                                              "learns from each job's score, each trained in full; a space of "
                                              "choices only runs as a full grid"),

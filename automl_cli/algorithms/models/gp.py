@@ -178,6 +178,17 @@ class GP:
         return GP(x, y, self.theta, scale=(self.y_centre, self.y_std))
 
 
+def believe(models: list[GP], x_more: np.ndarray, best: float) -> tuple[list[GP], list[float]]:
+    """Kriging believer: each model told its own mean at `x_more` (configurations running or
+    already chosen, whose results are not in), and the loss each must then improve on: a
+    believed loss below the real best is the best that model believes in, so improvement
+    is sought beyond it rather than at the believed point again."""
+    if len(x_more) == 0:
+        return models, [best] * len(models)
+    models = [m.with_fantasies(x_more) for m in models]
+    return models, [min(best, float(m.z[-len(x_more):].min()) * m.y_std + m.y_centre) for m in models]
+
+
 def log_expected_improvement(mean: torch.Tensor, std: torch.Tensor, best: float) -> torch.Tensor:
     """log E[max(best - f, 0)] for f ~ N(mean, std^2), minimisation, stable for any z."""
     z = (best - mean) / std
@@ -214,14 +225,17 @@ class GPEnsemble:
         var = torch.clamp(self.signal[:, None] - (v ** 2).sum(1), min=1e-12)
         return mean * self.y_std + self.y_centre, torch.sqrt(var) * self.y_std
 
-    def log_ei(self, best: float):
+    def log_ei(self, best: float | list[float]):
         """log of the expected improvement averaged over the members (one GP per
         hyperparameter sample): an acquisition that stays open to what any plausible fit of
-        the data thinks promising, where one MAP fit can be sure of itself too early."""
+        the data thinks promising, where one MAP fit can be sure of itself too early.
+        `best`: the loss to improve on, one for all members or one per member."""
         if len(self.members) == 1:
-            return lambda x: log_expected_improvement(*self.members[0].predict(x), best)
+            one = best if isinstance(best, float) else float(best[0])
+            return lambda x: log_expected_improvement(*self.members[0].predict(x), one)
         offset = math.log(len(self.members))
-        return lambda x: torch.logsumexp(log_expected_improvement(*self.predict(x), best), 0) - offset
+        per_member = torch.as_tensor(best, dtype=torch.float64).reshape(-1, 1)  # (K or 1, 1) against (K, m)
+        return lambda x: torch.logsumexp(log_expected_improvement(*self.predict(x), per_member), 0) - offset
 
     def mean(self):
         """The predicted loss averaged over the members: what they expect, without their spread."""

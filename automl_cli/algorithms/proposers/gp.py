@@ -7,7 +7,10 @@ one-hot), by gradient from the best of many candidates (models/acquisition.py). 
 hyperparameters are refitted (MAP, models/gp.py) at every proposal while there are few
 points, and then as the data grows by a fifth. Jobs still running are pending points: the
 model is told its own prediction there ("kriging believer"), which flattens the
-improvement around them, so parallel workers are not handed the same idea twice. Failed
+improvement around them, so parallel workers are not handed the same idea twice; where
+it predicts a loss below the best, that believed loss is the one to beat (else the
+believed point would keep its own improvement, and the next worker would be sent next
+to it). Failed
 jobs are left out of the model: a made-up penalty would bend it.
 
 In a multi-fidelity scheduler (Hyperband, ASHA) results come at several budgets; the GP
@@ -141,28 +144,32 @@ class GPModel(Proposer):
         return "" if epochs is None or epochs == asked else f" (GP of the {epochs}-epoch results)"
 
 
+    def believer_choice(self, models: list[GP], configs: list[dict], losses: np.ndarray, around: list[dict],
+                        taken: set[str]) -> tuple[dict[str, Any], float] | None:
+        """The configuration (not in `taken`) with the highest log EI averaged over `models`,
+        each told its own prediction at `around` (the configurations running or already
+        chosen: kriging believer), and that value; None when every candidate was tried."""
+        from ..models.acquisition import maximize
+        from ..models.gp import GPEnsemble, believe
+
+        models, best = believe(models, np.array([self.space.encode(c) for c in around]), float(losses.min()))
+        ensemble = GPEnsemble(models)
+        anchors = [configs[i] for i in np.argsort(losses)[:5]]
+        return maximize(ensemble.log_ei(best), self.space, self.rng, anchors=anchors, seen=taken,
+                        mean=ensemble.mean())
+
+
 class GPProposer(GPModel):
     name = "gp"
 
     def propose(self, epochs: int, pending: list[dict[str, Any]], bracket=None) -> tuple[dict, str]:
-        from ..models.acquisition import maximize
-        from ..models.gp import GPEnsemble
-
         if len(self.proposed) < self.n_initial:
             return self.initial_point(self.seen())
         configs, losses, budget = self.observations()
         if len(losses) < 2:
             return self.space.sample(self.rng), "random (too few finished jobs for the GP)"
-        gp = self.model(configs, losses, budget)
-        models = self.plausible(gp)
-        if pending:
-            x_pending = np.array([self.space.encode(c) for c in pending])
-            models = [m.with_fantasies(x_pending) for m in models]
-        best = float(losses.min())
-        anchors = [configs[i] for i in np.argsort(losses)[:5]]
-        ensemble = GPEnsemble(models)
-        found = maximize(ensemble.log_ei(best), self.space, self.rng, anchors=anchors, seen=self.seen(),
-                         mean=ensemble.mean())
+        models = self.plausible(self.model(configs, losses, budget))
+        found = self.believer_choice(models, configs, losses, pending, self.seen())
         if found is None:
             return self.space.sample(self.rng), "random (every candidate was already tried)"
         config, value = found
