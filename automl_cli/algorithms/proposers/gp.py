@@ -10,8 +10,7 @@ model is told its own prediction there ("kriging believer"), which flattens the
 improvement around them, so parallel workers are not handed the same idea twice; where
 it predicts a loss below the best, that believed loss is the one to beat (else the
 believed point would keep its own improvement, and the next worker would be sent next
-to it). Failed
-jobs are left out of the model: a made-up penalty would bend it.
+to it). Failed jobs are left out of the model: a made-up penalty would bend it.
 
 In a multi-fidelity scheduler (Hyperband, ASHA) results come at several budgets; the GP
 models the largest budget holding at least as many finite results as the initial design
@@ -142,7 +141,6 @@ class GPModel(Proposer):
     def on_budget(epochs: int | None, asked: int) -> str:
         """Which budget the model stands on, when it is not the one a job is asked to train to."""
         return "" if epochs is None or epochs == asked else f" (GP of the {epochs}-epoch results)"
-
 
     def believer_choice(self, models: list[GP], configs: list[dict], losses: np.ndarray, around: list[dict],
                         taken: set[str]) -> tuple[dict[str, Any], float] | None:
