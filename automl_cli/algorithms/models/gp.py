@@ -229,10 +229,8 @@ class GPEnsemble:
         """log of the expected improvement averaged over the members (one GP per
         hyperparameter sample): an acquisition that stays open to what any plausible fit of
         the data thinks promising, where one MAP fit can be sure of itself too early.
-        `best`: the loss to improve on, one for all members or one per member."""
-        if len(self.members) == 1:
-            one = best if isinstance(best, float) else float(best[0])
-            return lambda x: log_expected_improvement(*self.members[0].predict(x), one)
+        `best`: the loss to improve on, one for all members or one per member. (With one
+        member the log of the sum of one term is that term, exactly.)"""
         offset = math.log(len(self.members))
         per_member = torch.as_tensor(best, dtype=torch.float64).reshape(-1, 1)  # (K or 1, 1) against (K, m)
         return lambda x: torch.logsumexp(log_expected_improvement(*self.predict(x), per_member), 0) - offset

@@ -266,11 +266,12 @@ class SuccessiveHalving(Scheduler):
         the one with the cheapest first rung (its blind jobs cost least); it moves to
         `index`, the others keep their order. With nothing running (one worker) the
         schedule's order stands."""
-        waiting = self.brackets[index:]
-        if not any(r.running for r in self.runs) or self.proposer.ready(waiting[0]):
+        if not any(r.running for r in self.runs):
             return
-        ready = [j for j, b in enumerate(waiting) if self.proposer.ready(b)]
-        pick = ready[0] if ready else min(range(len(waiting)), key=lambda j: (waiting[j].rungs[0].resource, j))
+        waiting = self.brackets[index:]
+        pick = next((j for j, b in enumerate(waiting) if self.proposer.ready(b)), None)
+        if pick is None:
+            pick = min(range(len(waiting)), key=lambda j: (waiting[j].rungs[0].resource, j))
         self.brackets[index:] = [waiting[pick]] + waiting[:pick] + waiting[pick + 1:]
 
     def _open(self, index: int) -> _BracketRun:
