@@ -119,7 +119,7 @@ def test_resume_stops_a_trainer_its_dead_run_left_before_starting_the_job_again(
     ledger = tmp_path / "ledger"
     monkeypatch.setenv("FAKE_TRAINER_LEDGER", str(ledger))
     use_wrapper(fake_mmar, tmp_path, recommendations=1)
-    set_epoch_seconds(fake_mmar, [0.05, 1.0])
+    set_epoch_seconds(fake_mmar, [0.05, 30])  # the orphan sits in epoch 2 however slow the machine
     run_dir = fake_mmar / "automl" / "o"
     leftovers.append(run_dir)
     tool = start_run(fake_mmar, "--run-id", "o")
