@@ -11,7 +11,7 @@ from conftest import job_processes, run_cli, run_processes, set_epoch_seconds, s
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_to_the_tool_stops_every_job_and_exits_130(fake_mmar, sig):
-    set_epoch_seconds(fake_mmar, 2.0)
+    set_epoch_seconds(fake_mmar, 5.0)  # still training after a status call on a loaded machine
     tool = start_run(fake_mmar, "--run-id", "int", "--workers", "0:1")
     run_dir = fake_mmar / "automl" / "int"
     assert wait_for(lambda: len(job_processes(str(run_dir))) >= 2), "both workers should be training"
