@@ -75,6 +75,18 @@ def test_time_budget_cuts_running_jobs_at_the_budget():
     assert sum(j["status"] == "completed" for j in result.jobs) == 6  # 2 rounds of 3 workers x 50 s
 
 
+def test_jobs_that_end_together_at_the_budget_all_complete():
+    """Four workers, jobs of 50 s, a budget of 100 s: all of the second round ends on the
+    budget. Before: the first job's last epoch was delivered alone, the clock stood at the
+    budget, and the engine cut the other three in their last epoch (so a benchmark at an
+    eighth of the time lost 7 of 8 trainings where one worker lost none)."""
+    result = simulate("random", SEARCH, lambda c, e, s: (branin(c), 10.0), max_epochs=5, n_workers=4,
+                      time_budget=100.0, params={"automl_max_recommendations": 100})
+    assert [j["status"] for j in result.jobs] == ["completed"] * 8
+    assert all(len(j["metrics"]) == 5 and j["end_time"] == (50.0 if j["job_id"] <= 4 else 100.0)
+               for j in result.jobs)
+
+
 def test_maximize_and_failures():
     def objective(config, epoch, state):
         if config["opt"] == "sgd":

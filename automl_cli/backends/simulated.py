@@ -87,7 +87,11 @@ class SimulatedBackend(Backend):
         heapq.heappush(self.queue, (self.clock + seconds, sim.token, sim.job.job_id, epoch, metric, seconds))
 
     def poll(self) -> list[MetricsReport | JobExit]:
-        while not self.ready and self.queue:
+        # one epoch end per poll, so jobs that end at the same moment are learnt of one by one,
+        # as a real engine sees jobs that never quite end together; except at a hard deadline:
+        # there every epoch that ends on it comes in, else the engine, its clock at the budget,
+        # would cut all but the first of them
+        while self.queue and (not self.ready or self.clock == self.deadline == self.queue[0][0]):
             end, token, job_id, epoch, metric, seconds = self.queue[0]
             if self.deadline is not None and end > self.deadline:
                 self.clock = max(self.clock, self.deadline)
