@@ -312,6 +312,11 @@ class Engine:
         """No new job from here on; with a hard budget the running jobs are stopped (SIGTERM:
         they checkpoint) and end as stopped. The run then finishes as any run stopped early:
         best/ published, and a resume with a bigger budget goes on."""
+        if self.s.time_budget_hard:
+            # a job that ended since the last poll ended within the budget: hear it first, so it
+            # counts as completed rather than as cut by the budget
+            for event in self.backend.poll():
+                self._handle(event)
         self.budget_spent = True
         budget = format_duration(self.s.time_budget)
         running = len(self.jobs)

@@ -3,15 +3,20 @@ algorithm stopping to launch at the budget (soft: running jobs finish; hard: the
 import json
 import re
 import time
+from pathlib import Path
 
 import pytest
 
 from automl_cli.algorithms import REGISTRY, load_all
+from automl_cli.backends.base import Backend, JobExit, MetricsReport
+from automl_cli.engine import Engine, EngineSettings
 from automl_cli.durations import format_duration, parse_duration
 from automl_cli.runconfig import BUDGET_PASSES, fill_budget
 from automl_cli.simulate import simulate
+from automl_cli.space import parse_search_space
 from automl_cli.status import RunView
-from automl_cli.store import Event, read_events
+from automl_cli.store import Event, Journal, read_events
+from automl_cli.workers import Worker
 
 from conftest import run_cli, set_epoch_seconds
 from test_simulate import SEARCH, curve
@@ -127,6 +132,66 @@ def test_hard_budget_cuts_running_jobs_at_it(algorithm):
     assert running_at_budget and cut
     assert all(job.status == "stopped" and job.ended == budget for job in cut)
     assert result.view.budget_reached["hard"] is True
+
+
+class _PollingBackend(Backend):
+    """Processes on a clock that moves 4 s per poll: what happened since the last poll is only
+    heard at the next one, as with real processes. Job k trains 2 epochs of 3k s and exits 0
+    half a second later; a stop cuts what has not happened yet."""
+
+    def __init__(self):
+        self.clock, self.pending, self.live = 0.0, [], set()
+
+    def start(self, job):
+        self.live.add(job.job_id)
+        epoch = 3.0 * job.job_id
+        self.pending += [(self.clock + epoch, MetricsReport(job.job_id, {"epoch": 1, "val": 0.5})),
+                         (self.clock + 2 * epoch, MetricsReport(job.job_id, {"epoch": 2, "val": 0.6})),
+                         (self.clock + 2 * epoch + 0.5, JobExit(job.job_id, 0))]
+        return {"dir": ""}
+
+    def poll(self):
+        events = [event for when, event in self.pending if when <= self.clock]
+        self.pending = [(when, event) for when, event in self.pending if when > self.clock]
+        self.live -= {event.job_id for event in events if isinstance(event, JobExit)}
+        self.clock += 4.0
+        return events
+
+    def stop(self, job_id):
+        if job_id in self.live:
+            self.pending = [(w, e) for w, e in self.pending if e.job_id != job_id] + \
+                [(self.clock, JobExit(job_id, -15, stop_requested=True))]
+
+    def stop_all(self):
+        for job_id in list(self.live):
+            self.stop(job_id)
+        return self.poll()
+
+    def running(self):
+        return sorted(self.live)
+
+    def now(self):
+        return self.clock
+
+    def idle(self, seconds):
+        pass
+
+
+def test_a_job_that_ended_just_before_a_hard_budget_counts_as_completed():
+    # job 1 exits at 6.5 s; the engine would hear of it at its poll at 8 s, but first finds the
+    # 7 s budget spent: the exit is heard before the running jobs are cut, so job 1 completed,
+    # and only job 2 (its second epoch would end at 12 s) is cut
+    space = parse_search_space({"m": {"name": "M", "args": {"lr": 0.1}, "search": [
+        {"args": "lr", "type": "float", "targets": [1e-4, 1e-1]}]}}, Path("c.json"))
+    algo = REGISTRY["random"](space, max_epochs=2, seed=0, params={"automl_max_recommendations": 4})
+    journal = Journal(Path(":memory:"))
+    settings = EngineSettings("r", "random", space, [Worker(1, ()), Worker(2, ())], "val", "maximize", 2,
+                              time_budget=7.0, time_budget_hard=True)
+    view = Engine(settings, algo, _PollingBackend(), journal).run()
+    ended = {job.job_id: (job.status, job.epoch, job.cause) for job in view.jobs.values()}
+    assert ended == {1: ("completed", 2, ""), 2: ("stopped", 1, "stopped at the time budget 7s")}
+    reached = next(e for e in journal.events() if e.kind == "budget_reached")
+    assert reached.data["running"] == 1
 
 
 @pytest.mark.parametrize("algorithm", ["hyperband", "hyperband_es", "bohb", "dehb"])
