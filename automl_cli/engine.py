@@ -98,6 +98,9 @@ class Engine:
         self.interrupted: set[int] = set()  # jobs cut by Ctrl-C or an error: a resumed run continues them
         self.last_report: dict[int, float] = {}  # running job -> when it started or last reported (backend clock)
         self.slowest_epoch = 0.0  # the longest wait for a report the run has seen
+        self.launched: dict[int, float] = {}  # job launched this session -> when, until its first report
+        self.quickest_first: float | None = None  # the shortest launch-to-first-report this session
+        self.closing = False  # too little of a hard budget is left for a new job's first epoch
         self.hung: dict[int, str] = {}  # jobs stopped for reporting no epoch -> why
         self.next_job = 1
         self.suspended: set[str] = set()  # worker names given no new job
@@ -250,6 +253,8 @@ class Engine:
 
     def _fill_workers(self) -> bool:
         started = False
+        if self.free and (self.relaunch or self.unstarted) and self._too_late_to_start():
+            return False
         while self.free and self.relaunch:
             old = self.relaunch.pop(0)
             self._launch(self.requests[old.job_id], self.free.pop(0), job_id=old.job_id, attempt=old.attempt + 1)
@@ -258,6 +263,8 @@ class Engine:
             self._launch(self.unstarted.pop(0), self.free.pop(0))
             started = True
         if not self.free or self.algorithm.is_done():
+            return started
+        if self._too_late_to_start():
             return started
         free_slots = len(self.free)
         requests = self.algorithm.suggest(free_slots)
@@ -283,7 +290,7 @@ class Engine:
         self._record("job_launching", job_id=job_id, name=job.name, trial_id=job.trial_id, worker=worker.name,
                      attempt=attempt)
         placed = self.backend.start(job)
-        self.last_report[job_id] = self.backend.now()
+        self.last_report[job_id] = self.launched[job_id] = self.backend.now()
         self._record("job_started", job_id=job_id, name=job.name, trial_id=job.trial_id, worker=worker.name,
                      gpus=list(worker.gpus) if placed.get("devices") else [], params=job.params,
                      start_epoch=job.start_epoch, stop_epoch=job.stop_epoch, note=request.note,
@@ -308,10 +315,32 @@ class Engine:
                    + (f", waiting for the {running} running job(s) to end" if running else ""), key=True)
         return True
 
-    def _budget_reached(self) -> None:
+    def _too_late_to_start(self) -> bool:
+        """Under a hard budget, True once less of it is left than the quickest launch-to-first-
+        report of this session: a job launched now would be cut before its first epoch, all cost
+        and no result. Said once; the running jobs go on to the budget, and when none is left the
+        budget is taken as reached now (best/ published, a resume with a bigger budget goes on)."""
+        if not self.s.time_budget_hard or self.budget_end is None or self.quickest_first is None:
+            return False
+        left = self.budget_end - self.backend.now()
+        if left >= self.quickest_first:
+            return False
+        if not self.closing:
+            self.closing = True
+            running = len(self.jobs)
+            self.trace(f"time budget {format_duration(self.s.time_budget)}: {format_duration_left(left)} left, less "
+                       f"than the quickest first epoch of this session ({format_duration_left(self.quickest_first)}"
+                       f" from launch): no new jobs" + (f"; the {running} running are stopped at the budget"
+                                                        if running else ""), key=True)
+        if not self.backend.running():
+            self._budget_reached(early=left)
+        return True
+
+    def _budget_reached(self, early: float | None = None) -> None:
         """No new job from here on; with a hard budget the running jobs are stopped (SIGTERM:
         they checkpoint) and end as stopped. The run then finishes as any run stopped early:
-        best/ published, and a resume with a bigger budget goes on."""
+        best/ published, and a resume with a bigger budget goes on. `early`: the seconds left
+        of a hard budget too short for another job, with none running."""
         if self.s.time_budget_hard:
             # a job that ended since the last poll ended within the budget: hear it first, so it
             # counts as completed rather than as cut by the budget
@@ -324,7 +353,9 @@ class Engine:
             then = f"{running} running stopped with their checkpoints" if running else "none running"
         else:
             then = f"{running} running finish" if running else "none running"
-        message = f"time budget {budget} reached: no new jobs ({then})"
+        message = (f"time budget {budget} reached: no new jobs ({then})" if early is None else
+                   f"time budget {budget} as good as reached ({format_duration_left(early)} left, too little for "
+                   "a first epoch): none running, the search ends")
         self._record("budget_reached", budget=self.s.time_budget, hard=self.s.time_budget_hard, running=running,
                      used=self.view.time_used(self.backend.now()), message=message)
         self.trace(message, key=True)
@@ -432,6 +463,10 @@ class Engine:
         return loss
 
     def _on_metrics(self, event: MetricsReport) -> None:
+        launched = self.launched.pop(event.job_id, None)
+        if launched is not None:
+            took = self.backend.now() - launched
+            self.quickest_first = took if self.quickest_first is None else min(self.quickest_first, took)
         self._alive(event.job_id)
         loss = self._record_metrics(event)
         job_id, epoch = event.job_id, event.values.get("epoch")
@@ -521,6 +556,7 @@ class Engine:
                      log_tail=event.log_tail if status in ("failed", "retried") else [])
         job = self.jobs.pop(job_id)
         self.last_report.pop(job_id, None)
+        self.launched.pop(job_id, None)
         self.hung.pop(job_id, None)
         if free_worker and job.worker.name not in self.suspended:
             self.free.append(job.worker)

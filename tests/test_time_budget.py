@@ -194,6 +194,41 @@ def test_a_job_that_ended_just_before_a_hard_budget_counts_as_completed():
     assert reached.data["running"] == 1
 
 
+def _even(config, epoch, state):
+    """`curve`'s values with every epoch taking 5 s: a job launched with 5 s left reports in time."""
+    return curve(config, epoch, state)[0], 5.0
+
+
+@pytest.mark.parametrize("algorithm", sorted(REGISTRY))
+def test_a_hard_budget_launches_no_job_it_would_cut_before_its_first_epoch(algorithm):
+    # epochs end at multiples of 5 s; with 47 s, a job launched at 45 s would be cut at 47 s
+    # with nothing to show, so none is: every job the run started reported at least one epoch
+    params = dict(LONG.get(algorithm, {}))
+    result = simulate(algorithm, SEARCH, _even, max_epochs=9, n_workers=3, seed=0, params=params, time_budget=47.0)
+    jobs = result.view.jobs.values()
+    assert all(job.epoch > job.start_epoch for job in jobs), \
+        [(job.name, job.start_epoch, job.epoch, job.cause) for job in jobs if job.epoch == job.start_epoch]
+    assert max(job.started for job in jobs) <= 40
+    assert result.view.budget_reached is not None
+
+
+def test_with_nothing_running_and_no_time_for_an_epoch_the_search_ends_before_its_hard_budget():
+    # one worker, 3 epochs of 5 s per job, 34 s: two jobs end at 30 s and a third would be
+    # cut at 34 s before its first epoch; the search ends at 30 s, as if its budget were spent
+    result = simulate("random", SEARCH, _even, max_epochs=3, n_workers=1, seed=0,
+                      params={"automl_max_recommendations": 10}, time_budget=34.0)
+    assert [(job.status, job.epoch) for job in result.view.jobs.values()] == [("completed", 3), ("completed", 3)]
+    assert result.elapsed == 30.0
+    reached = result.view.budget_reached
+    assert reached["hard"] is True and reached["running"] == 0
+    assert reached["message"] == ("time budget 34s as good as reached (4s left, too little for a first epoch): "
+                                  "none running, the search ends")
+    # a soft budget lets running jobs finish whatever is left: it keeps launching until it ends
+    soft = simulate("random", SEARCH, _even, max_epochs=3, n_workers=1, seed=0,
+                    params={"automl_max_recommendations": 10}, time_budget=34.0, time_budget_hard=False)
+    assert len(soft.view.jobs) == 3 and soft.elapsed == 45.0
+
+
 @pytest.mark.parametrize("algorithm", ["hyperband", "hyperband_es", "bohb", "dehb"])
 def test_a_budget_lengthens_the_hyperband_family_until_it_ends_the_search(algorithm):
     one_pass = simulate(algorithm, SEARCH, curve, max_epochs=9, n_workers=3, seed=0)
@@ -204,6 +239,7 @@ def test_a_budget_lengthens_the_hyperband_family_until_it_ends_the_search(algori
                       time_budget=3 * one_pass.elapsed, time_budget_hard=False)
     assert filled.view.budget_reached is not None  # the budget ended it, not the schedule
     assert len(filled.jobs) > 2 * len(one_pass.jobs)
+
 
 
 def test_a_schedule_the_user_set_is_kept_and_pbt_trains_to_the_configs_epochs():
