@@ -170,7 +170,7 @@ def make_plan(space, algorithm: str, params: dict, max_epochs: int, workers: int
     algo = cls(space, max_epochs=max_epochs, seed=seed, params=params)
     reasons, brackets = [], []
     if isinstance(algo, SuccessiveHalving):
-        reasons = algo.adjustment + ([f"the brackets below run {algo.iterations} times over"]
+        reasons = algo.adjustment + ([f"the brackets below run {algo.passes()}"]
                                      if algo.iterations > 1 else [])
         design = initial_design_line(algorithm, algo.params, len(space))
         reasons += [design] if design else []

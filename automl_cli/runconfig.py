@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .algorithms.base import Algorithm, get_algorithm, resolve_params
-from .algorithms.catalogue import initial_design_line
+from .algorithms.catalogue import BUDGET_PASSES, initial_design_line
 from .clara.clara_api import is_clara_controller
 from .clara.clara_api.adapters import ClaraHandlerAdapter
 from .clara.components import (CLARA_CONTROLLERS, algorithm_name, build, controller_algorithm, controller_class,
@@ -36,9 +36,7 @@ RUN_KEYS = {"run_id", "workers", "traceout", "trainconf", "automlconf", "algorit
             "automl_job_timeout", "automl_time_budget", "automl_time_budget_hard", "automl_start_from_config"}
 # With a time budget, schedules that would end after one pass are lengthened (unless the
 # user set how long they run) so that the budget, not the schedule, ends the search: the
-# Hyperband family gets this many passes over its brackets, a fixed number (not one worked
-# out from the budget) so that a resume with a bigger budget continues the same schedule
-BUDGET_PASSES = 1000
+# Hyperband family gets BUDGET_PASSES passes over its brackets (algorithms/catalogue.py)
 # a run id names <runs>/<id>/, its SLURM jobs and its control files: no path separators,
 # spaces or shell characters (Clara's examples use names like a, test1, trn_autoML_Enum)
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@=-]{0,99}")

@@ -239,7 +239,13 @@ def test_a_budget_lengthens_the_hyperband_family_until_it_ends_the_search(algori
                       time_budget=3 * one_pass.elapsed, time_budget_hard=False)
     assert filled.view.budget_reached is not None  # the budget ended it, not the schedule
     assert len(filled.jobs) > 2 * len(one_pass.jobs)
-
+    # the notes number brackets without the 1000 passes nobody plans (one pass: "bracket 2/3")
+    assert sum(1 for job in filled.view.jobs.values() if job.note) > len(one_pass.jobs)
+    assert all(re.match(r"bracket \d+ rung", job.note) for job in filled.view.jobs.values() if job.note)
+    assert all(re.match(r"bracket \d+/\d+ rung", job.note) for job in one_pass.view.jobs.values() if job.note)
+    lines = REGISTRY[algorithm](parse_search_space({"x1": 0, "x2": 0, "opt": "adam", "act": "relu", "search": SEARCH},
+                                                   Path("c.json")), max_epochs=9, seed=0, params=params).explain()
+    assert any("brackets run over and over until the time budget ends the search" in line for line in lines)
 
 
 def test_a_schedule_the_user_set_is_kept_and_pbt_trains_to_the_configs_epochs():

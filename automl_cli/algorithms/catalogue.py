@@ -24,6 +24,10 @@ from ..errors import UsageError
 from .params import ParamSpec
 
 BUDGET = {"automl_max_recommendations": ParamSpec(20, "configurations to train", minimum=1)}
+# the passes over its brackets a Hyperband-family schedule gets when a time budget, not the
+# schedule, is to end the search (runconfig.fill_budget): a fixed number, not one worked out
+# from the budget, so that a resume with a bigger budget continues the same schedule
+BUDGET_PASSES = 1000
 HYPERBAND_PARAMETERS = {
     "automl_R": ParamSpec(27, "maximum resource of one configuration (the top rung), in units of epoch_multiplier epochs",
                           minimum=1),

@@ -26,7 +26,7 @@ from fractions import Fraction
 from typing import Any
 
 from ..base import CONTINUE, JobRequest, Outcome
-from ..catalogue import HYPERBAND_PARAMETERS  # noqa: F401 (re-exported for the schedulers that extend it)
+from ..catalogue import BUDGET_PASSES, HYPERBAND_PARAMETERS  # noqa: F401 (re-exported for the schedulers that extend it)
 from ..proposers.base import Result
 from .base import Scheduler
 from .fidelity import FidelityTrust
@@ -187,6 +187,12 @@ class SuccessiveHalving(Scheduler):
         self.trials[trial_id] = params
         return trial_id
 
+    def passes(self) -> str:
+        """How often the brackets run, in words."""
+        if self.iterations >= BUDGET_PASSES:
+            return "over and over until the time budget ends the search"
+        return f"{self.iterations} times over"
+
     # -- the contract --------------------------------------------------------------------
     def schedule_lines(self) -> list[str]:
         lines = [f"hyperband R={self.R} nu={self.nu} epoch_multiplier={self.epoch_multiplier}: "
@@ -194,7 +200,7 @@ class SuccessiveHalving(Scheduler):
         for number, bracket in enumerate(self.schedule, start=1):
             lines.append(f"bracket {number}: " + " -> ".join(f"{r.n} x {r.epochs} epochs" for r in bracket.rungs))
         if self.iterations > 1:
-            lines.append(f"the {len(self.schedule)} brackets run {self.iterations} times over")
+            lines.append(f"the {len(self.schedule)} brackets run {self.passes()}")
         lines.append("a bracket that would decide at a rung found to rank configurations unlike the rungs above "
                      f"(Spearman rank correlation below {self.fidelity.trust:g} with 95% confidence, over at least "
                      f"{self.fidelity.min_pairs} trials that reached both) is replaced by one that starts at a "
@@ -329,4 +335,6 @@ class SuccessiveHalving(Scheduler):
 
     def _note(self, run: _BracketRun, why: str) -> str:
         rung = run.bracket.rungs[run.rung]
-        return f"bracket {run.index + 1}/{len(self.brackets)} rung {run.rung} ({rung.n} x {rung.epochs} epochs): {why}"
+        # passes that only a time budget ends have no last bracket worth naming
+        of = "" if self.iterations >= BUDGET_PASSES else f"/{len(self.brackets)}"
+        return f"bracket {run.index + 1}{of} rung {run.rung} ({rung.n} x {rung.epochs} epochs): {why}"
