@@ -218,7 +218,11 @@ def render(plan: Plan) -> list[str]:
         budget = format_duration(plan.time_budget)
         brackets = f" ({plan.brackets_started} bracket(s) begun)" if plan.brackets_started else ""
         if plan.budget_ended:
-            then = "the running jobs stopped there" if plan.time_budget_hard else "the running jobs finish"
+            then = "the running jobs finish"
+            if plan.time_budget_hard:
+                left = plan.time_budget - plan.wall_seconds  # > 0: no job fitted a first epoch in it
+                then = (f"none running, its last {left:.2g} s too short for a job's first epoch" if left > 1e-6
+                        else "the running jobs stopped there")
             lines.append(f"in the time budget {budget} with {plan.workers} worker(s) at {plan.epoch_seconds:.3g} "
                          f"s/epoch: {plan.jobs} jobs start{brackets}, {plan.epochs} epochs of training; the budget "
                          f"ends the search ({then}, at {_clock(plan.wall_seconds)}; {startup})")

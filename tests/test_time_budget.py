@@ -331,6 +331,16 @@ def test_plan_says_what_fits_in_the_budget(fake_mmar):
     assert "the budget ends the search (the running jobs finish" in fits.stdout
     short = run_cli("plan", "-m", str(fake_mmar), "--workers", "0:1", "--epoch-seconds", "10", "--time-budget", "1d")
     assert "the search ends before the time budget 1d: 4 jobs" in short.stdout  # automl_max_recommendations: 4
+    # hard: 4 jobs of 3 epochs (30 s) on 2 workers end at 30 s and 60 s; with 65 s a third
+    # round would be cut 5 s into its first epoch, so the search ends at 60 s
+    hard = run_cli("plan", "-m", str(fake_mmar), "--workers", "0:1", "--epoch-seconds", "10", "--time-budget", "65s",
+                   "--time-budget-hard", "--set", "automl_max_recommendations=8")
+    assert ("4 jobs start, 12 epochs of training; the budget ends the search (none running, its last 5 s too short "
+            "for a job's first epoch, at 0:01:00;") in hard.stdout, hard.stdout
+    cut = run_cli("plan", "-m", str(fake_mmar), "--workers", "0:1", "--epoch-seconds", "10", "--time-budget", "55s",
+                  "--time-budget-hard", "--set", "automl_max_recommendations=8")
+    assert "4 jobs start, 10 epochs of training; the budget ends the search (the running jobs stopped there, at " \
+           "0:00:55;" in cut.stdout, cut.stdout
     unknown = run_cli("plan", "-m", str(fake_mmar), "--time-budget", "1h")
     assert "what fits in the time budget 1h: unknown without the time of an epoch" in unknown.stdout
 
