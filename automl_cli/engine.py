@@ -353,6 +353,9 @@ class Engine:
             then = f"{running} running stopped with their checkpoints" if running else "none running"
         else:
             then = f"{running} running finish" if running else "none running"
+            etas = [self.view.jobs[job_id].eta() for job_id in self.jobs]
+            if etas and None not in etas:  # each has timed an epoch: when the search should end
+                then += f", the last in about {format_duration_left(max(etas))}"
         message = (f"time budget {budget} reached: no new jobs ({then})" if early is None else
                    f"time budget {budget} as good as reached ({format_duration_left(early)} left, too little for "
                    "a first epoch): none running, the search ends")

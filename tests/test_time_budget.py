@@ -223,10 +223,13 @@ def test_with_nothing_running_and_no_time_for_an_epoch_the_search_ends_before_it
     assert reached["hard"] is True and reached["running"] == 0
     assert reached["message"] == ("time budget 34s as good as reached (4s left, too little for a first epoch): "
                                   "none running, the search ends")
-    # a soft budget lets running jobs finish whatever is left: it keeps launching until it ends
+    # a soft budget lets running jobs finish whatever is left: it keeps launching until it ends,
+    # and says when the last running job should end
     soft = simulate("random", SEARCH, _even, max_epochs=3, n_workers=1, seed=0,
                     params={"automl_max_recommendations": 10}, time_budget=34.0, time_budget_hard=False)
     assert len(soft.view.jobs) == 3 and soft.elapsed == 45.0
+    assert soft.view.budget_reached["message"] == ("time budget 34s reached: no new jobs (1 running finish, the last "
+                                                   "in about 10s)")  # seen at 35 s, the first event after 34 s: 2 epochs left
 
 
 @pytest.mark.parametrize("algorithm", ["hyperband", "hyperband_es", "bohb", "dehb"])
@@ -270,7 +273,8 @@ def test_a_run_ends_on_its_budget_and_a_resume_with_a_bigger_one_goes_on(fake_mm
     trace = (run_dir / "trace.log").read_text()
     assert "time budget 4s: no new job after it; running jobs finish" in trace
     # both workers are busy but at the moment one job ends and the next has yet to start
-    assert re.search(r"time budget 4s reached: no new jobs \([12] running finish\)", trace)
+    # (and when the last should end, once each has timed an epoch)
+    assert re.search(r"time budget 4s reached: no new jobs \([12] running finish(, the last in about \d+s)?\)", trace)
     assert "ended by its time budget 4s; --resume with a bigger --time-budget continues" in soft.stdout + trace
     status = json.loads((run_dir / "status.json").read_text())["b"]
     assert status["time_budget"]["reached"] and status["time_budget"]["budget"] == "4s"
