@@ -221,7 +221,8 @@ def render(plan: Plan) -> list[str]:
             then = "the running jobs finish"
             if plan.time_budget_hard:
                 left = plan.time_budget - plan.wall_seconds  # > 0: no job fitted a first epoch in it
-                then = (f"none running, its last {left:.2g} s too short for a job's first epoch" if left > 1e-6
+                shown = format_duration(round(left) if left >= 10 else round(left, 1))
+                then = (f"none running, its last {shown} too short for a job's first epoch" if left > 1e-6
                         else "the running jobs stopped there")
             lines.append(f"in the time budget {budget} with {plan.workers} worker(s) at {plan.epoch_seconds:.3g} "
                          f"s/epoch: {plan.jobs} jobs start{brackets}, {plan.epochs} epochs of training; the budget "

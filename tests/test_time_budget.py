@@ -339,7 +339,7 @@ def test_plan_says_what_fits_in_the_budget(fake_mmar):
     # round would be cut 5 s into its first epoch, so the search ends at 60 s
     hard = run_cli("plan", "-m", str(fake_mmar), "--workers", "0:1", "--epoch-seconds", "10", "--time-budget", "65s",
                    "--time-budget-hard", "--set", "automl_max_recommendations=8")
-    assert ("4 jobs start, 12 epochs of training; the budget ends the search (none running, its last 5 s too short "
+    assert ("4 jobs start, 12 epochs of training; the budget ends the search (none running, its last 5s too short "
             "for a job's first epoch, at 0:01:00;") in hard.stdout, hard.stdout
     cut = run_cli("plan", "-m", str(fake_mmar), "--workers", "0:1", "--epoch-seconds", "10", "--time-budget", "55s",
                   "--time-budget-hard", "--set", "automl_max_recommendations=8")
