@@ -253,7 +253,8 @@ class Engine:
 
     def _fill_workers(self) -> bool:
         started = False
-        if self.free and (self.relaunch or self.unstarted) and self._too_late_to_start():
+        if self.free and (self.relaunch or self.unstarted or not self.algorithm.is_done()) \
+                and self._too_late_to_start():
             return False
         while self.free and self.relaunch:
             old = self.relaunch.pop(0)
@@ -263,8 +264,6 @@ class Engine:
             self._launch(self.unstarted.pop(0), self.free.pop(0))
             started = True
         if not self.free or self.algorithm.is_done():
-            return started
-        if self._too_late_to_start():
             return started
         free_slots = len(self.free)
         requests = self.algorithm.suggest(free_slots)

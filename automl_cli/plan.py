@@ -22,7 +22,7 @@ from .algorithms.catalogue import initial_design_line
 from .algorithms.schedulers.hyperband import SuccessiveHalving
 from .backends.simulated import SimulatedBackend
 from .durations import format_duration
-from .engine import Engine, EngineSettings
+from .engine import Engine, EngineSettings, format_duration_left
 from .status import RunView, _clock
 from .store import JOURNAL, Journal, read_events
 from .workers import Worker
@@ -221,9 +221,8 @@ def render(plan: Plan) -> list[str]:
             then = "the running jobs finish"
             if plan.time_budget_hard:
                 left = plan.time_budget - plan.wall_seconds  # > 0: no job fitted a first epoch in it
-                shown = format_duration(round(left) if left >= 10 else round(left, 1))
-                then = (f"none running, its last {shown} too short for a job's first epoch" if left > 1e-6
-                        else "the running jobs stopped there")
+                then = (f"none running, its last {format_duration_left(left)} too short for a job's first epoch"
+                        if left > 1e-6 else "the running jobs stopped there")
             lines.append(f"in the time budget {budget} with {plan.workers} worker(s) at {plan.epoch_seconds:.3g} "
                          f"s/epoch: {plan.jobs} jobs start{brackets}, {plan.epochs} epochs of training; the budget "
                          f"ends the search ({then}, at {_clock(plan.wall_seconds)}; {startup})")

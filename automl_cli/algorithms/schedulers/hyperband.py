@@ -187,11 +187,15 @@ class SuccessiveHalving(Scheduler):
         self.trials[trial_id] = params
         return trial_id
 
+    @property
+    def until_budget(self) -> bool:
+        """The passes are a time budget's (runconfig.fill_budget): it, not the schedule, ends the search."""
+        return self.iterations >= BUDGET_PASSES
+
     def passes(self) -> str:
         """How often the brackets run, in words."""
-        if self.iterations >= BUDGET_PASSES:
-            return "over and over until the time budget ends the search"
-        return f"{self.iterations} times over"
+        return "over and over until the time budget ends the search" if self.until_budget else \
+            f"{self.iterations} times over"
 
     # -- the contract --------------------------------------------------------------------
     def schedule_lines(self) -> list[str]:
@@ -335,6 +339,5 @@ class SuccessiveHalving(Scheduler):
 
     def _note(self, run: _BracketRun, why: str) -> str:
         rung = run.bracket.rungs[run.rung]
-        # passes that only a time budget ends have no last bracket worth naming
-        of = "" if self.iterations >= BUDGET_PASSES else f"/{len(self.brackets)}"
+        of = "" if self.until_budget else f"/{len(self.brackets)}"  # no last bracket worth naming
         return f"bracket {run.index + 1}{of} rung {run.rung} ({rung.n} x {rung.epochs} epochs): {why}"
